@@ -1,0 +1,230 @@
+//! Scenarios are data: the starting state of a simulated project and its clusters.
+//! `fresh`, `installed` and `missing-permission` are YAML files under `sim/scenarios/`;
+//! `fleet-N` is `fresh` with N clusters. `--set key=value` tunes any of them.
+
+use std::collections::BTreeMap;
+
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Timing;
+
+/// The starting state of a sandbox.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Scenario {
+    pub project_id: String,
+    /// int64 as the APIs send it: a string of digits.
+    pub project_number: String,
+    /// The caller every accepted access token stands for.
+    pub principal: String,
+    /// Full service names (`container.googleapis.com`).
+    pub enabled_services: Vec<String>,
+    /// Permissions the principal lacks (`testIamPermissions` omits them, calls needing them
+    /// answer 403 PERMISSION_DENIED).
+    pub denied_permissions: Vec<String>,
+    /// Whether the fleet `servicemesh` feature exists.
+    pub servicemesh_feature: bool,
+    pub clusters: Vec<ClusterSpec>,
+    /// Simulated durations (not part of the scenario files; set with `timing.*`).
+    #[serde(skip)]
+    pub timing: Timing,
+}
+
+/// One GKE cluster of a scenario.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterSpec {
+    pub name: String,
+    /// Zone or region.
+    pub location: String,
+    /// `RAPID`, `REGULAR`, `STABLE`, or `null` for no release channel.
+    pub channel: Option<String>,
+    pub workload_identity: bool,
+    /// GKE version, e.g. `1.32.6-gke.1025000`.
+    pub kubernetes_version: String,
+    pub labels: BTreeMap<String, String>,
+    /// Whether a fleet membership for this cluster exists.
+    pub registered: bool,
+    /// Fleet management of the mesh for this membership (`MANAGEMENT_AUTOMATIC`), if any.
+    pub management: Option<String>,
+}
+
+const FRESH: &str = include_str!("../scenarios/fresh.yaml");
+const INSTALLED: &str = include_str!("../scenarios/installed.yaml");
+const MISSING_PERMISSION: &str = include_str!("../scenarios/missing-permission.yaml");
+
+/// Names accepted by [`Scenario::named`] (for help texts).
+pub const SCENARIO_NAMES: &str = "fresh, installed, missing-permission, fleet-N (N ≥ 1)";
+
+impl Scenario {
+    /// The scenario called `name`.
+    pub fn named(name: &str) -> Result<Scenario> {
+        let text = match name {
+            "fresh" => FRESH,
+            "installed" => INSTALLED,
+            "missing-permission" => MISSING_PERMISSION,
+            other => match other.strip_prefix("fleet-").map(str::parse::<usize>) {
+                Some(Ok(n)) if (1..=500).contains(&n) => return Scenario::fleet(n),
+                _ => bail!("unknown scenario {name:?}; expected one of: {SCENARIO_NAMES} (N at most 500)"),
+            },
+        };
+        serde_yaml::from_str(text).with_context(|| format!("scenario {name} is malformed"))
+    }
+
+    /// `fresh` with `n` clusters `cluster-1..n`, all in one project and location.
+    pub fn fleet(n: usize) -> Result<Scenario> {
+        let mut s: Scenario = serde_yaml::from_str(FRESH).context("scenario fresh is malformed")?;
+        s.project_id = "asm-fleet".into();
+        s.project_number = "718276145904".into();
+        let template = s.clusters[0].clone();
+        s.clusters = (1..=n).map(|i| ClusterSpec { name: format!("cluster-{i}"), ..template.clone() }).collect();
+        Ok(s)
+    }
+
+    /// Applies one `--set key=value` knob:
+    /// - `cluster.workload_identity=true|false`, `cluster.channel=RAPID|REGULAR|STABLE|NONE`,
+    ///   `cluster.kubernetes_version=V`, `cluster.registered=true|false`,
+    ///   `cluster.label.K=V` — for every cluster, or `cluster.NAME.…` for one;
+    /// - `services.enabled=a,b,…` (replaces the list; short names get `.googleapis.com`),
+    ///   `service.NAME=enabled|disabled`;
+    /// - `deny=perm[,perm…]` (adds denied permissions), `allow=perm` (removes one);
+    /// - `project.id=ID`, `project.number=N`, `principal=user:…`;
+    /// - `servicemesh_feature=true|false`;
+    /// - `timing.NAME_ms=MS` (see [`Timing`]).
+    pub fn apply_set(&mut self, key: &str, value: &str) -> Result<()> {
+        let bad = || anyhow::anyhow!("--set {key}={value}: invalid value");
+        let parse_bool = |v: &str| match v {
+            "true" | "on" | "yes" => Ok(true),
+            "false" | "off" | "no" => Ok(false),
+            _ => Err(bad()),
+        };
+        if let Some(name) = key.strip_prefix("timing.") {
+            if self.timing.apply_set(name, value)? {
+                return Ok(());
+            }
+            bail!("--set {key}: unknown timing knob");
+        }
+        if let Some(rest) = key.strip_prefix("cluster.") {
+            let (targets, field): (Vec<usize>, &str) = match rest.split_once('.') {
+                Some((name, field)) if self.clusters.iter().any(|c| c.name == name) => {
+                    (self.clusters.iter().enumerate().filter(|(_, c)| c.name == name).map(|(i, _)| i).collect(), field)
+                }
+                _ => ((0..self.clusters.len()).collect(), rest),
+            };
+            for i in targets {
+                let c = &mut self.clusters[i];
+                match field {
+                    "workload_identity" => c.workload_identity = parse_bool(value)?,
+                    "registered" => c.registered = parse_bool(value)?,
+                    "channel" => {
+                        c.channel = match value.to_ascii_uppercase().as_str() {
+                            "NONE" | "" => None,
+                            v @ ("RAPID" | "REGULAR" | "STABLE" | "EXTENDED") => Some(v.to_string()),
+                            _ => return Err(bad()),
+                        }
+                    }
+                    "kubernetes_version" => c.kubernetes_version = value.to_string(),
+                    "location" => c.location = value.to_string(),
+                    "management" => c.management = (!value.is_empty() && value != "none").then(|| value.to_string()),
+                    f => match f.strip_prefix("label.") {
+                        Some(label) => {
+                            c.labels.insert(label.to_string(), value.to_string());
+                        }
+                        None => bail!("--set {key}: unknown cluster field {f:?}"),
+                    },
+                }
+            }
+            return Ok(());
+        }
+        if let Some(name) = key.strip_prefix("service.") {
+            let full = full_service_name(name);
+            self.enabled_services.retain(|s| *s != full);
+            match value {
+                "enabled" | "true" => self.enabled_services.push(full),
+                "disabled" | "false" => {}
+                _ => return Err(bad()),
+            }
+            return Ok(());
+        }
+        match key {
+            "services.enabled" => {
+                self.enabled_services =
+                    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(full_service_name).collect();
+            }
+            "deny" => self.denied_permissions.extend(value.split(',').map(|p| p.trim().to_string())),
+            "allow" => self.denied_permissions.retain(|p| p != value),
+            "project.id" => self.project_id = value.to_string(),
+            "project.number" => {
+                if value.is_empty() || !value.chars().all(|c| c.is_ascii_digit()) {
+                    return Err(bad());
+                }
+                self.project_number = value.to_string();
+            }
+            "principal" => self.principal = value.to_string(),
+            "servicemesh_feature" => self.servicemesh_feature = parse_bool(value)?,
+            _ => bail!("--set {key}: unknown knob"),
+        }
+        Ok(())
+    }
+
+    /// The scenario called `name` with every knob applied.
+    pub fn build(name: &str, sets: &[(String, String)]) -> Result<Scenario> {
+        let mut s = Scenario::named(name)?;
+        for (k, v) in sets {
+            s.apply_set(k, v)?;
+        }
+        Ok(s)
+    }
+
+    /// The location all clusters share (the first cluster's).
+    pub fn location(&self) -> &str {
+        self.clusters.first().map(|c| c.location.as_str()).unwrap_or("us-central1-c")
+    }
+}
+
+/// `mesh` → `mesh.googleapis.com`; full names pass through.
+pub fn full_service_name(name: &str) -> String {
+    if name.contains('.') { name.to_string() } else { format!("{name}.googleapis.com") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_scenarios_parse() {
+        for name in ["fresh", "installed", "missing-permission", "fleet-3"] {
+            let s = Scenario::named(name).unwrap();
+            assert!(!s.clusters.is_empty(), "{name}");
+        }
+        let fresh = Scenario::named("fresh").unwrap();
+        assert_eq!(fresh.project_id, "asm-fresh");
+        assert_eq!(fresh.clusters[0].location, "us-central1-c");
+        assert!(!fresh.enabled_services.contains(&"gkehub.googleapis.com".to_string()));
+        assert_eq!(Scenario::named("fleet-3").unwrap().clusters.len(), 3);
+        assert!(Scenario::named("fleet-0").is_err());
+        assert!(Scenario::named("nope").is_err());
+    }
+
+    #[test]
+    fn knobs_change_the_scenario() {
+        let s = Scenario::build(
+            "fleet-2",
+            &[
+                ("cluster.workload_identity".into(), "false".into()),
+                ("cluster.cluster-2.channel".into(), "rapid".into()),
+                ("service.gkehub".into(), "enabled".into()),
+                ("deny".into(), "gkehub.features.create".into()),
+                ("timing.gke_op_ms".into(), "0".into()),
+            ],
+        )
+        .unwrap();
+        assert!(s.clusters.iter().all(|c| !c.workload_identity));
+        assert_eq!(s.clusters[0].channel.as_deref(), Some("REGULAR"));
+        assert_eq!(s.clusters[1].channel.as_deref(), Some("RAPID"));
+        assert!(s.enabled_services.contains(&"gkehub.googleapis.com".to_string()));
+        assert_eq!(s.denied_permissions, vec!["gkehub.features.create".to_string()]);
+        assert!(s.timing.gke_op.is_zero());
+        assert!(Scenario::build("fresh", &[("bogus".into(), "1".into())]).is_err());
+        assert!(Scenario::build("fresh", &[("cluster.channel".into(), "weekly".into())]).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! asm: installs and operates managed Anthos Service Mesh on GKE.

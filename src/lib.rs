@@ -1,1 +1,66 @@
-//! asm: installs and operates managed Anthos Service Mesh on GKE.
+//! asm: installs and operates managed Anthos Service Mesh (Cloud Service Mesh) on GKE.
+//!
+//! Flow of every command (DESIGN §2): argv → clap `cli` → validated spec → observe → plan
+//! (pure) → render → execute → verify. All output goes through [`output::Printer`].
+
+pub mod cli;
+pub mod commands;
+pub mod environment;
+pub mod error;
+pub mod output;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+use crate::environment::Environment;
+use crate::error::{Error, classify, exit};
+use crate::output::{Printer, Verbosity};
+
+/// Runs asm with `args` (including the program name) and returns the exit code.
+pub async fn run<I, T>(args: I, env: Environment, printer: Printer) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::SUCCESS
+            };
+            let text = if printer.color() {
+                e.render().ansi().to_string()
+            } else {
+                e.render().to_string()
+            };
+            if e.use_stderr() {
+                printer.error(&Error::usage(
+                    "ASM-E001",
+                    text.trim_start_matches("error: ").trim_end(),
+                ));
+            } else {
+                printer.result(&text);
+            }
+            return code;
+        }
+    };
+    let verbosity = match (cli.quiet, cli.verbose) {
+        (true, _) => Verbosity::Quiet,
+        (false, 0) => Verbosity::Normal,
+        _ => Verbosity::Verbose,
+    };
+    let printer = printer.with_verbosity(verbosity);
+    let outcome = match cli.command {
+        Command::Sandbox(cmd) => commands::sandbox::run(cmd, &env, &printer).await,
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(err) => {
+            let err = classify(err);
+            printer.error(&err);
+            err.exit_code
+        }
+    }
+}

@@ -1,0 +1,33 @@
+//! clap definitions only: what the user can type. Validation into typed specs happens in
+//! `spec`; behaviour lives in `commands`.
+
+pub mod sandbox;
+
+use clap::{ArgAction, Parser, Subcommand};
+
+/// asm installs managed Anthos Service Mesh (Cloud Service Mesh) on GKE through the Google
+/// Cloud and Kubernetes APIs. Every command that changes something shows its plan first;
+/// `--dry-run` stops there.
+#[derive(Debug, Parser)]
+#[command(name = "asm", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// More detail on stderr: request traces (method, URL, status, duration), never secrets.
+    #[arg(short, long, global = true, action = ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors and results; no progress lines.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+/// The command tree.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
+    /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
+    #[command(subcommand)]
+    Sandbox(sandbox::SandboxCommand),
+}

@@ -1,0 +1,61 @@
+//! `asm sandbox serve|exec`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+/// The sandbox subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SandboxCommand {
+    /// Start the sandbox and print `export NAME='VALUE'` lines for a shell, then serve until
+    /// SIGINT/SIGTERM. Typical use: `eval "$(asm sandbox serve &)"` or a second terminal.
+    Serve(SandboxArgs),
+    /// Start the sandbox, run CMD with its environment, stop the sandbox and exit with CMD's
+    /// exit code. Example: `asm sandbox exec --scenario fresh -- gcloud container clusters list`.
+    Exec(SandboxExecArgs),
+}
+
+/// How to set up the simulated world.
+#[derive(Debug, Args, Clone)]
+pub struct SandboxArgs {
+    /// Starting state: fresh, installed, missing-permission, or fleet-N (N clusters).
+    #[arg(long, default_value = "fresh", value_name = "NAME")]
+    pub scenario: String,
+
+    /// Tune the scenario, e.g. `cluster.workload_identity=false`, `cluster.channel=RAPID`,
+    /// `service.gkehub=enabled`, `deny=gkehub.memberships.create`, `timing.gke_op_ms=0`.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+
+    /// Inject failures: `[METHOD ]ROUTE_GLOB:503|429|500|drop[,rate=R]`, e.g.
+    /// `'/container/*:503,rate=0.1'`. Repeatable.
+    #[arg(long = "fault", value_name = "SPEC")]
+    pub faults: Vec<String>,
+
+    /// Seed of the fault injector, to replay a failing run.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+
+    /// Latency added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0, value_name = "MS")]
+    pub latency_ms: u64,
+
+    /// Append one JSON line per request received (method, path, status, ts, server).
+    #[arg(long, value_name = "FILE")]
+    pub request_log: Option<PathBuf>,
+
+    /// Port of the Google API server (default: any free port).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+/// `asm sandbox exec`.
+#[derive(Debug, Args, Clone)]
+pub struct SandboxExecArgs {
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
+
+    /// The command to run, after `--`.
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}

@@ -1,0 +1,3 @@
+//! One module per command: turn validated input into effects through the Printer.
+
+pub mod sandbox;

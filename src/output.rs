@@ -1,0 +1,172 @@
+//! The one Printer: results to stdout, progress and diagnostics to stderr. Nothing else in
+//! asm writes to the terminal.
+//!
+//! Colour only when the stream is a terminal and `NO_COLOR` is unset. Writes ignore a
+//! closed pipe (`asm … | head` is not an error).
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use crate::error::Error;
+
+/// How chatty progress output is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Verbosity {
+    Quiet,
+    Normal,
+    Verbose,
+}
+
+type Stream = Arc<Mutex<Box<dyn Write + Send>>>;
+
+/// Shared handle to the process's output streams. Cheap to clone; safe across tasks.
+#[derive(Clone)]
+pub struct Printer {
+    stdout: Stream,
+    stderr: Stream,
+    color: bool,
+    verbosity: Verbosity,
+}
+
+impl std::fmt::Debug for Printer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Printer")
+            .field("color", &self.color)
+            .field("verbosity", &self.verbosity)
+            .finish()
+    }
+}
+
+impl Printer {
+    /// A printer over the given streams.
+    pub fn new(stdout: Box<dyn Write + Send>, stderr: Box<dyn Write + Send>, color: bool) -> Self {
+        Printer {
+            stdout: Arc::new(Mutex::new(stdout)),
+            stderr: Arc::new(Mutex::new(stderr)),
+            color,
+            verbosity: Verbosity::Normal,
+        }
+    }
+
+    /// The process's own stdout/stderr.
+    pub fn stdio(color: bool) -> Self {
+        Printer::new(
+            Box::new(std::io::stdout()),
+            Box::new(std::io::stderr()),
+            color,
+        )
+    }
+
+    pub fn with_verbosity(mut self, verbosity: Verbosity) -> Self {
+        self.verbosity = verbosity;
+        self
+    }
+
+    pub fn verbosity(&self) -> Verbosity {
+        self.verbosity
+    }
+
+    pub fn color(&self) -> bool {
+        self.color
+    }
+
+    /// Writes `text` to stdout as is, in one write (a result: a plan, JSON, exports).
+    pub fn result(&self, text: &str) {
+        write_all(&self.stdout, text.as_bytes());
+    }
+
+    /// One progress line on stderr (suppressed by `-q`).
+    pub fn progress(&self, line: &str) {
+        if self.verbosity >= Verbosity::Normal {
+            write_all(&self.stderr, format!("{line}\n").as_bytes());
+        }
+    }
+
+    /// A detail line on stderr, shown with `-v` only.
+    pub fn detail(&self, line: &str) {
+        if self.verbosity >= Verbosity::Verbose {
+            write_all(&self.stderr, format!("{line}\n").as_bytes());
+        }
+    }
+
+    /// A warning on stderr (always shown).
+    pub fn warning(&self, message: &str) {
+        let label = self.paint("warning", "33");
+        write_all(&self.stderr, format!("{label}: {message}\n").as_bytes());
+    }
+
+    /// An error with its code and hint on stderr.
+    pub fn error(&self, err: &Error) {
+        let label = self.paint(&format!("error[{}]", err.code), "31");
+        let mut text = format!("{label}: {}\n", err.message);
+        if let Some(hint) = &err.hint {
+            text.push_str(&format!("  hint: {hint}\n"));
+        }
+        write_all(&self.stderr, text.as_bytes());
+    }
+
+    /// Wraps `text` in an ANSI colour when colour is on.
+    pub fn paint(&self, text: &str, ansi: &str) -> String {
+        if self.color {
+            format!("\x1b[{ansi}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+}
+
+fn write_all(stream: &Stream, bytes: &[u8]) {
+    let mut s = match stream.lock() {
+        Ok(s) => s,
+        Err(p) => p.into_inner(),
+    };
+    // A closed pipe is the reader's choice, not an error of ours.
+    let _ = s.write_all(bytes).and_then(|()| s.flush());
+}
+
+/// A Printer writing into shared buffers, for tests.
+#[derive(Clone, Default, Debug)]
+pub struct Captured {
+    pub stdout: Arc<Mutex<Vec<u8>>>,
+    pub stderr: Arc<Mutex<Vec<u8>>>,
+}
+
+struct SharedBuf(Arc<Mutex<Vec<u8>>>);
+
+impl Write for SharedBuf {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self.0.lock() {
+            Ok(mut v) => v.extend_from_slice(buf),
+            Err(p) => p.into_inner().extend_from_slice(buf),
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// A colourless Printer writing into these buffers.
+    pub fn printer(&self) -> Printer {
+        Printer::new(
+            Box::new(SharedBuf(self.stdout.clone())),
+            Box::new(SharedBuf(self.stderr.clone())),
+            false,
+        )
+    }
+
+    pub fn stdout_text(&self) -> String {
+        self.stdout
+            .lock()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    }
+
+    pub fn stderr_text(&self) -> String {
+        self.stderr
+            .lock()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default()
+    }
+}

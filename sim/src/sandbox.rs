@@ -67,7 +67,11 @@ impl Sandbox {
     /// a tokio runtime.
     pub async fn start(config: SimConfig) -> Result<Sandbox> {
         let scenario = Scenario::build(&config.scenario, &config.sets)?;
-        let request_log = config.request_log.as_deref().map(RequestLog::create).transpose()?;
+        let request_log = config
+            .request_log
+            .as_deref()
+            .map(RequestLog::create)
+            .transpose()?;
         let ctx = Arc::new(ServeContext {
             latency: config.latency,
             faults: FaultInjector::new(config.faults.clone(), config.seed),
@@ -82,10 +86,23 @@ impl Sandbox {
 
         let mut clusters = Vec::new();
         for spec in &scenario.clusters {
-            let listener = TcpListener::bind(("127.0.0.1", 0)).await.context("binding a cluster API server")?;
-            let api = KubeApiServer::new(spec, ca.pem().to_string(), token.clone(), scenario.timing.clone());
+            let listener = TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .context("binding a cluster API server")?;
+            let api = KubeApiServer::new(
+                spec,
+                ca.pem().to_string(),
+                token.clone(),
+                scenario.timing.clone(),
+            );
             let acceptor = ca.server_acceptor(&spec.name)?;
-            let server = serve(listener, Some(acceptor), spec.name.clone(), ctx.clone(), api.clone())?;
+            let server = serve(
+                listener,
+                Some(acceptor),
+                spec.name.clone(),
+                ctx.clone(),
+                api.clone(),
+            )?;
             clusters.push(SandboxCluster {
                 name: spec.name.clone(),
                 location: spec.location.clone(),
@@ -107,7 +124,12 @@ impl Sandbox {
         let google = GoogleApi::new(scenario.clone(), token.clone(), endpoints);
         let listener = TcpListener::bind(("127.0.0.1", config.port.unwrap_or(0)))
             .await
-            .with_context(|| format!("binding the Google API server on port {}", config.port.unwrap_or(0)))?;
+            .with_context(|| {
+                format!(
+                    "binding the Google API server on port {}",
+                    config.port.unwrap_or(0)
+                )
+            })?;
         let google_server = serve(listener, None, "google".into(), ctx, google.clone())?;
 
         let sandbox = Sandbox {
@@ -157,12 +179,29 @@ impl Sandbox {
     pub fn exports(&self) -> Vec<(String, String)> {
         let mut env: Vec<(String, String)> = GOOGLE_SERVICES
             .iter()
-            .map(|(var, prefix)| (format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{var}"), self.google_url(prefix)))
+            .map(|(var, prefix)| {
+                (
+                    format!("CLOUDSDK_API_ENDPOINT_OVERRIDES_{var}"),
+                    self.google_url(prefix),
+                )
+            })
             .collect();
-        env.push(("CLOUDSDK_AUTH_ACCESS_TOKEN_FILE".into(), self.token_path().display().to_string()));
-        env.push(("KUBECONFIG".into(), self.kubeconfig_path().display().to_string()));
-        env.push(("ASM_SANDBOX_PROJECT".into(), self.scenario.project_id.clone()));
-        env.push(("ASM_SANDBOX_LOCATION".into(), self.scenario.location().to_string()));
+        env.push((
+            "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE".into(),
+            self.token_path().display().to_string(),
+        ));
+        env.push((
+            "KUBECONFIG".into(),
+            self.kubeconfig_path().display().to_string(),
+        ));
+        env.push((
+            "ASM_SANDBOX_PROJECT".into(),
+            self.scenario.project_id.clone(),
+        ));
+        env.push((
+            "ASM_SANDBOX_LOCATION".into(),
+            self.scenario.location().to_string(),
+        ));
         let names: Vec<&str> = self.clusters.iter().map(|c| c.name.as_str()).collect();
         env.push(("ASM_SANDBOX_CLUSTERS".into(), names.join(" ")));
         env
@@ -174,7 +213,11 @@ impl Sandbox {
         use base64::Engine as _;
         let ca = base64::engine::general_purpose::STANDARD.encode(&self.ca_pem);
         let project = &self.scenario.project_id;
-        let names: Vec<String> = self.clusters.iter().map(|c| c.context_name(project)).collect();
+        let names: Vec<String> = self
+            .clusters
+            .iter()
+            .map(|c| c.context_name(project))
+            .collect();
         json!({
             "apiVersion": "v1",
             "kind": "Config",
@@ -191,7 +234,8 @@ impl Sandbox {
 
     fn write_files(&self) -> Result<()> {
         write_private(&self.token_path(), self.token.as_bytes())?;
-        let kubeconfig = serde_yaml::to_string(&self.kubeconfig()).context("rendering the kubeconfig")?;
+        let kubeconfig =
+            serde_yaml::to_string(&self.kubeconfig()).context("rendering the kubeconfig")?;
         write_private(&self.kubeconfig_path(), kubeconfig.as_bytes())
     }
 
@@ -212,7 +256,11 @@ fn random_u64() -> u64 {
 }
 
 fn fresh_temp_dir() -> Result<PathBuf> {
-    let dir = std::env::temp_dir().join(format!("asm-sandbox-{}-{:08x}", std::process::id(), random_u64() as u32));
+    let dir = std::env::temp_dir().join(format!(
+        "asm-sandbox-{}-{:08x}",
+        std::process::id(),
+        random_u64() as u32
+    ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     set_mode(&dir, 0o700)?;
     Ok(dir)

@@ -81,6 +81,7 @@ async fn exec(args: SandboxExecArgs, env: &Environment, printer: &Printer) -> Re
         .env_clear()
         .envs(&env.vars)
         .envs(sandbox.exports())
+        .env("PATH", path_with_own_dir(env))
         .status()
         .await;
     sandbox.shutdown();
@@ -89,6 +90,16 @@ async fn exec(args: SandboxExecArgs, env: &Environment, printer: &Printer) -> Re
             .with_hint("is it installed and on PATH?")
     })?;
     Ok(status.code().unwrap_or(128 + signal_of(&status)))
+}
+
+/// `PATH` with the directory of this executable first, so `asm sandbox exec -- asm …` runs
+/// this very asm.
+fn path_with_own_dir(env: &Environment) -> String {
+    let current = env.var("PATH").unwrap_or("/usr/local/bin:/usr/bin:/bin").to_string();
+    match std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.display().to_string())) {
+        Some(dir) => format!("{dir}:{current}"),
+        None => current,
+    }
 }
 
 #[cfg(unix)]

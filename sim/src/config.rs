@@ -134,7 +134,9 @@ impl Fault {
             "429" => FaultKind::TooManyRequests,
             "500" => FaultKind::Internal,
             "drop" => FaultKind::Drop,
-            other => bail!("--fault {spec:?}: unknown fault {other:?} (expected 503, 429, 500 or drop)"),
+            other => {
+                bail!("--fault {spec:?}: unknown fault {other:?} (expected 503, 429, 500 or drop)")
+            }
         };
         let mut rate = 1.0;
         for p in parts {
@@ -144,7 +146,9 @@ impl Fault {
                         .parse::<f64>()
                         .ok()
                         .filter(|r| (0.0..=1.0).contains(r))
-                        .with_context(|| format!("--fault {spec:?}: rate must be a number in [0, 1]"))?;
+                        .with_context(|| {
+                            format!("--fault {spec:?}: rate must be a number in [0, 1]")
+                        })?;
                 }
                 _ => bail!("--fault {spec:?}: unknown option {p:?} (expected rate=R)"),
             }
@@ -159,12 +163,20 @@ impl Fault {
         if route.is_empty() {
             bail!("--fault {spec:?}: the route glob is empty");
         }
-        Ok(Fault { method, route, kind, rate })
+        Ok(Fault {
+            method,
+            route,
+            kind,
+            rate,
+        })
     }
 
     /// Whether this fault applies to a request (before the dice are rolled).
     pub fn matches(&self, method: &str, path: &str) -> bool {
-        self.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method)) && glob_match(&self.route, path)
+        self.method
+            .as_deref()
+            .is_none_or(|m| m.eq_ignore_ascii_case(method))
+            && glob_match(&self.route, path)
     }
 }
 
@@ -261,8 +273,14 @@ mod tests {
         assert_eq!(f.route, "/container/*:setResourceLabels");
         assert_eq!(f.kind, FaultKind::Unavailable);
         assert!((f.rate - 0.25).abs() < 1e-9);
-        assert!(f.matches("post", "/container/v1/projects/p/locations/l/clusters/c:setResourceLabels"));
-        assert!(!f.matches("GET", "/container/v1/projects/p/locations/l/clusters/c:setResourceLabels"));
+        assert!(f.matches(
+            "post",
+            "/container/v1/projects/p/locations/l/clusters/c:setResourceLabels"
+        ));
+        assert!(!f.matches(
+            "GET",
+            "/container/v1/projects/p/locations/l/clusters/c:setResourceLabels"
+        ));
     }
 
     #[test]
@@ -278,7 +296,10 @@ mod tests {
     #[test]
     fn glob_matches_like_a_shell_star() {
         assert!(glob_match("*", "/anything/at/all"));
-        assert!(glob_match("/gkehub/*/memberships*", "/gkehub/v1/projects/p/locations/-/memberships"));
+        assert!(glob_match(
+            "/gkehub/*/memberships*",
+            "/gkehub/v1/projects/p/locations/-/memberships"
+        ));
         assert!(!glob_match("/gkehub/*", "/container/v1"));
         assert!(glob_match("/a*b*c", "/aXXbYYc"));
         assert!(!glob_match("/a*b*c", "/aXXbYY"));

@@ -14,7 +14,10 @@ pub struct FaultInjector {
 
 impl FaultInjector {
     pub fn new(faults: Vec<Fault>, seed: u64) -> Self {
-        FaultInjector { faults, rng: Mutex::new(SplitMix64(seed)) }
+        FaultInjector {
+            faults,
+            rng: Mutex::new(SplitMix64(seed)),
+        }
     }
 
     /// The fault to inject for this request, if any. The first matching fault whose roll
@@ -69,8 +72,13 @@ mod tests {
     #[test]
     fn rate_is_roughly_respected_and_routes_filter() {
         let inj = FaultInjector::new(vec![Fault::parse("/x/*:429,rate=0.1").unwrap()], 1);
-        let hits = (0..10_000).filter(|_| inj.decide("GET", "/x/y").is_some()).count();
-        assert!((800..1200).contains(&hits), "{hits} faults out of 10000 at rate 0.1");
+        let hits = (0..10_000)
+            .filter(|_| inj.decide("GET", "/x/y").is_some())
+            .count();
+        assert!(
+            (800..1200).contains(&hits),
+            "{hits} faults out of 10000 at rate 0.1"
+        );
         assert_eq!(inj.decide("GET", "/other"), None);
     }
 

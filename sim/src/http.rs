@@ -41,7 +41,9 @@ pub struct Request {
 impl Request {
     /// A request built in code (tests, internal calls).
     pub fn new(method: &str, path_and_query: &str, body: impl Into<Bytes>) -> Self {
-        let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+        let (path, query) = path_and_query
+            .split_once('?')
+            .unwrap_or((path_and_query, ""));
         Request {
             method: method.to_string(),
             path: path.to_string(),
@@ -78,12 +80,19 @@ impl Request {
 
     /// The first value of a query parameter.
     pub fn query_param(&self, name: &str) -> Option<String> {
-        self.query_pairs().into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v)
     }
 
     /// Path and query as received.
     pub fn path_and_query(&self) -> String {
-        if self.query.is_empty() { self.path.clone() } else { format!("{}?{}", self.path, self.query) }
+        if self.query.is_empty() {
+            self.path.clone()
+        } else {
+            format!("{}?{}", self.path, self.query)
+        }
     }
 }
 
@@ -258,7 +267,10 @@ pub fn serve(
         }
         conns.abort_all();
     });
-    Ok(RunningServer { addr, stop: stop_tx })
+    Ok(RunningServer {
+        addr,
+        stop: stop_tx,
+    })
 }
 
 /// The error that makes hyper close a connection without answering (an injected drop).
@@ -280,7 +292,11 @@ async fn dispatch(
     handler: Arc<dyn Handler>,
 ) -> Result<hyper::Response<BoxBody<Bytes, Infallible>>, DroppedConnection> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let body = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
     let request = Request {
         method: parts.method.to_string(),
         path: parts.uri.path().to_string(),
@@ -303,7 +319,12 @@ async fn dispatch(
         None => handler.handle(request.clone()).await,
     };
     if let Some(log) = &ctx.request_log {
-        log.record(&server_name, &request.method, &path_and_query, response.status);
+        log.record(
+            &server_name,
+            &request.method,
+            &path_and_query,
+            response.status,
+        );
     }
     Ok(into_hyper(response))
 }
@@ -313,13 +334,16 @@ fn into_hyper(response: Response) -> hyper::Response<BoxBody<Bytes, Infallible>>
         Body::Full(bytes) => Full::new(bytes).boxed(),
         Body::Stream(rx) => {
             let stream = futures::stream::unfold(rx, |mut rx| async move {
-                rx.recv().await.map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
+                rx.recv()
+                    .await
+                    .map(|chunk| (Ok::<_, Infallible>(Frame::data(chunk)), rx))
             });
             StreamBody::new(stream).boxed()
         }
     };
     let mut out = hyper::Response::new(body);
-    *out.status_mut() = hyper::StatusCode::from_u16(response.status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
+    *out.status_mut() = hyper::StatusCode::from_u16(response.status)
+        .unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     for (name, value) in response.headers {
         if let (Ok(n), Ok(v)) = (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             out.headers_mut().append(n, v);
@@ -334,7 +358,11 @@ mod tests {
 
     #[test]
     fn query_is_decoded() {
-        let r = Request::new("GET", "/x?filter=state%3AENABLED&pageSize=200&labelSelector=a+in+(b)", "");
+        let r = Request::new(
+            "GET",
+            "/x?filter=state%3AENABLED&pageSize=200&labelSelector=a+in+(b)",
+            "",
+        );
         assert_eq!(r.query_param("filter").as_deref(), Some("state:ENABLED"));
         assert_eq!(r.query_param("labelSelector").as_deref(), Some("a in (b)"));
         assert_eq!(r.path, "/x");

@@ -11,5 +11,11 @@ pub trait MemberCluster: Send + Sync + std::fmt::Debug {
     fn apply_object(&self, object: Value) -> anyhow::Result<Value>;
 
     /// Reads an object; `namespace` is `None` for cluster-scoped kinds.
-    fn get_object(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) -> Option<Value>;
+    fn get_object(
+        &self,
+        api_version: &str,
+        kind: &str,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Option<Value>;
 }

@@ -35,12 +35,14 @@ impl RequestRecord {
         let path = self.path.split('?').next().unwrap_or_default();
         match self.method.as_str() {
             "GET" | "HEAD" | "OPTIONS" => false,
-            "POST" => !(path.ends_with(":getIamPolicy")
-                || path.ends_with(":testIamPermissions")
-                || path.ends_with("/selfsubjectaccessreviews")
-                || path.ends_with("/selfsubjectreviews")
-                || path.contains("dryRun=All")
-                || self.path.contains("dryRun=All")),
+            "POST" => {
+                !(path.ends_with(":getIamPolicy")
+                    || path.ends_with(":testIamPermissions")
+                    || path.ends_with("/selfsubjectaccessreviews")
+                    || path.ends_with("/selfsubjectreviews")
+                    || path.contains("dryRun=All")
+                    || self.path.contains("dryRun=All"))
+            }
             _ => !self.path.contains("dryRun=All"),
         }
     }
@@ -53,12 +55,17 @@ impl RequestLog {
             .append(true)
             .open(path)
             .with_context(|| format!("opening request log {}", path.display()))?;
-        Ok(RequestLog { file: Mutex::new(file) })
+        Ok(RequestLog {
+            file: Mutex::new(file),
+        })
     }
 
     /// Writes and flushes one record.
     pub fn record(&self, server: &str, method: &str, path: &str, status: u16) {
-        let ts = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
         let rec = RequestRecord {
             method: method.to_string(),
             path: path.to_string(),
@@ -66,7 +73,9 @@ impl RequestLog {
             ts,
             server: server.to_string(),
         };
-        let Ok(mut line) = serde_json::to_vec(&rec) else { return };
+        let Ok(mut line) = serde_json::to_vec(&rec) else {
+            return;
+        };
         line.push(b'\n');
         let mut file = match self.file.lock() {
             Ok(f) => f,
@@ -79,7 +88,8 @@ impl RequestLog {
 
 /// Reads a request log back (for tests and tools).
 pub fn read(path: &Path) -> Result<Vec<RequestRecord>> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).with_context(|| format!("bad request log line {l:?}")))

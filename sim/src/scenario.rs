@@ -64,7 +64,9 @@ impl Scenario {
             "missing-permission" => MISSING_PERMISSION,
             other => match other.strip_prefix("fleet-").map(str::parse::<usize>) {
                 Some(Ok(n)) if (1..=500).contains(&n) => return Scenario::fleet(n),
-                _ => bail!("unknown scenario {name:?}; expected one of: {SCENARIO_NAMES} (N at most 500)"),
+                _ => bail!(
+                    "unknown scenario {name:?}; expected one of: {SCENARIO_NAMES} (N at most 500)"
+                ),
             },
         };
         serde_yaml::from_str(text).with_context(|| format!("scenario {name} is malformed"))
@@ -76,7 +78,12 @@ impl Scenario {
         s.project_id = "asm-fleet".into();
         s.project_number = "718276145904".into();
         let template = s.clusters[0].clone();
-        s.clusters = (1..=n).map(|i| ClusterSpec { name: format!("cluster-{i}"), ..template.clone() }).collect();
+        s.clusters = (1..=n)
+            .map(|i| ClusterSpec {
+                name: format!("cluster-{i}"),
+                ..template.clone()
+            })
+            .collect();
         Ok(s)
     }
 
@@ -105,9 +112,15 @@ impl Scenario {
         }
         if let Some(rest) = key.strip_prefix("cluster.") {
             let (targets, field): (Vec<usize>, &str) = match rest.split_once('.') {
-                Some((name, field)) if self.clusters.iter().any(|c| c.name == name) => {
-                    (self.clusters.iter().enumerate().filter(|(_, c)| c.name == name).map(|(i, _)| i).collect(), field)
-                }
+                Some((name, field)) if self.clusters.iter().any(|c| c.name == name) => (
+                    self.clusters
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, c)| c.name == name)
+                        .map(|(i, _)| i)
+                        .collect(),
+                    field,
+                ),
                 _ => ((0..self.clusters.len()).collect(), rest),
             };
             for i in targets {
@@ -118,13 +131,18 @@ impl Scenario {
                     "channel" => {
                         c.channel = match value.to_ascii_uppercase().as_str() {
                             "NONE" | "" => None,
-                            v @ ("RAPID" | "REGULAR" | "STABLE" | "EXTENDED") => Some(v.to_string()),
+                            v @ ("RAPID" | "REGULAR" | "STABLE" | "EXTENDED") => {
+                                Some(v.to_string())
+                            }
                             _ => return Err(bad()),
                         }
                     }
                     "kubernetes_version" => c.kubernetes_version = value.to_string(),
                     "location" => c.location = value.to_string(),
-                    "management" => c.management = (!value.is_empty() && value != "none").then(|| value.to_string()),
+                    "management" => {
+                        c.management =
+                            (!value.is_empty() && value != "none").then(|| value.to_string())
+                    }
                     f => match f.strip_prefix("label.") {
                         Some(label) => {
                             c.labels.insert(label.to_string(), value.to_string());
@@ -147,10 +165,16 @@ impl Scenario {
         }
         match key {
             "services.enabled" => {
-                self.enabled_services =
-                    value.split(',').map(str::trim).filter(|s| !s.is_empty()).map(full_service_name).collect();
+                self.enabled_services = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(full_service_name)
+                    .collect();
             }
-            "deny" => self.denied_permissions.extend(value.split(',').map(|p| p.trim().to_string())),
+            "deny" => self
+                .denied_permissions
+                .extend(value.split(',').map(|p| p.trim().to_string())),
             "allow" => self.denied_permissions.retain(|p| p != value),
             "project.id" => self.project_id = value.to_string(),
             "project.number" => {
@@ -177,13 +201,20 @@ impl Scenario {
 
     /// The location all clusters share (the first cluster's).
     pub fn location(&self) -> &str {
-        self.clusters.first().map(|c| c.location.as_str()).unwrap_or("us-central1-c")
+        self.clusters
+            .first()
+            .map(|c| c.location.as_str())
+            .unwrap_or("us-central1-c")
     }
 }
 
 /// `mesh` → `mesh.googleapis.com`; full names pass through.
 pub fn full_service_name(name: &str) -> String {
-    if name.contains('.') { name.to_string() } else { format!("{name}.googleapis.com") }
+    if name.contains('.') {
+        name.to_string()
+    } else {
+        format!("{name}.googleapis.com")
+    }
 }
 
 #[cfg(test)]
@@ -199,7 +230,11 @@ mod tests {
         let fresh = Scenario::named("fresh").unwrap();
         assert_eq!(fresh.project_id, "asm-fresh");
         assert_eq!(fresh.clusters[0].location, "us-central1-c");
-        assert!(!fresh.enabled_services.contains(&"gkehub.googleapis.com".to_string()));
+        assert!(
+            !fresh
+                .enabled_services
+                .contains(&"gkehub.googleapis.com".to_string())
+        );
         assert_eq!(Scenario::named("fleet-3").unwrap().clusters.len(), 3);
         assert!(Scenario::named("fleet-0").is_err());
         assert!(Scenario::named("nope").is_err());
@@ -221,8 +256,14 @@ mod tests {
         assert!(s.clusters.iter().all(|c| !c.workload_identity));
         assert_eq!(s.clusters[0].channel.as_deref(), Some("REGULAR"));
         assert_eq!(s.clusters[1].channel.as_deref(), Some("RAPID"));
-        assert!(s.enabled_services.contains(&"gkehub.googleapis.com".to_string()));
-        assert_eq!(s.denied_permissions, vec!["gkehub.features.create".to_string()]);
+        assert!(
+            s.enabled_services
+                .contains(&"gkehub.googleapis.com".to_string())
+        );
+        assert_eq!(
+            s.denied_permissions,
+            vec!["gkehub.features.create".to_string()]
+        );
         assert!(s.timing.gke_op.is_zero());
         assert!(Scenario::build("fresh", &[("bogus".into(), "1".into())]).is_err());
         assert!(Scenario::build("fresh", &[("cluster.channel".into(), "weekly".into())]).is_err());

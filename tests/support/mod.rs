@@ -33,8 +33,14 @@ impl TestSandbox {
         if config.request_log.is_none() {
             config.request_log = Some(dir.path().join("requests.jsonl"));
         }
-        let sandbox = runtime.block_on(Sandbox::start(config)).expect("sandbox starts");
-        TestSandbox { sandbox: Some(sandbox), runtime, dir }
+        let sandbox = runtime
+            .block_on(Sandbox::start(config))
+            .expect("sandbox starts");
+        TestSandbox {
+            sandbox: Some(sandbox),
+            runtime,
+            dir,
+        }
     }
 
     pub fn sandbox(&self) -> &Sandbox {
@@ -57,7 +63,10 @@ impl TestSandbox {
 
     /// Requests that could have changed something.
     pub fn mutating_requests(&self) -> Vec<RequestRecord> {
-        self.requests().into_iter().filter(RequestRecord::is_mutating).collect()
+        self.requests()
+            .into_iter()
+            .filter(RequestRecord::is_mutating)
+            .collect()
     }
 
     /// The sandbox exports plus a private gcloud configuration directory, so that no test
@@ -68,10 +77,19 @@ impl TestSandbox {
         let gcloud_dir = self.dir.path().join("gcloud");
         std::fs::create_dir_all(&gcloud_dir).expect("gcloud config dir");
         env.push(("CLOUDSDK_CONFIG".into(), gcloud_dir.display().to_string()));
-        env.push(("CLOUDSDK_CORE_PROJECT".into(), self.sandbox().scenario.project_id.clone()));
+        env.push((
+            "CLOUDSDK_CORE_PROJECT".into(),
+            self.sandbox().scenario.project_id.clone(),
+        ));
         env.push(("CLOUDSDK_CORE_DISABLE_PROMPTS".into(), "1".into()));
-        env.push(("CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK".into(), "true".into()));
-        env.push(("CLOUDSDK_CORE_DISABLE_USAGE_REPORTING".into(), "true".into()));
+        env.push((
+            "CLOUDSDK_COMPONENT_MANAGER_DISABLE_UPDATE_CHECK".into(),
+            "true".into(),
+        ));
+        env.push((
+            "CLOUDSDK_CORE_DISABLE_USAGE_REPORTING".into(),
+            "true".into(),
+        ));
         env.push(("GCE_METADATA_HOST".into(), CLOSED_LOOPBACK.into()));
         env.push(("GCE_METADATA_IP".into(), CLOSED_LOOPBACK.into()));
         env.push(("NO_COLOR".into(), "1".into()));
@@ -82,7 +100,10 @@ impl TestSandbox {
     pub fn command(&self, program: &str) -> Command {
         let mut cmd = Command::new(program);
         cmd.envs(self.env());
-        cmd.env_remove("HTTPS_PROXY").env_remove("https_proxy").env_remove("HTTP_PROXY").env_remove("http_proxy");
+        cmd.env_remove("HTTPS_PROXY")
+            .env_remove("https_proxy")
+            .env_remove("HTTP_PROXY")
+            .env_remove("http_proxy");
         cmd
     }
 
@@ -96,7 +117,12 @@ impl TestSandbox {
         if !tool_available("gcloud") {
             return None;
         }
-        Some(self.command("gcloud").args(args).output().expect("gcloud runs"))
+        Some(
+            self.command("gcloud")
+                .args(args)
+                .output()
+                .expect("gcloud runs"),
+        )
     }
 
     /// `kubectl ARGS` in the sandbox, or `None` when kubectl is not installed (outside CI).
@@ -104,7 +130,12 @@ impl TestSandbox {
         if !tool_available("kubectl") {
             return None;
         }
-        Some(self.command("kubectl").args(args).output().expect("kubectl runs"))
+        Some(
+            self.command("kubectl")
+                .args(args)
+                .output()
+                .expect("kubectl runs"),
+        )
     }
 }
 
@@ -144,7 +175,13 @@ pub fn stderr(o: &Output) -> String {
 /// Asserts success and shows both streams otherwise.
 #[track_caller]
 pub fn assert_success(o: &Output, what: &str) {
-    assert!(o.status.success(), "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}", o.status.code(), stdout(o), stderr(o));
+    assert!(
+        o.status.success(),
+        "{what} failed ({:?})\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        stdout(o),
+        stderr(o)
+    );
 }
 
 /// Path of a file in the golden exchanges (a copy of shared/k8s-golden).

@@ -1,13 +1,68 @@
 //! The simulated Google APIs (container v1, gkehub v1/v1beta/v2, serviceusage v1,
 //! cloudresourcemanager v1) behind one [`Handler`], told apart by path prefix:
-//! `/container/`, `/gkehub/`, `/serviceusage/`, `/crm/`.
+//! `/container/`, `/gkehub/`, `/serviceusage/`, `/crm/` (what the sandbox exports as
+//! `CLOUDSDK_API_ENDPOINT_OVERRIDES_*`).
+//!
+//! Every request goes through the same gate, in the order Google's front end applies it:
+//! 1. the bearer token (401 UNAUTHENTICATED when missing or wrong);
+//! 2. the project (unknown projects are answered like forbidden ones: 403);
+//! 3. the API being enabled in the project (403 SERVICE_DISABLED);
+//! 4. the permission of the route (403 PERMISSION_DENIED with ErrorInfo
+//!    `IAM_PERMISSION_DENIED`), from the table below;
+//! 5. only then the resource itself (404, 409, 400 …).
+//!
+//! # Permissions per route
+//!
+//! | API | route | permission |
+//! |---|---|---|
+//! | container | `GET …/clusters/N` | `container.clusters.get` |
+//! | container | `GET …/locations/L\|-/clusters` | `container.clusters.list` |
+//! | container | `GET …/clusters/N/nodePools` | `container.clusters.get` |
+//! | container | `POST …/clusters/N:setResourceLabels`, `PUT …/clusters/N` | `container.clusters.update` |
+//! | container | `GET …/operations/OP` | `container.operations.get` |
+//! | serviceusage | `GET projects/P/services` | `serviceusage.services.list` |
+//! | serviceusage | `GET …/services/S`, `GET …/services:batchGet` | `serviceusage.services.get` |
+//! | serviceusage | `POST …/services/S:enable`, `POST …/services:batchEnable` | `serviceusage.services.enable` |
+//! | serviceusage | `GET v1/operations/…` | (token only) |
+//! | crm | `GET v1/projects/P` | `resourcemanager.projects.get` |
+//! | crm | `POST v1/projects/P:getIamPolicy` | `resourcemanager.projects.getIamPolicy` |
+//! | crm | `POST v1/projects/P:setIamPolicy` | `resourcemanager.projects.setIamPolicy` |
+//! | crm | `POST v1/projects/P:testIamPermissions` | (token only) |
+//! | gkehub | `POST …/memberships?membershipId=` | `gkehub.memberships.create` |
+//! | gkehub | `GET …/memberships/M` | `gkehub.memberships.get` |
+//! | gkehub | `GET …/locations/L\|-/memberships` | `gkehub.memberships.list` |
+//! | gkehub | `PATCH …/memberships/M` | `gkehub.memberships.update` |
+//! | gkehub | `DELETE …/memberships/M` | `gkehub.memberships.delete` |
+//! | gkehub | `POST …/features?featureId=` | `gkehub.features.create` |
+//! | gkehub | `GET …/features/F` | `gkehub.features.get` |
+//! | gkehub | `GET …/features` | `gkehub.features.list` |
+//! | gkehub | `PATCH …/features/F` | `gkehub.features.update` |
+//! | gkehub | `DELETE …/features/F` | `gkehub.features.delete` |
+//! | gkehub v2 | `GET …/memberships/M/features/F` | `gkehub.membershipfeatures.get` |
+//! | gkehub v2 | `PATCH …/memberships/M/features/F` | `gkehub.membershipfeatures.update` (and `.create` with `allowMissing` when absent) |
+//! | gkehub | `GET …/operations/ID` | `gkehub.operations.get` |
+//!
+//! The APIs checked for enablement are `container.googleapis.com`, `gkehub.googleapis.com`,
+//! `serviceusage.googleapis.com` and `cloudresourcemanager.googleapis.com`.
 
-use std::sync::Arc;
+mod container;
+mod controller;
+mod crm;
+pub mod errors;
+mod gkehub;
+mod ops;
+mod serviceusage;
+mod state;
+
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
 
 use crate::config::FaultKind;
 use crate::http::{Handler, HandlerFuture, Request, Response};
 use crate::member::MemberCluster;
 use crate::scenario::Scenario;
+use errors::ApiError;
+use state::State;
 
 /// What the Google side knows of a simulated cluster's Kubernetes API server.
 #[derive(Debug, Clone)]
@@ -24,23 +79,205 @@ pub struct ClusterEndpoint {
 /// The Google API router and its state.
 #[derive(Debug)]
 pub struct GoogleApi {
-    #[allow(dead_code)]
-    scenario: Scenario,
+    state: Mutex<State>,
+    token: String,
+    /// Lets timer and controller tasks reach the API without keeping it alive.
+    this: Weak<GoogleApi>,
+}
+
+/// One of the four simulated APIs: how it names itself in errors and what must be enabled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Api {
+    Container,
+    GkeHub,
+    ServiceUsage,
+    ResourceManager,
+}
+
+impl Api {
+    /// The service that must be enabled in the project for calls to this API.
+    pub fn service(self) -> &'static str {
+        match self {
+            Api::Container => "container.googleapis.com",
+            Api::GkeHub => "gkehub.googleapis.com",
+            Api::ServiceUsage => "serviceusage.googleapis.com",
+            Api::ResourceManager => "cloudresourcemanager.googleapis.com",
+        }
+    }
+
+    /// The permission-denied message in this API's own words.
+    fn denied_message(self, permission: &str, resource: &str) -> String {
+        match self {
+            Api::Container => format!("Required \"{permission}\" permission(s) for \"{resource}\"."),
+            Api::GkeHub => format!("Permission '{permission}' denied on '{resource}'"),
+            Api::ServiceUsage => format!("Permission '{permission}' denied on resource '{resource}'."),
+            Api::ResourceManager => "The caller does not have permission".to_string(),
+        }
+    }
+}
+
+/// What a route handler works with: the locked state, the request time, and the
+/// operation timers it starts.
+pub(crate) struct Ctx<'a> {
+    pub st: &'a mut State,
+    pub now: Instant,
+    /// Durations after which the timer task must settle operations.
+    pub timers: Vec<Duration>,
+}
+
+impl Ctx<'_> {
+    /// The gate every route passes (see the module docs): project, API enabled, permission.
+    pub fn guard(&self, api: Api, project: &str, permission: Option<&str>, resource: &str) -> Result<(), ApiError> {
+        let st = &self.st;
+        if !st.is_project(project) {
+            // Google does not reveal whether a project exists to those who may not see it.
+            let permission = permission.unwrap_or("resourcemanager.projects.get");
+            return Err(ApiError::permission_denied(
+                api.service(),
+                api.denied_message(permission, resource),
+                permission,
+                resource,
+            ));
+        }
+        if !st.enabled.contains(api.service()) {
+            let title = state::service_title(api.service()).unwrap_or(api.service());
+            return Err(ApiError::service_disabled(api.service(), title, &st.project_number));
+        }
+        if let Some(permission) = permission
+            && st.denied.contains(permission)
+        {
+            return Err(ApiError::permission_denied(
+                api.service(),
+                api.denied_message(permission, resource),
+                permission,
+                resource,
+            ));
+        }
+        Ok(())
+    }
+
+    /// Starts an operation: stores it and, if it is due now, applies it at once.
+    pub fn start_op(&mut self, key: String, op: ops::Operation) -> serde_json::Value {
+        let due_now = op.deadline <= self.now;
+        if !due_now {
+            self.timers.push(op.deadline.saturating_duration_since(self.now));
+        }
+        self.st.ops.insert(key.clone(), op);
+        if due_now {
+            self.st.settle(self.now);
+        }
+        self.st.ops.get(&key).map(|op| op.json(self.st)).unwrap_or_default()
+    }
+}
+
+/// A boolean query parameter, accepting gcloud's `True` as well as `true`.
+pub(crate) fn query_bool(req: &Request, name: &str) -> bool {
+    req.query_param(name).is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 impl GoogleApi {
     /// Builds the state of `scenario`; `token` is the only accepted access token.
-    pub fn new(scenario: Scenario, _token: String, _clusters: Vec<ClusterEndpoint>) -> Arc<Self> {
-        Arc::new(GoogleApi { scenario })
+    pub fn new(scenario: Scenario, token: String, clusters: Vec<ClusterEndpoint>) -> Arc<Self> {
+        let state = State::from_scenario(&scenario, &clusters);
+        let api = Arc::new_cyclic(|this| GoogleApi { state: Mutex::new(state), token, this: this.clone() });
+        // The `installed` scenario starts with the controllers' work already done in the
+        // clusters: CRD, namespace and a ready ControlPlaneRevision, applied right now.
+        controller::apply_initial(&api);
+        api
     }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        match self.state.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Serves one request synchronously (no await happens under the lock).
+    fn serve(&self, req: &Request) -> (Response, Vec<Duration>) {
+        let path = req.path.trim_start_matches('/');
+        let (prefix, rest) = path.split_once('/').unwrap_or((path, ""));
+        let api = match prefix {
+            "container" => Api::Container,
+            "gkehub" => Api::GkeHub,
+            "serviceusage" => Api::ServiceUsage,
+            "crm" => Api::ResourceManager,
+            _ => return (not_found_url(req).into_response(), Vec::new()),
+        };
+        if req.bearer_token() != Some(self.token.as_str()) {
+            return (ApiError::unauthenticated().into_response(), Vec::new());
+        }
+        let now = Instant::now();
+        let mut st = self.lock();
+        st.settle(now);
+        let mut ctx = Ctx { st: &mut st, now, timers: Vec::new() };
+        let result = match api {
+            Api::Container => container::route(&mut ctx, req, rest),
+            Api::GkeHub => gkehub::route(&mut ctx, req, rest),
+            Api::ServiceUsage => serviceusage::route(&mut ctx, req, rest),
+            Api::ResourceManager => crm::route(&mut ctx, req, rest),
+        };
+        let timers = std::mem::take(&mut ctx.timers);
+        drop(st);
+        (result.unwrap_or_else(ApiError::into_response), timers)
+    }
+
+    /// Settles due operations and lets the simulated controllers react.
+    fn tick(self: &Arc<Self>) {
+        self.lock().settle(Instant::now());
+        controller::reconcile(self);
+    }
+
+    fn start_timers(&self, timers: Vec<Duration>) {
+        if timers.is_empty() || tokio::runtime::Handle::try_current().is_err() {
+            return;
+        }
+        for d in timers {
+            let this = self.this.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(d + Duration::from_millis(1)).await;
+                if let Some(api) = this.upgrade() {
+                    api.tick();
+                }
+            });
+        }
+    }
+}
+
+/// 404 for a URL no route serves, as Google's front end words it.
+fn not_found_url(req: &Request) -> ApiError {
+    ApiError::not_found(format!("The requested URL {} was not found on this server.", req.path))
 }
 
 impl Handler for GoogleApi {
-    fn handle(self: Arc<Self>, _req: Request) -> HandlerFuture {
-        Box::pin(async move { Response::json(501, &serde_json::json!({"error": {"code": 501, "status": "UNIMPLEMENTED"}})) })
+    fn handle(self: Arc<Self>, req: Request) -> HandlerFuture {
+        Box::pin(async move {
+            let (response, timers) = self.serve(&req);
+            self.start_timers(timers);
+            controller::reconcile(&self);
+            response
+        })
     }
 
     fn fault_response(&self, kind: FaultKind) -> Response {
-        Response::json(kind.status().unwrap_or(503), &serde_json::json!({}))
+        let err = match kind {
+            FaultKind::TooManyRequests => {
+                let mut e = ApiError::new(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "Quota exceeded for quota metric 'Requests' and limit 'Requests per minute per user' of service. Please retry after a short delay.",
+                );
+                e.headers.push(("Retry-After".into(), "1".into()));
+                e
+            }
+            FaultKind::Internal => ApiError::new(500, "INTERNAL", "Internal error encountered."),
+            FaultKind::Unavailable | FaultKind::Drop => {
+                ApiError::new(503, "UNAVAILABLE", "The service is currently unavailable.")
+            }
+        };
+        err.into_response()
     }
 }
+
+#[cfg(test)]
+mod tests;

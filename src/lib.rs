@@ -7,6 +7,8 @@ pub mod cli;
 pub mod commands;
 pub mod environment;
 pub mod error;
+pub mod gcp;
+pub mod kube;
 pub mod output;
 
 use clap::Parser;

@@ -1,0 +1,199 @@
+//! Cloud Resource Manager v1: project number, IAM policy, permission tests.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+use super::endpoints::{Endpoints, Service};
+use super::http::{GcpResult, GoogleHttp};
+
+/// A project.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Project {
+    pub project_id: String,
+    /// Digits (an int64 sent as a JSON string).
+    pub project_number: String,
+    /// `ACTIVE`, `DELETE_REQUESTED`, …
+    pub lifecycle_state: String,
+    pub name: String,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// An IAM policy; unknown fields (auditConfigs, …) survive a read-modify-write.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct IamPolicy {
+    pub version: i64,
+    pub etag: String,
+    pub bindings: Vec<Binding>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+/// One role binding.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Binding {
+    pub role: String,
+    pub members: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub condition: Option<Value>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl IamPolicy {
+    /// Whether `member` holds `role` unconditionally.
+    pub fn has_binding(&self, role: &str, member: &str) -> bool {
+        self.bindings.iter().any(|b| {
+            b.role == role && b.condition.is_none() && b.members.iter().any(|m| m == member)
+        })
+    }
+
+    /// Adds `member` to the unconditional binding of `role` (creating it); returns whether
+    /// the policy changed.
+    pub fn add_binding(&mut self, role: &str, member: &str) -> bool {
+        if self.has_binding(role, member) {
+            return false;
+        }
+        match self
+            .bindings
+            .iter_mut()
+            .find(|b| b.role == role && b.condition.is_none())
+        {
+            Some(b) => b.members.push(member.to_string()),
+            None => self.bindings.push(Binding {
+                role: role.to_string(),
+                members: vec![member.to_string()],
+                ..Binding::default()
+            }),
+        }
+        true
+    }
+}
+
+/// cloudresourcemanager v1 client.
+#[derive(Debug, Clone)]
+pub struct CrmApi {
+    http: GoogleHttp,
+    endpoints: Endpoints,
+}
+
+impl CrmApi {
+    /// A client over `http` against `endpoints`.
+    pub fn new(http: GoogleHttp, endpoints: Endpoints) -> Self {
+        CrmApi { http, endpoints }
+    }
+
+    fn url(&self, path: &str) -> String {
+        self.endpoints.url(Service::CloudResourceManager, path)
+    }
+
+    /// `GET v1/projects/P`.
+    pub async fn get_project(&self, project: &str) -> GcpResult<Project> {
+        self.http
+            .get(&self.url(&format!("v1/projects/{project}")))
+            .await
+    }
+
+    /// The project number (digits) of `project`.
+    pub async fn project_number(&self, project: &str) -> GcpResult<String> {
+        Ok(self.get_project(project).await?.project_number)
+    }
+
+    /// `POST v1/projects/P:getIamPolicy` (requested policy version 3).
+    pub async fn get_iam_policy(&self, project: &str) -> GcpResult<IamPolicy> {
+        let url = self.url(&format!("v1/projects/{project}:getIamPolicy"));
+        self.http
+            .post(
+                &url,
+                &json!({"options": {"requestedPolicyVersion": 3}}),
+                true,
+            )
+            .await
+    }
+
+    /// `POST v1/projects/P:setIamPolicy` with the policy (its etag guards against concurrent
+    /// changes: a stale one fails with 409 ABORTED). Returns the new policy.
+    pub async fn set_iam_policy(&self, project: &str, policy: &IamPolicy) -> GcpResult<IamPolicy> {
+        let url = self.url(&format!("v1/projects/{project}:setIamPolicy"));
+        let mut policy = policy.clone();
+        policy.version = 3;
+        self.http
+            .post(&url, &json!({"policy": policy}), false)
+            .await
+    }
+
+    /// Adds `member` to `role` with get → modify → set, redoing the whole cycle on 409
+    /// ABORTED up to `attempts` times. Returns whether a change was made.
+    pub async fn add_iam_binding(
+        &self,
+        project: &str,
+        role: &str,
+        member: &str,
+        attempts: u32,
+    ) -> GcpResult<bool> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut policy = self.get_iam_policy(project).await?;
+            if !policy.add_binding(role, member) {
+                return Ok(false);
+            }
+            match self.set_iam_policy(project, &policy).await {
+                Ok(_) => return Ok(true),
+                Err(e) if e.is_aborted() && attempt < attempts.max(1) => {
+                    let delay = self.http.retry_policy().backoff(attempt - 1);
+                    tokio::time::sleep(delay).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// `POST v1/projects/P:testIamPermissions`: the subset of `permissions` the caller has.
+    pub async fn test_iam_permissions(
+        &self,
+        project: &str,
+        permissions: &[String],
+    ) -> GcpResult<Vec<String>> {
+        #[derive(Deserialize)]
+        struct Answer {
+            #[serde(default)]
+            permissions: Vec<String>,
+        }
+        let url = self.url(&format!("v1/projects/{project}:testIamPermissions"));
+        let a: Answer = self
+            .http
+            .post(&url, &json!({"permissions": permissions}), true)
+            .await?;
+        Ok(a.permissions)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_binding_merges_and_keeps_unknown() {
+        let mut p: IamPolicy = serde_json::from_value(serde_json::json!({
+            "version": 1, "etag": "BwY=", "auditConfigs": [{"service": "allServices"}],
+            "bindings": [{"role": "roles/owner", "members": ["user:a"]},
+                         {"role": "roles/x", "members": ["user:b"], "condition": {"expression": "true"}}]
+        })).unwrap();
+        assert!(!p.add_binding("roles/owner", "user:a"));
+        assert!(p.add_binding("roles/owner", "user:c"));
+        assert!(p.add_binding("roles/x", "user:b"));
+        assert_eq!(p.bindings.len(), 3);
+        let v = serde_json::to_value(&p).unwrap();
+        assert_eq!(v["auditConfigs"][0]["service"], "allServices");
+        assert_eq!(
+            v["bindings"][0]["members"],
+            serde_json::json!(["user:a", "user:c"])
+        );
+        assert!(v["bindings"][0].get("condition").is_none());
+    }
+}

@@ -1,0 +1,1000 @@
+//! The one HTTP client for Google APIs: bearer auth, JSON in/out, `google.rpc.Status` errors,
+//! retries with capped exponential backoff and full jitter, a request counter and traces.
+//!
+//! Retry rules (spec/gcp-apis.md §1, AIP-194): 429 and 503 always; 500/502/504 and
+//! connection drops after the request was sent only for idempotent calls (GETs, LRO polls);
+//! a failed connect (nothing sent) always. Never 400/401/403/404/409.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::future::Future;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use reqwest::Method;
+use reqwest::header::{ACCEPT, RETRY_AFTER};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::auth::AccessToken;
+use crate::error::{Error, exit};
+
+/// When and how often to retry a failed request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPolicy {
+    /// Total attempts per request (1 = no retries).
+    pub max_attempts: u32,
+    /// Backoff ceiling before the first retry (doubles per retry).
+    pub initial_backoff: Duration,
+    /// Upper bound of any backoff.
+    pub max_backoff: Duration,
+    /// Upper bound on an honoured `Retry-After`.
+    pub max_retry_after: Duration,
+    /// Full jitter (random delay in `[0, backoff]`); off = deterministic (tests).
+    pub jitter: bool,
+    /// Attempts for "API not enabled yet" after enabling it ([`retry_until_api_enabled`]).
+    pub enablement_attempts: u32,
+    /// First delay for those attempts (grows ×1.75, like gcloud).
+    pub enablement_initial: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy::standard()
+    }
+}
+
+impl RetryPolicy {
+    /// Production defaults: 5 attempts, 500 ms doubling to 10 s, full jitter.
+    pub fn standard() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(500),
+            max_backoff: Duration::from_secs(10),
+            max_retry_after: Duration::from_secs(30),
+            jitter: true,
+            enablement_attempts: 6,
+            enablement_initial: Duration::from_secs(1),
+        }
+    }
+
+    /// Tests and benchmarks: same classification, millisecond delays.
+    pub fn fast() -> Self {
+        RetryPolicy {
+            max_attempts: 5,
+            initial_backoff: Duration::from_millis(5),
+            max_backoff: Duration::from_millis(50),
+            max_retry_after: Duration::from_millis(50),
+            jitter: true,
+            enablement_attempts: 6,
+            enablement_initial: Duration::from_millis(10),
+        }
+    }
+
+    /// No retries at all.
+    pub fn none() -> Self {
+        RetryPolicy {
+            max_attempts: 1,
+            enablement_attempts: 1,
+            ..RetryPolicy::fast()
+        }
+    }
+
+    /// The delay before retry number `retry` (0-based): `min(max, initial·2^retry)`, scaled
+    /// by a uniform random factor in `[0, 1]` with jitter on.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let cap = capped_exponential(self.initial_backoff, 2.0, retry, self.max_backoff);
+        if self.jitter {
+            cap.mul_f64(random_unit())
+        } else {
+            cap
+        }
+    }
+
+    /// The delay before the next try when the server said `Retry-After: after`: the server's
+    /// value (capped by `max_retry_after`) when given, else [`RetryPolicy::backoff`].
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        match retry_after {
+            Some(d) => d.min(self.max_retry_after),
+            None => self.backoff(retry),
+        }
+    }
+}
+
+/// `min(max, initial · factor^n)`.
+pub fn capped_exponential(initial: Duration, factor: f64, n: u32, max: Duration) -> Duration {
+    let exp = factor.powi(n.min(64) as i32);
+    let secs = initial.as_secs_f64() * exp;
+    if !secs.is_finite() || secs >= max.as_secs_f64() {
+        max
+    } else {
+        Duration::from_secs_f64(secs)
+    }
+}
+
+/// A uniform random number in `[0, 1)` (std's randomly keyed hasher; good enough for jitter).
+pub fn random_unit() -> f64 {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let mut h = RandomState::new().build_hasher();
+    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
+}
+
+/// How an attempt failed, for [`is_retryable`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// The server answered with this HTTP status.
+    Status(u16),
+    /// No connection could be made: the request was never sent.
+    Connect,
+    /// The connection failed after the request may have been sent (reset, timeout).
+    Transport,
+}
+
+/// Whether a failed attempt may be retried. `idempotent`: GETs, LRO polls and calls whose
+/// repetition is harmless.
+pub fn is_retryable(failure: Failure, idempotent: bool) -> bool {
+    match failure {
+        Failure::Status(429 | 503) => true,
+        Failure::Status(500 | 502 | 504) => idempotent,
+        Failure::Status(_) => false,
+        Failure::Connect => true,
+        Failure::Transport => idempotent,
+    }
+}
+
+/// Parses a `Retry-After` header value in seconds (HTTP dates are ignored).
+pub fn parse_retry_after(value: &str) -> Option<Duration> {
+    value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// One finished HTTP attempt, for `-v` traces. Never holds headers or bodies.
+#[derive(Debug, Clone)]
+pub struct RequestTrace {
+    pub method: String,
+    pub url: String,
+    /// HTTP status, `None` when the connection failed.
+    pub status: Option<u16>,
+    pub duration: Duration,
+    /// 1-based attempt number.
+    pub attempt: u32,
+    /// Transport error text when `status` is `None`.
+    pub error: Option<String>,
+}
+
+impl fmt::Display for RequestTrace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {} ", self.method, self.url)?;
+        match (self.status, &self.error) {
+            (Some(s), _) => write!(f, "{s}")?,
+            (None, Some(e)) => write!(f, "failed ({e})")?,
+            (None, None) => write!(f, "failed")?,
+        }
+        write!(f, " {}ms", self.duration.as_millis())?;
+        if self.attempt > 1 {
+            write!(f, " (attempt {})", self.attempt)?;
+        }
+        Ok(())
+    }
+}
+
+/// Callback receiving every [`RequestTrace`] (e.g. `printer.detail(&trace.to_string())`).
+pub type TraceFn = Arc<dyn Fn(&RequestTrace) + Send + Sync>;
+
+/// A `google.rpc.Status` error answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    pub http_status: u16,
+    /// Canonical status name, e.g. `NOT_FOUND` (derived from the HTTP status when absent).
+    pub status: String,
+    pub message: String,
+    /// `error.details` (an array, or `Null`).
+    pub details: Value,
+    /// `METHOD URL` of the failed request (for messages).
+    pub request: String,
+}
+
+impl ApiError {
+    /// Parses an error body; bodies that are not a `google.rpc.Status` keep their text as
+    /// the message.
+    pub fn from_response(http_status: u16, body: &[u8]) -> ApiError {
+        let parsed: Option<Value> = serde_json::from_slice(body).ok();
+        let err = parsed.as_ref().and_then(|v| v.get("error"));
+        let status = err
+            .and_then(|e| e.get("status"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| status_name(http_status).to_string());
+        let message = err
+            .and_then(|e| e.get("message"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(body);
+                let text = text.trim();
+                if text.is_empty() {
+                    format!("HTTP {http_status}")
+                } else {
+                    text.chars().take(500).collect()
+                }
+            });
+        let details = err
+            .and_then(|e| e.get("details"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        ApiError {
+            http_status,
+            status,
+            message,
+            details,
+            request: String::new(),
+        }
+    }
+
+    /// 404 / NOT_FOUND.
+    pub fn is_not_found(&self) -> bool {
+        self.http_status == 404 || self.status == "NOT_FOUND"
+    }
+
+    /// 409 ALREADY_EXISTS.
+    pub fn is_already_exists(&self) -> bool {
+        self.status == "ALREADY_EXISTS"
+    }
+
+    /// 409 ABORTED (stale etag / concurrent change: redo the read-modify-write).
+    pub fn is_aborted(&self) -> bool {
+        self.status == "ABORTED"
+    }
+
+    /// 403 PERMISSION_DENIED (including SERVICE_DISABLED).
+    pub fn is_permission_denied(&self) -> bool {
+        self.http_status == 403 || self.status == "PERMISSION_DENIED"
+    }
+
+    /// 401 UNAUTHENTICATED.
+    pub fn is_unauthenticated(&self) -> bool {
+        self.http_status == 401 || self.status == "UNAUTHENTICATED"
+    }
+
+    /// 400 FAILED_PRECONDITION.
+    pub fn is_failed_precondition(&self) -> bool {
+        self.status == "FAILED_PRECONDITION"
+    }
+
+    /// `google.rpc.ErrorInfo` entries of `details`.
+    pub fn error_infos(&self) -> impl Iterator<Item = &Value> {
+        self.details.as_array().into_iter().flatten().filter(|d| {
+            d.get("@type")
+                .and_then(Value::as_str)
+                .is_some_and(|t| t.ends_with("google.rpc.ErrorInfo"))
+        })
+    }
+
+    /// The `ErrorInfo.reason` values.
+    pub fn reasons(&self) -> Vec<&str> {
+        self.error_infos()
+            .filter_map(|d| d.get("reason").and_then(Value::as_str))
+            .collect()
+    }
+
+    /// 403 with `ErrorInfo.reason == SERVICE_DISABLED`: the disabled service's name (e.g.
+    /// `gkehub.googleapis.com`; empty when the server did not say).
+    pub fn service_disabled(&self) -> Option<String> {
+        if self.http_status != 403 {
+            return None;
+        }
+        self.error_infos()
+            .find(|d| d.get("reason").and_then(Value::as_str) == Some("SERVICE_DISABLED"))
+            .map(|d| {
+                d.pointer("/metadata/service")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string()
+            })
+    }
+
+    /// Shorthand for `service_disabled().is_some()`.
+    pub fn is_service_disabled(&self) -> bool {
+        self.service_disabled().is_some()
+    }
+
+    /// The missing permission named by an `ErrorInfo` (`metadata.permission`), if any.
+    pub fn permission(&self) -> Option<String> {
+        self.error_infos()
+            .find_map(|d| d.pointer("/metadata/permission").and_then(Value::as_str))
+            .map(str::to_string)
+    }
+
+    /// An API that was just enabled is not usable yet: 400 FAILED_PRECONDITION "… is not
+    /// enabled" or 403 SERVICE_DISABLED. Retry with [`retry_until_api_enabled`].
+    pub fn is_api_not_enabled_yet(&self) -> bool {
+        (self.is_failed_precondition() && self.message.contains("not enabled"))
+            || self.is_service_disabled()
+    }
+
+    /// Whether retrying the same request may help (429, 5xx); see [`is_retryable`].
+    pub fn is_transient(&self) -> bool {
+        matches!(self.http_status, 429 | 500 | 502 | 503 | 504)
+    }
+
+    /// The coded error shown when the caller does not handle this one.
+    pub fn to_error(&self) -> Error {
+        let what = if self.request.is_empty() {
+            String::new()
+        } else {
+            format!("{}: ", self.request)
+        };
+        let message = format!(
+            "{what}{} {}: {}",
+            self.http_status, self.status, self.message
+        );
+        if let Some(service) = self.service_disabled() {
+            let svc = if service.is_empty() {
+                "the API".to_string()
+            } else {
+                service
+            };
+            return Error::apply("ASM-E412", message).with_hint(format!(
+                "enable {svc} (asm install enables the APIs it needs; or `gcloud services enable {svc}`), then retry"
+            ));
+        }
+        if self.is_unauthenticated() {
+            return Error::apply("ASM-E414", message).with_hint(
+                "the access token was rejected; it may have expired (tokens last 1 hour): fetch a new one",
+            );
+        }
+        if self.is_permission_denied() {
+            let hint = match self.permission() {
+                Some(p) => format!("the caller lacks permission {p}; grant a role that has it"),
+                None => "the caller lacks a permission on this resource".to_string(),
+            };
+            return Error::apply("ASM-E411", message).with_hint(hint);
+        }
+        if self.is_not_found() {
+            return Error::apply("ASM-E413", message)
+                .with_hint("check the project, location and name");
+        }
+        if self.is_transient() {
+            return Error::apply("ASM-E415", message)
+                .with_hint("the API is unavailable or rate-limited; re-run asm to resume");
+        }
+        if self.is_aborted() {
+            return Error::apply("ASM-E410", message)
+                .with_hint("a concurrent change happened; re-run asm to resume");
+        }
+        Error::apply("ASM-E410", message)
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if !self.request.is_empty() {
+            write!(f, "{}: ", self.request)?;
+        }
+        write!(f, "{} {}: {}", self.http_status, self.status, self.message)
+    }
+}
+
+/// Canonical `google.rpc.Code` name for an HTTP status (used when the body has none).
+pub fn status_name(http_status: u16) -> &'static str {
+    match http_status {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        409 => "ABORTED",
+        429 => "RESOURCE_EXHAUSTED",
+        499 => "CANCELLED",
+        500 => "INTERNAL",
+        501 => "UNIMPLEMENTED",
+        503 => "UNAVAILABLE",
+        504 => "DEADLINE_EXCEEDED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// Everything a Google API call can fail with.
+#[derive(Debug, Clone)]
+pub enum GcpError {
+    /// The API answered with an error status.
+    Api(Box<ApiError>),
+    /// No (complete) answer: connect failure, reset, timeout.
+    Transport {
+        request: String,
+        message: String,
+        connect: bool,
+    },
+    /// The answer was not the JSON we expected.
+    Decode { request: String, message: String },
+    /// A long-running operation finished with an error.
+    OperationFailed {
+        operation: String,
+        message: String,
+        details: Value,
+    },
+    /// Waiting for an operation or condition exceeded its deadline.
+    Timeout { what: String, after: Duration },
+    /// An already coded error (bad input to a client call, credentials, …).
+    Coded(Error),
+}
+
+impl GcpError {
+    /// The API error, if this is one.
+    pub fn api(&self) -> Option<&ApiError> {
+        match self {
+            GcpError::Api(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+
+    /// 404 NOT_FOUND.
+    pub fn is_not_found(&self) -> bool {
+        self.api().is_some_and(ApiError::is_not_found)
+    }
+
+    /// 409 ALREADY_EXISTS.
+    pub fn is_already_exists(&self) -> bool {
+        self.api().is_some_and(ApiError::is_already_exists)
+    }
+
+    /// 409 ABORTED.
+    pub fn is_aborted(&self) -> bool {
+        self.api().is_some_and(ApiError::is_aborted)
+    }
+
+    /// 403 PERMISSION_DENIED.
+    pub fn is_permission_denied(&self) -> bool {
+        self.api().is_some_and(ApiError::is_permission_denied)
+    }
+
+    /// 403 SERVICE_DISABLED: which service.
+    pub fn service_disabled(&self) -> Option<String> {
+        self.api().and_then(ApiError::service_disabled)
+    }
+
+    /// See [`ApiError::is_api_not_enabled_yet`].
+    pub fn is_api_not_enabled_yet(&self) -> bool {
+        self.api().is_some_and(ApiError::is_api_not_enabled_yet)
+    }
+
+    /// The coded error for the user.
+    pub fn to_error(&self) -> Error {
+        match self {
+            GcpError::Api(e) => e.to_error(),
+            GcpError::Transport {
+                request, message, ..
+            } => Error::apply("ASM-E416", format!("{request}: {message}")).with_hint(
+                "check network access to the Google APIs (proxy, VPC-SC, endpoint overrides); re-run asm to resume",
+            ),
+            GcpError::Decode { request, message } => Error::apply(
+                "ASM-E417",
+                format!("{request}: unexpected response: {message}"),
+            ),
+            GcpError::OperationFailed {
+                operation, message, ..
+            } => Error::apply(
+                "ASM-E419",
+                format!("operation {operation} failed: {message}"),
+            ),
+            GcpError::Timeout { what, after } => Error::new(
+                "ASM-E418",
+                exit::TIMEOUT,
+                format!("timed out after {}s waiting for {what}", after.as_secs()),
+            )
+            .with_hint("the operation may still finish; re-run asm to resume"),
+            GcpError::Coded(e) => e.clone(),
+        }
+    }
+}
+
+impl fmt::Display for GcpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GcpError::Api(e) => write!(f, "{e}"),
+            other => write!(f, "{}", other.to_error().message),
+        }
+    }
+}
+
+impl std::error::Error for GcpError {}
+
+impl From<GcpError> for Error {
+    fn from(e: GcpError) -> Error {
+        e.to_error()
+    }
+}
+
+impl From<ApiError> for GcpError {
+    fn from(e: ApiError) -> GcpError {
+        GcpError::Api(Box::new(e))
+    }
+}
+
+impl From<Error> for GcpError {
+    fn from(e: Error) -> GcpError {
+        GcpError::Coded(e)
+    }
+}
+
+/// Result of a Google API call.
+pub type GcpResult<T> = Result<T, GcpError>;
+
+/// The HTTP client shared by every Google API module. Cheap to clone (shared pool, counter).
+#[derive(Clone)]
+pub struct GoogleHttp {
+    client: reqwest::Client,
+    token: Arc<AccessToken>,
+    retry: RetryPolicy,
+    requests: Arc<AtomicU64>,
+    trace: Option<TraceFn>,
+}
+
+impl fmt::Debug for GoogleHttp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GoogleHttp")
+            .field("retry", &self.retry)
+            .field("requests", &self.requests.load(Ordering::Relaxed))
+            .finish_non_exhaustive()
+    }
+}
+
+impl GoogleHttp {
+    /// A client authenticating with `token` (connect timeout 10 s, request timeout 60 s).
+    pub fn new(token: AccessToken, retry: RetryPolicy) -> Result<Self, Error> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(60))
+            .user_agent(concat!("asm/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::apply("ASM-E416", format!("cannot build HTTP client: {e}")))?;
+        Ok(GoogleHttp {
+            client,
+            token: Arc::new(token),
+            retry,
+            requests: Arc::new(AtomicU64::new(0)),
+            trace: None,
+        })
+    }
+
+    /// Sends every attempt's [`RequestTrace`] to `trace` as well as to `tracing` (debug).
+    pub fn with_trace(mut self, trace: TraceFn) -> Self {
+        self.trace = Some(trace);
+        self
+    }
+
+    /// Shares `counter` as the request counter (e.g. one counter across several clients).
+    pub fn with_counter(mut self, counter: Arc<AtomicU64>) -> Self {
+        self.requests = counter;
+        self
+    }
+
+    /// The request counter (every attempt counts, retries included).
+    pub fn request_counter(&self) -> Arc<AtomicU64> {
+        self.requests.clone()
+    }
+
+    /// Requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> &RetryPolicy {
+        &self.retry
+    }
+
+    /// The bearer token (for a Kubernetes client of a GKE cluster).
+    pub fn token(&self) -> &AccessToken {
+        &self.token
+    }
+
+    /// `GET url` → `T`.
+    pub async fn get<T: DeserializeOwned>(&self, url: &str) -> GcpResult<T> {
+        self.send(Method::GET, url, None, true).await
+    }
+
+    /// `GET url` → `Some(T)`, or `None` on 404.
+    pub async fn get_opt<T: DeserializeOwned>(&self, url: &str) -> GcpResult<Option<T>> {
+        match self.get(url).await {
+            Ok(v) => Ok(Some(v)),
+            Err(e) if e.is_not_found() => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `POST url` with a JSON body (not retried on 5xx unless `idempotent`).
+    pub async fn post<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        body: &Value,
+        idempotent: bool,
+    ) -> GcpResult<T> {
+        self.send(Method::POST, url, Some(body), idempotent).await
+    }
+
+    /// `PATCH url` with a JSON body.
+    pub async fn patch<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        body: &Value,
+        idempotent: bool,
+    ) -> GcpResult<T> {
+        self.send(Method::PATCH, url, Some(body), idempotent).await
+    }
+
+    /// `PUT url` with a JSON body.
+    pub async fn put<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        body: &Value,
+        idempotent: bool,
+    ) -> GcpResult<T> {
+        self.send(Method::PUT, url, Some(body), idempotent).await
+    }
+
+    /// Sends one request (with retries) and decodes the JSON answer into `T` (an empty body
+    /// decodes as `{}`).
+    pub async fn send<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> GcpResult<T> {
+        let request = format!("{method} {url}");
+        let value = self.send_value(method, url, body, idempotent).await?;
+        serde_json::from_value(value).map_err(|e| GcpError::Decode {
+            request,
+            message: e.to_string(),
+        })
+    }
+
+    /// Like [`GoogleHttp::send`] but returns the raw JSON.
+    pub async fn send_value(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<&Value>,
+        idempotent: bool,
+    ) -> GcpResult<Value> {
+        let request = format!("{method} {url}");
+        let mut attempt: u32 = 0;
+        loop {
+            attempt += 1;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
+            let mut req = self
+                .client
+                .request(method.clone(), url)
+                .bearer_auth(self.token.expose())
+                .header(ACCEPT, "application/json");
+            if let Some(b) = body {
+                req = req.json(b);
+            }
+            let sent = req.send().await;
+            let (failure, outcome, retry_after) = match sent {
+                Ok(resp) => {
+                    let status = resp.status().as_u16();
+                    let retry_after = resp
+                        .headers()
+                        .get(RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(parse_retry_after);
+                    match resp.bytes().await {
+                        Ok(bytes) => {
+                            self.emit(&method, url, Some(status), started, attempt, None);
+                            if (200..300).contains(&status) {
+                                return decode_body(&request, &bytes);
+                            }
+                            let mut err = ApiError::from_response(status, &bytes);
+                            err.request = request.clone();
+                            (Failure::Status(status), GcpError::from(err), retry_after)
+                        }
+                        Err(e) => {
+                            let message = e.to_string();
+                            self.emit(&method, url, None, started, attempt, Some(&message));
+                            (
+                                Failure::Transport,
+                                GcpError::Transport {
+                                    request: request.clone(),
+                                    message,
+                                    connect: false,
+                                },
+                                None,
+                            )
+                        }
+                    }
+                }
+                Err(e) => {
+                    let connect = e.is_connect();
+                    let message = error_chain(&e);
+                    self.emit(&method, url, None, started, attempt, Some(&message));
+                    let failure = if connect {
+                        Failure::Connect
+                    } else {
+                        Failure::Transport
+                    };
+                    (
+                        failure,
+                        GcpError::Transport {
+                            request: request.clone(),
+                            message,
+                            connect,
+                        },
+                        None,
+                    )
+                }
+            };
+            if attempt >= self.retry.max_attempts || !is_retryable(failure, idempotent) {
+                return Err(outcome);
+            }
+            tokio::time::sleep(self.retry.delay(attempt - 1, retry_after)).await;
+        }
+    }
+
+    fn emit(
+        &self,
+        method: &Method,
+        url: &str,
+        status: Option<u16>,
+        started: Instant,
+        attempt: u32,
+        error: Option<&str>,
+    ) {
+        let trace = RequestTrace {
+            method: method.to_string(),
+            url: url.to_string(),
+            status,
+            duration: started.elapsed(),
+            attempt,
+            error: error.map(str::to_string),
+        };
+        tracing::debug!(target: "asm::gcp::http", "{trace}");
+        if let Some(f) = &self.trace {
+            f(&trace);
+        }
+    }
+}
+
+fn decode_body(request: &str, bytes: &[u8]) -> GcpResult<Value> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(serde_json::Map::new()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| GcpError::Decode {
+        request: request.to_string(),
+        message: e.to_string(),
+    })
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Runs `call` again while it fails with "API not enabled yet" (right after enabling an
+/// API, Google needs a moment to propagate): up to `policy.enablement_attempts` attempts,
+/// sleeping `enablement_initial · 1.75^n` (capped at 30 s) in between.
+pub async fn retry_until_api_enabled<T, F, Fut>(policy: &RetryPolicy, mut call: F) -> GcpResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = GcpResult<T>>,
+{
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(e) if e.is_api_not_enabled_yet() && attempt < policy.enablement_attempts => {
+                let delay = capped_exponential(
+                    policy.enablement_initial,
+                    1.75,
+                    attempt - 1,
+                    Duration::from_secs(30),
+                );
+                tracing::debug!(target: "asm::gcp::http", "API not enabled yet, retrying in {delay:?}: {e}");
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Appends `key=value` query pairs (percent-encoded) to `url`.
+pub fn with_query(url: &str, pairs: &[(&str, &str)]) -> String {
+    let mut out = url.to_string();
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        let sep = if i == 0 && !url.contains('?') {
+            '?'
+        } else {
+            '&'
+        };
+        out.push(sep);
+        out.push_str(&encode_component(k));
+        out.push('=');
+        out.push_str(&encode_component(v));
+    }
+    out
+}
+
+/// Percent-encodes a query component (RFC 3986 unreserved characters kept).
+pub fn encode_component(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn parses_rpc_status_with_permission() {
+        let body = br#"{"error": {"code": 403, "message": "Permission 'gkehub.memberships.create' denied", "status": "PERMISSION_DENIED",
+          "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "IAM_PERMISSION_DENIED", "domain": "gkehub.googleapis.com",
+                       "metadata": {"permission": "gkehub.memberships.create", "resource": "projects/p"}}]}}"#;
+        let e = ApiError::from_response(403, body);
+        assert_eq!(e.status, "PERMISSION_DENIED");
+        assert!(e.is_permission_denied());
+        assert!(!e.is_service_disabled());
+        assert_eq!(e.permission().as_deref(), Some("gkehub.memberships.create"));
+        assert_eq!(e.reasons(), vec!["IAM_PERMISSION_DENIED"]);
+        let coded = e.to_error();
+        assert_eq!(coded.code, "ASM-E411");
+        assert!(coded.hint.unwrap().contains("gkehub.memberships.create"));
+    }
+
+    #[test]
+    fn parses_service_disabled() {
+        let body = json!({"error": {"code": 403, "message": "GKE Hub API has not been used", "status": "PERMISSION_DENIED",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "SERVICE_DISABLED", "domain": "googleapis.com",
+                         "metadata": {"service": "gkehub.googleapis.com", "consumer": "projects/1"}}]}});
+        let e = ApiError::from_response(403, body.to_string().as_bytes());
+        assert_eq!(
+            e.service_disabled().as_deref(),
+            Some("gkehub.googleapis.com")
+        );
+        assert!(e.is_api_not_enabled_yet());
+        assert_eq!(e.to_error().code, "ASM-E412");
+    }
+
+    #[test]
+    fn parses_non_json_and_missing_status() {
+        let e = ApiError::from_response(503, b"upstream connect error");
+        assert_eq!(e.status, "UNAVAILABLE");
+        assert_eq!(e.message, "upstream connect error");
+        assert!(e.is_transient());
+        let e =
+            ApiError::from_response(404, br#"{"error":{"code":404,"message":"Not found: x."}}"#);
+        assert!(e.is_not_found());
+        assert_eq!(e.status, "NOT_FOUND");
+        assert_eq!(e.message, "Not found: x.");
+        let e = ApiError::from_response(
+            409,
+            br#"{"error":{"code":409,"message":"exists","status":"ALREADY_EXISTS"}}"#,
+        );
+        assert!(e.is_already_exists() && !e.is_aborted());
+        let e = ApiError::from_response(
+            400,
+            br#"{"error":{"code":400,"message":"API meshconfig.googleapis.com is not enabled","status":"FAILED_PRECONDITION"}}"#,
+        );
+        assert!(e.is_api_not_enabled_yet());
+    }
+
+    #[test]
+    fn retry_classification() {
+        assert!(is_retryable(Failure::Status(429), false));
+        assert!(is_retryable(Failure::Status(503), false));
+        assert!(is_retryable(Failure::Status(500), true));
+        assert!(!is_retryable(Failure::Status(500), false));
+        assert!(is_retryable(Failure::Status(504), true));
+        assert!(!is_retryable(Failure::Status(504), false));
+        for s in [400, 401, 403, 404, 409] {
+            assert!(!is_retryable(Failure::Status(s), true), "{s}");
+        }
+        assert!(is_retryable(Failure::Connect, false));
+        assert!(!is_retryable(Failure::Transport, false));
+        assert!(is_retryable(Failure::Transport, true));
+    }
+
+    #[test]
+    fn backoff_is_capped_and_jittered() {
+        let p = RetryPolicy {
+            jitter: false,
+            ..RetryPolicy::standard()
+        };
+        assert_eq!(p.backoff(0), Duration::from_millis(500));
+        assert_eq!(p.backoff(1), Duration::from_secs(1));
+        assert_eq!(p.backoff(10), Duration::from_secs(10));
+        assert_eq!(p.backoff(1000), Duration::from_secs(10));
+        let j = RetryPolicy::standard();
+        for n in 0..50 {
+            assert!(j.backoff(n % 6) <= Duration::from_secs(10));
+        }
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(2))),
+            Duration::from_secs(2)
+        );
+        assert_eq!(
+            p.delay(0, Some(Duration::from_secs(300))),
+            Duration::from_secs(30)
+        );
+        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
+        let r = random_unit();
+        assert!((0.0..1.0).contains(&r));
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(
+            with_query(
+                "http://h/x",
+                &[("filter", "state:ENABLED"), ("pageSize", "200")]
+            ),
+            "http://h/x?filter=state%3AENABLED&pageSize=200"
+        );
+        assert_eq!(
+            with_query("http://h/x?a=1", &[("b", "c d")]),
+            "http://h/x?a=1&b=c%20d"
+        );
+    }
+
+    #[test]
+    fn trace_display_has_no_secrets() {
+        let t = RequestTrace {
+            method: "GET".into(),
+            url: "http://h/v1/x".into(),
+            status: Some(200),
+            duration: Duration::from_millis(12),
+            attempt: 2,
+            error: None,
+        };
+        assert_eq!(t.to_string(), "GET http://h/v1/x 200 12ms (attempt 2)");
+    }
+
+    #[tokio::test]
+    async fn enablement_retry_stops_on_success() {
+        let policy = RetryPolicy::fast();
+        let mut calls = 0;
+        let out: GcpResult<u32> = retry_until_api_enabled(&policy, || {
+            calls += 1;
+            let n = calls;
+            async move {
+                if n < 3 {
+                    Err(GcpError::from(ApiError::from_response(
+                        400,
+                        br#"{"error":{"code":400,"message":"meshconfig.googleapis.com is not enabled","status":"FAILED_PRECONDITION"}}"#,
+                    )))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(out.unwrap(), 3);
+    }
+}

@@ -1,0 +1,87 @@
+//! REST layer for the Google APIs asm calls (DESIGN §4, wire formats in spec/gcp-apis.md).
+//!
+//! [`http::GoogleHttp`] does auth, JSON, errors and retries; [`lro::LroPoller`] waits for the
+//! three operation styles; one small typed module per API. [`GcpClients`] bundles them.
+//!
+//! Errors are [`GcpError`]; callers test them (`is_not_found()`, `service_disabled()`, …)
+//! and convert the rest with `Error::from` / `?` into a coded [`crate::error::Error`].
+
+pub mod auth;
+pub mod container;
+pub mod crm;
+pub mod endpoints;
+pub mod gkehub;
+pub mod http;
+pub mod lro;
+pub mod meshconfig;
+pub mod serviceusage;
+
+pub use auth::{AccessToken, Credentials, TokenSource};
+pub use endpoints::{Endpoints, Service};
+pub use http::{ApiError, GcpError, GcpResult, GoogleHttp, RetryPolicy, TraceFn};
+pub use lro::{LroPoller, Operation, PollPolicy};
+
+use crate::environment::Environment;
+use crate::error::Error;
+
+/// Every Google API client asm uses, sharing one HTTP client and request counter.
+#[derive(Debug, Clone)]
+pub struct GcpClients {
+    pub http: GoogleHttp,
+    pub endpoints: Endpoints,
+    pub container: container::ContainerApi,
+    pub serviceusage: serviceusage::ServiceUsageApi,
+    pub crm: crm::CrmApi,
+    pub gkehub: gkehub::GkeHubApi,
+    pub meshconfig: meshconfig::MeshConfigApi,
+    pub lro: LroPoller,
+}
+
+impl GcpClients {
+    /// Clients with endpoints from `env` (overrides), authenticating with `token`.
+    pub fn new(env: &Environment, token: AccessToken, retry: RetryPolicy) -> Result<Self, Error> {
+        let endpoints = Endpoints::from_env(env)?;
+        let http = GoogleHttp::new(token, retry)?;
+        Ok(GcpClients::from_parts(
+            http,
+            endpoints,
+            PollPolicy::default(),
+        ))
+    }
+
+    /// Clients over an already configured `http` (trace callback, shared counter).
+    pub fn from_parts(http: GoogleHttp, endpoints: Endpoints, poll: PollPolicy) -> Self {
+        GcpClients {
+            container: container::ContainerApi::new(http.clone(), endpoints.clone()),
+            serviceusage: serviceusage::ServiceUsageApi::new(http.clone(), endpoints.clone()),
+            crm: crm::CrmApi::new(http.clone(), endpoints.clone()),
+            gkehub: gkehub::GkeHubApi::new(http.clone(), endpoints.clone()),
+            meshconfig: meshconfig::MeshConfigApi::new(http.clone(), endpoints.clone()),
+            lro: LroPoller::new(http.clone(), endpoints.clone(), poll),
+            http,
+            endpoints,
+        }
+    }
+
+    /// The same clients with every request traced to `trace`.
+    pub fn with_trace(self, trace: TraceFn) -> Self {
+        let poll = self.lro.policy().clone();
+        let http = self.http.with_trace(trace);
+        GcpClients::from_parts(http, self.endpoints, poll)
+    }
+
+    /// The same clients with another polling policy.
+    pub fn with_poll_policy(self, poll: PollPolicy) -> Self {
+        GcpClients::from_parts(self.http, self.endpoints, poll)
+    }
+
+    /// Google API requests sent so far (retries and polls included).
+    pub fn requests(&self) -> u64 {
+        self.http.requests()
+    }
+
+    /// The access token (for Kubernetes clients of GKE clusters).
+    pub fn token(&self) -> &AccessToken {
+        self.http.token()
+    }
+}

@@ -1,0 +1,320 @@
+//! Authentication (the sandbox Google token is a cluster admin, ServiceAccount tokens the
+//! server minted stand for their ServiceAccount, no token is `system:anonymous`) and RBAC
+//! authorization over the stored Roles, ClusterRoles and bindings.
+
+use serde_json::{Value, json};
+
+use super::store::{State, TokenInfo};
+use super::util::{b64url, now_secs};
+
+/// The audience the API server accepts (its service-account issuer).
+pub const API_AUDIENCE: &str = "https://kubernetes.default.svc.cluster.local";
+
+/// Who a request is from.
+#[derive(Debug, Clone)]
+pub struct User {
+    pub name: String,
+    pub uid: String,
+    pub groups: Vec<String>,
+    pub extra: Option<Value>,
+    /// In `system:masters`: every request is allowed.
+    pub admin: bool,
+    /// The ServiceAccount (namespace, name) a token stands for.
+    pub service_account: Option<(String, String)>,
+}
+
+impl User {
+    pub fn anonymous() -> User {
+        User {
+            name: "system:anonymous".into(),
+            uid: String::new(),
+            groups: vec!["system:unauthenticated".into()],
+            extra: None,
+            admin: false,
+            service_account: None,
+        }
+    }
+
+    pub fn admin() -> User {
+        User {
+            name: "sandbox-admin@asm-sim.invalid".into(),
+            uid: String::new(),
+            groups: vec!["system:masters".into(), "system:authenticated".into()],
+            extra: None,
+            admin: true,
+            service_account: None,
+        }
+    }
+
+    pub fn service_account(namespace: &str, name: &str, uid: &str, jti: Option<&str>) -> User {
+        User {
+            name: format!("system:serviceaccount:{namespace}:{name}"),
+            uid: uid.into(),
+            groups: vec![
+                "system:serviceaccounts".into(),
+                format!("system:serviceaccounts:{namespace}"),
+                "system:authenticated".into(),
+            ],
+            extra: jti.map(
+                |j| json!({"authentication.kubernetes.io/credential-id": [format!("JTI={j}")]}),
+            ),
+            admin: false,
+            service_account: Some((namespace.into(), name.into())),
+        }
+    }
+
+    /// A user named by `Impersonate-User` (ServiceAccounts get their groups).
+    pub fn impersonated(name: &str, groups: Vec<String>) -> User {
+        if let Some(rest) = name.strip_prefix("system:serviceaccount:") {
+            if let Some((ns, sa)) = rest.split_once(':') {
+                let mut u = User::service_account(ns, sa, "", None);
+                u.groups.extend(groups);
+                return u;
+            }
+        }
+        let admin = groups.iter().any(|g| g == "system:masters");
+        let mut all = groups;
+        all.push("system:authenticated".into());
+        User {
+            name: name.into(),
+            uid: String::new(),
+            groups: all,
+            extra: None,
+            admin,
+            service_account: None,
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.name == "system:anonymous"
+    }
+}
+
+/// Mints a JWT-shaped ServiceAccount token and remembers what it stands for.
+pub fn mint_token(state: &mut State, info: TokenInfo) -> String {
+    let header = json!({"alg": "RS256", "kid": "asm-sim"});
+    let mut claims = json!({
+        "aud": info.audiences,
+        "iss": API_AUDIENCE,
+        "sub": format!("system:serviceaccount:{}:{}", info.namespace, info.sa_name),
+        "kubernetes.io": {"namespace": info.namespace, "serviceaccount": {"name": info.sa_name, "uid": info.sa_uid}},
+        "jti": info.jti,
+        "iat": now_secs(),
+        "nbf": now_secs(),
+    });
+    if let Some(exp) = info.expires {
+        claims["exp"] = json!(exp);
+    }
+    if let Some(secret) = &info.secret {
+        claims["kubernetes.io/serviceaccount/secret.name"] = json!(secret);
+    }
+    let sig = state.rng.bytes(64);
+    let token = format!(
+        "{}.{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(claims.to_string().as_bytes()),
+        b64url(&sig)
+    );
+    state.tokens.insert(token.clone(), info);
+    token
+}
+
+/// The user of a bearer token, or `None` (401) when it is unknown, expired, for another
+/// audience, or its ServiceAccount/Secret is gone.
+pub fn authenticate_token(state: &State, token: &str) -> Option<User> {
+    let info = state.tokens.get(token)?;
+    if !info.audiences.iter().any(|a| a == API_AUDIENCE) {
+        return None;
+    }
+    if info.expires.is_some_and(|e| e <= now_secs()) {
+        return None;
+    }
+    let sa = state.objects.iter().find(|(k, _)| {
+        k.group.is_empty()
+            && k.plural == "serviceaccounts"
+            && k.namespace == info.namespace
+            && k.name == info.sa_name
+    })?;
+    if sa.1.pointer("/metadata/uid").and_then(Value::as_str) != Some(info.sa_uid.as_str()) {
+        return None;
+    }
+    if let Some(secret) = &info.secret {
+        let exists = state.objects.keys().any(|k| {
+            k.group.is_empty()
+                && k.plural == "secrets"
+                && k.namespace == info.namespace
+                && &k.name == secret
+        });
+        if !exists {
+            return None;
+        }
+    }
+    Some(User::service_account(
+        &info.namespace,
+        &info.sa_name,
+        &info.sa_uid,
+        Some(&info.jti),
+    ))
+}
+
+/// One authorization question.
+#[derive(Debug, Clone, Default)]
+pub struct Attributes {
+    pub verb: String,
+    pub group: String,
+    pub resource: String,
+    pub subresource: String,
+    pub namespace: String,
+    pub name: String,
+    /// Set for non-resource requests.
+    pub path: Option<String>,
+}
+
+/// Paths every caller (even anonymous) may GET (system:public-info-viewer).
+fn public_path(path: &str) -> bool {
+    matches!(
+        path,
+        "/version" | "/version/" | "/healthz" | "/readyz" | "/livez"
+    ) || path.starts_with("/healthz/")
+        || path.starts_with("/readyz/")
+        || path.starts_with("/livez/")
+}
+
+/// Paths every authenticated caller may GET (system:discovery, system:basic-user).
+fn discovery_path(path: &str) -> bool {
+    path == "/api"
+        || path.starts_with("/api/")
+        || path == "/apis"
+        || path.starts_with("/apis/")
+        || path.starts_with("/openapi/")
+        || path == "/openapi"
+}
+
+/// Whether the user may do it, and the RBAC reason when a binding allows it.
+pub fn authorize(state: &State, user: &User, attrs: &Attributes) -> (bool, Option<String>) {
+    if user.admin {
+        return (true, None);
+    }
+    if let Some(path) = &attrs.path {
+        if public_path(path) {
+            return (true, None);
+        }
+        if !user.is_anonymous() && attrs.verb == "get" && discovery_path(path) {
+            return (true, None);
+        }
+    } else if !user.is_anonymous()
+        && attrs.verb == "create"
+        && ((attrs.group == "authorization.k8s.io" && attrs.resource == "selfsubjectaccessreviews")
+            || (attrs.group == "authentication.k8s.io" && attrs.resource == "selfsubjectreviews"))
+    {
+        return (true, None);
+    }
+    let subject_matches = |s: &Value, binding_ns: &str| -> bool {
+        match s["kind"].as_str() {
+            Some("ServiceAccount") => user.service_account.as_ref().is_some_and(|(ns, name)| {
+                s["name"].as_str() == Some(name.as_str())
+                    && s["namespace"].as_str().unwrap_or(binding_ns) == ns
+            }),
+            Some("User") => s["name"].as_str() == Some(user.name.as_str()),
+            Some("Group") => user
+                .groups
+                .iter()
+                .any(|g| s["name"].as_str() == Some(g.as_str())),
+            _ => false,
+        }
+    };
+    let find = |plural: &str, ns: &str, name: &str| {
+        state
+            .objects
+            .iter()
+            .find(|(k, _)| {
+                k.group == "rbac.authorization.k8s.io"
+                    && k.plural == plural
+                    && k.namespace == ns
+                    && k.name == name
+            })
+            .map(|(_, v)| v)
+    };
+    let subject_desc = || match &user.service_account {
+        Some((ns, name)) => format!("ServiceAccount \"{name}/{ns}\""),
+        None => format!("User \"{}\"", user.name),
+    };
+    for (key, binding) in &state.objects {
+        if key.group != "rbac.authorization.k8s.io"
+            || (key.plural != "clusterrolebindings" && key.plural != "rolebindings")
+        {
+            continue;
+        }
+        let cluster_binding = key.plural == "clusterrolebindings";
+        if !cluster_binding && (attrs.path.is_some() || key.namespace != attrs.namespace) {
+            continue;
+        }
+        if !binding["subjects"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|s| subject_matches(s, &key.namespace))
+        {
+            continue;
+        }
+        let role_kind = binding["roleRef"]["kind"].as_str().unwrap_or_default();
+        let role_name = binding["roleRef"]["name"].as_str().unwrap_or_default();
+        let role = if role_kind == "ClusterRole" {
+            find("clusterroles", "", role_name)
+        } else {
+            find("roles", &key.namespace, role_name)
+        };
+        let Some(role) = role else { continue };
+        if role["rules"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|r| rule_allows(r, attrs))
+        {
+            let binding_desc = if cluster_binding {
+                format!("ClusterRoleBinding \"{}\"", key.name)
+            } else {
+                format!("RoleBinding \"{}/{}\"", key.name, key.namespace)
+            };
+            let reason = format!(
+                "RBAC: allowed by {binding_desc} of {role_kind} \"{role_name}\" to {}",
+                subject_desc()
+            );
+            return (true, Some(reason));
+        }
+    }
+    (false, None)
+}
+
+fn has(list: &Value, want: &str) -> bool {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|v| v == "*" || v == want)
+}
+
+fn rule_allows(rule: &Value, a: &Attributes) -> bool {
+    if !has(&rule["verbs"], &a.verb) {
+        return false;
+    }
+    if let Some(path) = &a.path {
+        return rule["nonResourceURLs"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .any(|u| {
+                u == "*" || u == path || u.strip_suffix('*').is_some_and(|p| path.starts_with(p))
+            });
+    }
+    let resource = if a.subresource.is_empty() {
+        a.resource.clone()
+    } else {
+        format!("{}/{}", a.resource, a.subresource)
+    };
+    let names_ok = rule["resourceNames"]
+        .as_array()
+        .is_none_or(|n| n.is_empty() || n.iter().any(|x| x.as_str() == Some(a.name.as_str())));
+    has(&rule["apiGroups"], &a.group) && has(&rule["resources"], &resource) && names_ok
+}

@@ -1,0 +1,307 @@
+//! Per-kind behaviour of built-in types: defaulting (which happens before ownership is
+//! computed, so writers own defaulted fields), create-time preparation (which does not), and
+//! the key order of serialised objects (Go struct order for built-ins, alphabetical for
+//! custom resources).
+
+use serde_json::{Map, Value, json};
+
+use super::registry::ResourceType;
+use super::util::{self, Rng, b64, order_keys, sort_keys};
+
+/// Defaulting, as the apiserver's decoder applies it.
+pub fn default_object(rt: &ResourceType, obj: &mut Value, rng: &mut Rng) {
+    match rt.kind.as_str() {
+        "Secret" => {
+            if let Some(Value::Object(sd)) =
+                obj.as_object_mut().and_then(|m| m.remove("stringData"))
+            {
+                let data = util::ensure_obj(obj, &["data"]);
+                for (k, v) in sd {
+                    data.insert(k, json!(b64(v.as_str().unwrap_or_default().as_bytes())));
+                }
+            }
+            if obj.get("type").is_none_or(Value::is_null) {
+                util::set_path(obj, &["type"], json!("Opaque"));
+            }
+        }
+        "Namespace" => {
+            let name = util::get_str(obj, &["metadata", "name"])
+                .unwrap_or_default()
+                .to_string();
+            if !name.is_empty() {
+                util::ensure_obj(obj, &["metadata", "labels"])
+                    .insert("kubernetes.io/metadata.name".into(), json!(name));
+            }
+        }
+        "CustomResourceDefinition" => {
+            if obj.pointer("/spec/conversion").is_none() {
+                util::set_path(obj, &["spec", "conversion"], json!({"strategy": "None"}));
+            }
+        }
+        "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
+            let mutating = rt.kind.starts_with("Mutating");
+            for wh in obj
+                .get_mut("webhooks")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                let Some(m) = wh.as_object_mut() else {
+                    continue;
+                };
+                for rule in m
+                    .get_mut("rules")
+                    .and_then(Value::as_array_mut)
+                    .into_iter()
+                    .flatten()
+                {
+                    if let Some(r) = rule.as_object_mut() {
+                        r.entry("scope").or_insert(json!("*"));
+                    }
+                }
+                m.entry("failurePolicy").or_insert(json!("Fail"));
+                m.entry("matchPolicy").or_insert(json!("Equivalent"));
+                m.entry("namespaceSelector").or_insert(json!({}));
+                m.entry("objectSelector").or_insert(json!({}));
+                m.entry("timeoutSeconds").or_insert(json!(10));
+                if mutating {
+                    m.entry("reinvocationPolicy").or_insert(json!("Never"));
+                }
+                if let Some(svc) = m
+                    .get_mut("clientConfig")
+                    .and_then(|c| c.get_mut("service"))
+                    .and_then(Value::as_object_mut)
+                {
+                    svc.entry("port").or_insert(json!(443));
+                }
+                order_keys(
+                    wh,
+                    &[
+                        "name",
+                        "clientConfig",
+                        "rules",
+                        "failurePolicy",
+                        "matchPolicy",
+                        "namespaceSelector",
+                        "objectSelector",
+                        "sideEffects",
+                        "timeoutSeconds",
+                        "admissionReviewVersions",
+                        "reinvocationPolicy",
+                        "matchConditions",
+                    ],
+                );
+            }
+        }
+        "Service" => {
+            let spec = util::ensure_obj(obj, &["spec"]);
+            let ty = spec
+                .entry("type")
+                .or_insert(json!("ClusterIP"))
+                .as_str()
+                .unwrap_or("ClusterIP")
+                .to_string();
+            spec.entry("sessionAffinity").or_insert(json!("None"));
+            if spec.get("clusterIP").is_none() && ty != "ExternalName" {
+                let ip = format!("10.0.0.{}", 10 + rng.next_u64() % 240);
+                spec.insert("clusterIP".into(), json!(ip));
+                spec.insert("clusterIPs".into(), json!([ip]));
+            }
+            spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
+            spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+            spec.entry("internalTrafficPolicy")
+                .or_insert(json!("Cluster"));
+            let lb = ty == "LoadBalancer" || ty == "NodePort";
+            if lb {
+                spec.entry("externalTrafficPolicy")
+                    .or_insert(json!("Cluster"));
+            }
+            if ty == "LoadBalancer" {
+                spec.entry("allocateLoadBalancerNodePorts")
+                    .or_insert(json!(true));
+            }
+            for p in spec
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                let Some(pm) = p.as_object_mut() else {
+                    continue;
+                };
+                pm.entry("protocol").or_insert(json!("TCP"));
+                if let Some(port) = pm.get("port").cloned() {
+                    pm.entry("targetPort").or_insert(port);
+                }
+                if lb {
+                    pm.entry("nodePort")
+                        .or_insert(json!(30000 + rng.next_u64() % 2767));
+                }
+            }
+            if ty == "LoadBalancer" && obj.pointer("/status/loadBalancer").is_none() {
+                util::set_path(obj, &["status", "loadBalancer"], json!({}));
+            }
+        }
+        "Deployment" => {
+            let spec = util::ensure_obj(obj, &["spec"]);
+            spec.entry("replicas").or_insert(json!(1));
+            spec.entry("revisionHistoryLimit").or_insert(json!(10));
+            spec.entry("progressDeadlineSeconds").or_insert(json!(600));
+            spec.entry("strategy").or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+        }
+        _ => {}
+    }
+}
+
+/// Create-time fields the server sets without anyone owning them.
+pub fn prepare_create(rt: &ResourceType, obj: &mut Value) {
+    match rt.kind.as_str() {
+        "Namespace" => {
+            util::set_path(obj, &["spec", "finalizers"], json!(["kubernetes"]));
+            util::set_path(obj, &["status"], json!({"phase": "Active"}));
+        }
+        "CustomResourceDefinition" => {
+            let storage: Vec<Value> = obj
+                .pointer("/spec/versions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter(|v| v["storage"] == true)
+                .map(|v| v["name"].clone())
+                .collect();
+            util::set_path(
+                obj,
+                &["status"],
+                json!({"conditions": null, "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": storage}),
+            );
+        }
+        _ => {}
+    }
+    if rt.has_generation {
+        util::set_path(obj, &["metadata", "generation"], json!(1));
+    }
+}
+
+const METADATA_ORDER: &[&str] = &[
+    "name",
+    "generateName",
+    "namespace",
+    "selfLink",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "labels",
+    "annotations",
+    "ownerReferences",
+    "finalizers",
+    "managedFields",
+];
+
+fn body_order(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "ConfigMap" => &["immutable", "data", "binaryData"],
+        "Secret" => &["immutable", "data", "type"],
+        "ServiceAccount" => &[
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
+        "ClusterRole" | "Role" => &["rules", "aggregationRule"],
+        "ClusterRoleBinding" | "RoleBinding" => &["subjects", "roleRef"],
+        "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => &["webhooks"],
+        _ => &["spec", "status"],
+    }
+}
+
+/// Puts keys in the order the real server serialises them.
+pub fn canonical(rt: &ResourceType, obj: &mut Value) {
+    if rt.is_custom() {
+        sort_keys(obj);
+        return;
+    }
+    let mut order = vec!["kind", "apiVersion", "metadata"];
+    order.extend_from_slice(body_order(&rt.kind));
+    order_keys(obj, &order);
+    if let Some(meta) = obj.get_mut("metadata") {
+        order_keys(meta, METADATA_ORDER);
+    }
+    if rt.kind == "CustomResourceDefinition" {
+        if let Some(spec) = obj.get_mut("spec") {
+            order_keys(
+                spec,
+                &[
+                    "group",
+                    "names",
+                    "scope",
+                    "versions",
+                    "conversion",
+                    "preserveUnknownFields",
+                ],
+            );
+            if let Some(names) = spec.get_mut("names") {
+                order_keys(
+                    names,
+                    &[
+                        "plural",
+                        "singular",
+                        "shortNames",
+                        "kind",
+                        "listKind",
+                        "categories",
+                    ],
+                );
+            }
+            for v in spec
+                .get_mut("versions")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                order_keys(
+                    v,
+                    &[
+                        "name",
+                        "served",
+                        "storage",
+                        "deprecated",
+                        "deprecationWarning",
+                        "schema",
+                        "subresources",
+                        "additionalPrinterColumns",
+                        "selectableFields",
+                    ],
+                );
+            }
+        }
+        if let Some(status) = obj.get_mut("status") {
+            order_keys(status, &["conditions", "acceptedNames", "storedVersions"]);
+        }
+    }
+}
+
+/// A list item as LIST answers it: built-ins without kind/apiVersion.
+pub fn list_item(rt: &ResourceType, obj: &Value) -> Value {
+    if rt.is_custom() {
+        return obj.clone();
+    }
+    let mut o = obj.clone();
+    if let Some(m) = o.as_object_mut() {
+        m.remove("kind");
+        m.remove("apiVersion");
+    }
+    o
+}
+
+/// An object with apiVersion and kind set (bodies may omit them).
+pub fn with_type_meta(rt: &ResourceType, obj: Value) -> Value {
+    let mut m = match obj {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    m.insert("apiVersion".into(), json!(rt.api_version()));
+    m.insert("kind".into(), json!(rt.kind));
+    Value::Object(m)
+}

@@ -1,0 +1,225 @@
+//! `meta.k8s.io/v1 Table` output, what `kubectl get` asks for: the built-in columns of each
+//! kind or a CRD's additionalPrinterColumns, with `PartialObjectMetadata` rows.
+
+use serde_json::{Value, json};
+
+use super::registry::ResourceType;
+use super::util::{human_age, now_secs, parse_rfc3339};
+
+const NAME_DESC: &str = "Name must be unique within a namespace. Is required when creating resources, although some resources may allow a client to request the generation of an appropriate name automatically. Name is primarily intended for creation idempotence and configuration definition. Cannot be updated. More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names#names";
+const AGE_DESC: &str = "CreationTimestamp is a timestamp representing the server time when this object was created. It is not guaranteed to be set in happens-before order across separate operations. Clients may not set this value. It is represented in RFC3339 form and is in UTC.\n\nPopulated by the system. Read-only. Null for lists. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata";
+
+/// Whether the Accept header asks for a Table.
+pub fn wants_table(accept: Option<&str>) -> bool {
+    accept.is_some_and(|a| a.contains("as=Table"))
+}
+
+fn col(name: &str, ty: &str, format: &str, desc: &str) -> Value {
+    json!({"name": name, "type": ty, "format": format, "description": desc, "priority": 0})
+}
+
+fn age(obj: &Value) -> String {
+    let created = obj
+        .pointer("/metadata/creationTimestamp")
+        .and_then(Value::as_str)
+        .and_then(parse_rfc3339)
+        .unwrap_or_else(now_secs);
+    human_age(now_secs() - created)
+}
+
+fn count(v: Option<&Value>) -> i64 {
+    v.and_then(Value::as_object)
+        .map(|m| m.len() as i64)
+        .unwrap_or(0)
+}
+
+/// Evaluates the JSONPath subset printer columns use: `.a.b`, `.a[0].b`,
+/// `.a[?(@.type=="X")].b`.
+pub fn json_path(obj: &Value, path: &str) -> Option<Value> {
+    let mut cur = obj.clone();
+    let mut rest = path
+        .trim()
+        .trim_start_matches('{')
+        .trim_end_matches('}')
+        .trim_start_matches('.');
+    while !rest.is_empty() {
+        if let Some(r) = rest.strip_prefix('[') {
+            let end = r.find(']')?;
+            let inner = &r[..end];
+            rest = r[end + 1..].trim_start_matches('.');
+            if let Some(filter) = inner.strip_prefix("?(@.").and_then(|f| f.strip_suffix(')')) {
+                let (field, want) = filter.split_once("==")?;
+                let want = want.trim().trim_matches('"').trim_matches('\'');
+                cur = cur
+                    .as_array()?
+                    .iter()
+                    .find(|i| i.get(field.trim()).and_then(Value::as_str) == Some(want))?
+                    .clone();
+            } else {
+                cur = cur.get(inner.parse::<usize>().ok()?)?.clone();
+            }
+            continue;
+        }
+        let end = rest.find(['.', '[']).unwrap_or(rest.len());
+        let field = &rest[..end];
+        cur = cur.get(field)?.clone();
+        rest = rest[end..].trim_start_matches('.');
+    }
+    Some(cur)
+}
+
+fn columns(rt: &ResourceType) -> Vec<Value> {
+    let name = col("Name", "string", "name", NAME_DESC);
+    if rt.is_custom() {
+        let mut cols = vec![name];
+        if rt.printer_columns.is_empty() {
+            cols.push(col("Age", "date", "", AGE_DESC));
+        }
+        for c in &rt.printer_columns {
+            let path = c["jsonPath"].as_str().unwrap_or_default();
+            cols.push(json!({
+                "name": c["name"], "type": c["type"], "format": c.get("format").cloned().unwrap_or(json!("")),
+                "description": c.get("description").cloned().unwrap_or(json!(format!("Custom resource definition column (in JSONPath format): {path}"))),
+                "priority": c.get("priority").cloned().unwrap_or(json!(0)),
+            }));
+        }
+        return cols;
+    }
+    let age = col("Age", "string", "", AGE_DESC);
+    match rt.kind.as_str() {
+        "ConfigMap" => vec![
+            name,
+            col(
+                "Data",
+                "string",
+                "",
+                "Data contains the configuration data. Each key must consist of alphanumeric characters, '-', '_' or '.'. Values with non-UTF-8 byte sequences must use the BinaryData field. The keys stored in Data must not overlap with the keys in the BinaryData field, this is enforced during validation process.",
+            ),
+            age,
+        ],
+        "Secret" => vec![
+            name,
+            col("Type", "string", "", "The type of the secret"),
+            col("Data", "string", "", "The number of data items"),
+            age,
+        ],
+        "Namespace" => vec![
+            name,
+            col("Status", "string", "", "The status of the namespace"),
+            age,
+        ],
+        "ServiceAccount" => vec![
+            name,
+            col("Secrets", "string", "", "Secrets is a list of the secrets"),
+            age,
+        ],
+        "CustomResourceDefinition" => vec![name, col("Created At", "date", "", "")],
+        "Deployment" => vec![
+            name,
+            col("Ready", "string", "", ""),
+            col("Up-to-date", "string", "", ""),
+            col("Available", "string", "", ""),
+            age,
+        ],
+        _ => vec![name, age],
+    }
+}
+
+fn cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
+    let name = json!(
+        obj.pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    );
+    if rt.is_custom() {
+        let mut cells = vec![name];
+        if rt.printer_columns.is_empty() {
+            cells.push(json!(age(obj)));
+        }
+        for c in &rt.printer_columns {
+            let path = c["jsonPath"].as_str().unwrap_or_default();
+            let v = if path == ".metadata.creationTimestamp" {
+                Some(json!(age(obj)))
+            } else {
+                json_path(obj, path)
+            };
+            cells.push(v.unwrap_or(Value::Null));
+        }
+        return cells;
+    }
+    match rt.kind.as_str() {
+        "ConfigMap" => vec![
+            name,
+            json!(count(obj.get("data")) + count(obj.get("binaryData"))),
+            json!(age(obj)),
+        ],
+        "Secret" => vec![
+            name,
+            obj.get("type").cloned().unwrap_or(json!("Opaque")),
+            json!(count(obj.get("data"))),
+            json!(age(obj)),
+        ],
+        "Namespace" => vec![
+            name,
+            obj.pointer("/status/phase")
+                .cloned()
+                .unwrap_or(json!("Active")),
+            json!(age(obj)),
+        ],
+        "ServiceAccount" => vec![
+            name,
+            json!(
+                obj.get("secrets")
+                    .and_then(Value::as_array)
+                    .map(Vec::len)
+                    .unwrap_or(0)
+            ),
+            json!(age(obj)),
+        ],
+        "CustomResourceDefinition" => vec![
+            name,
+            obj.pointer("/metadata/creationTimestamp")
+                .cloned()
+                .unwrap_or(Value::Null),
+        ],
+        "Deployment" => {
+            let want = obj
+                .pointer("/spec/replicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(1);
+            let ready = obj
+                .pointer("/status/readyReplicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let upd = obj
+                .pointer("/status/updatedReplicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            let avail = obj
+                .pointer("/status/availableReplicas")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
+            vec![
+                name,
+                json!(format!("{ready}/{want}")),
+                json!(upd),
+                json!(avail),
+                json!(age(obj)),
+            ]
+        }
+        _ => vec![name, json!(age(obj))],
+    }
+}
+
+fn partial(obj: &Value) -> Value {
+    json!({"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1", "metadata": obj.get("metadata").cloned().unwrap_or(json!({}))})
+}
+
+/// A Table of `objects`; `list_meta` is the list's metadata (resourceVersion, continue).
+pub fn table(rt: &ResourceType, objects: &[Value], list_meta: Value) -> Value {
+    let rows: Vec<Value> = objects
+        .iter()
+        .map(|o| json!({"cells": cells(rt, o), "object": partial(o)}))
+        .collect();
+    json!({"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": list_meta, "columnDefinitions": columns(rt), "rows": rows})
+}

@@ -17,21 +17,41 @@ use crate::http::Request;
 pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
     let segs: Vec<&str> = rest.split('/').collect();
     // `v1beta1` is what `gcloud beta container` speaks; the shapes we serve are the same.
-    let ["v1" | "v1beta1", "projects", project, kind @ ("locations" | "zones"), location, tail @ ..] = segs.as_slice() else {
+    let [
+        "v1" | "v1beta1",
+        "projects",
+        project,
+        kind @ ("locations" | "zones"),
+        location,
+        tail @ ..,
+    ] = segs.as_slice()
+    else {
         return Err(super::not_found_url(req));
     };
     let (project, location, zonal_path) = (*project, *location, *kind == "zones");
     match (req.method.as_str(), tail) {
         ("GET", ["clusters"]) => {
             let resource = format!("projects/{project}/locations/{location}");
-            ctx.guard(Api::Container, project, Some("container.clusters.list"), &resource)?;
+            ctx.guard(
+                Api::Container,
+                project,
+                Some("container.clusters.list"),
+                &resource,
+            )?;
             list_clusters(ctx.st, location)
         }
         ("GET", ["operations", name]) => {
             let resource = format!("projects/{project}/locations/{location}/operations/{name}");
-            ctx.guard(Api::Container, project, Some("container.operations.get"), &resource)?;
+            ctx.guard(
+                Api::Container,
+                project,
+                Some("container.operations.get"),
+                &resource,
+            )?;
             match ctx.st.ops.get(&format!("gke/{name}")) {
-                Some(op) if matches!(&op.style, OpStyle::Gke { location: l, .. } if l == location) => ok(&op.json(ctx.st)),
+                Some(op) if matches!(&op.style, OpStyle::Gke { location: l, .. } if l == location) => {
+                    ok(&op.json(ctx.st))
+                }
                 _ => Err(ApiError::not_found(format!("Not found: {resource}."))),
             }
         }
@@ -43,7 +63,9 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
             let resource = format!("projects/{project}/locations/{location}/clusters/{name}");
             let op = match (method, verb, sub) {
                 ("GET", None, []) | ("GET", None, ["nodePools"]) => "container.clusters.get",
-                ("POST", Some("setResourceLabels"), []) | ("PUT", None, []) => "container.clusters.update",
+                ("POST", Some("setResourceLabels"), []) | ("PUT", None, []) => {
+                    "container.clusters.update"
+                }
                 ("POST", None, ["resourceLabels"]) if zonal_path => "container.clusters.update",
                 _ => return Err(super::not_found_url(req)),
             };
@@ -55,11 +77,17 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
             let location = location.as_str();
             match (method, verb, sub) {
                 ("GET", None, []) => {
-                    let c = ctx.st.cluster(location, name).ok_or_else(|| ApiError::not_found(format!("Not found: {resource}.")))?;
+                    let c = ctx
+                        .st
+                        .cluster(location, name)
+                        .ok_or_else(|| ApiError::not_found(format!("Not found: {resource}.")))?;
                     ok(&cluster_json(ctx.st, c))
                 }
                 ("GET", None, ["nodePools"]) => {
-                    let c = ctx.st.cluster(location, name).ok_or_else(|| ApiError::not_found(format!("Not found: {resource}.")))?;
+                    let c = ctx
+                        .st
+                        .cluster(location, name)
+                        .ok_or_else(|| ApiError::not_found(format!("Not found: {resource}.")))?;
                     ok(&json!({"nodePools": [node_pool_json(ctx.st, c)]}))
                 }
                 ("PUT", None, []) => update_cluster(ctx, req, location, name),
@@ -87,12 +115,16 @@ fn body_json(req: &Request) -> Result<Value, ApiError> {
     if req.body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&req.body).map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
 }
 
 /// Rejects a second mutation while an operation runs on the cluster, as GKE does.
 fn ensure_idle(st: &State, location: &str, name: &str) -> Result<(), ApiError> {
-    match st.cluster(location, name).and_then(|c| c.running_op.clone()) {
+    match st
+        .cluster(location, name)
+        .and_then(|c| c.running_op.clone())
+    {
         Some(op) => Err(ApiError::precondition(format!(
             "Operation {op} is currently operating on cluster {name}. Please wait and try again once it is done."
         ))),
@@ -103,7 +135,8 @@ fn ensure_idle(st: &State, location: &str, name: &str) -> Result<(), ApiError> {
 fn valid_label_part(s: &str, key: bool) -> bool {
     s.len() <= 63
         && (!key || s.chars().next().is_some_and(|c| c.is_ascii_lowercase()))
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
 }
 
 fn set_labels(ctx: &mut Ctx<'_>, req: &Request, location: &str, name: &str) -> ApiResult {
@@ -124,24 +157,38 @@ fn set_labels(ctx: &mut Ctx<'_>, req: &Request, location: &str, name: &str) -> A
         }
     }
     ensure_idle(ctx.st, location, name)?;
-    let current = ctx.st.cluster(location, name).map(|c| c.label_fingerprint.clone()).unwrap_or_default();
+    let current = ctx
+        .st
+        .cluster(location, name)
+        .map(|c| c.label_fingerprint.clone())
+        .unwrap_or_default();
     if fingerprint != current {
         return Err(ApiError::precondition(format!(
             "Labels could not be set due to fingerprint mismatch: the provided label fingerprint \"{fingerprint}\" does not match the current fingerprint of cluster {name}. Read the cluster again and retry."
         )));
     }
-    let effect = Effect::SetLabels { location: location.into(), cluster: name.into(), labels };
+    let effect = Effect::SetLabels {
+        location: location.into(),
+        cluster: name.into(),
+        labels,
+    };
     start_gke_op(ctx, location, name, "SET_LABELS", effect)
 }
 
 fn update_cluster(ctx: &mut Ctx<'_>, req: &Request, location: &str, name: &str) -> ApiResult {
     let body = body_json(req)?;
     let update = body.get("update").cloned().unwrap_or(json!({}));
-    let desired = update.as_object().map(|m| m.keys().filter(|k| k.starts_with("desired")).count()).unwrap_or(0);
+    let desired = update
+        .as_object()
+        .map(|m| m.keys().filter(|k| k.starts_with("desired")).count())
+        .unwrap_or(0);
     if desired == 0 {
         return Err(ApiError::invalid("Must specify a field to update."));
     }
-    if let Some(pool) = update.pointer("/desiredWorkloadIdentityConfig/workloadPool").and_then(Value::as_str) {
+    if let Some(pool) = update
+        .pointer("/desiredWorkloadIdentityConfig/workloadPool")
+        .and_then(Value::as_str)
+    {
         let expected = format!("{}.svc.id.goog", ctx.st.project_id);
         if !pool.is_empty() && pool != expected {
             return Err(ApiError::invalid(format!(
@@ -149,21 +196,42 @@ fn update_cluster(ctx: &mut Ctx<'_>, req: &Request, location: &str, name: &str) 
             )));
         }
     }
-    if let Some(ch) = update.pointer("/desiredReleaseChannel/channel").and_then(Value::as_str)
-        && !matches!(ch, "UNSPECIFIED" | "RAPID" | "REGULAR" | "STABLE" | "EXTENDED")
+    if let Some(ch) = update
+        .pointer("/desiredReleaseChannel/channel")
+        .and_then(Value::as_str)
+        && !matches!(
+            ch,
+            "UNSPECIFIED" | "RAPID" | "REGULAR" | "STABLE" | "EXTENDED"
+        )
     {
-        return Err(ApiError::invalid(format!("Invalid value for field 'update.desiredReleaseChannel.channel': \"{ch}\"")));
+        return Err(ApiError::invalid(format!(
+            "Invalid value for field 'update.desiredReleaseChannel.channel': \"{ch}\""
+        )));
     }
     ensure_idle(ctx.st, location, name)?;
     if let Some(c) = ctx.st.cluster_mut(location, name) {
         c.status = "RECONCILING";
     }
-    let effect = Effect::UpdateCluster { location: location.into(), cluster: name.into(), update };
+    let effect = Effect::UpdateCluster {
+        location: location.into(),
+        cluster: name.into(),
+        update,
+    };
     start_gke_op(ctx, location, name, "UPDATE_CLUSTER", effect)
 }
 
-fn start_gke_op(ctx: &mut Ctx<'_>, location: &str, name: &str, op_type: &'static str, effect: Effect) -> ApiResult {
-    let op_name = format!("operation-{}-{}", epoch_ms(SystemTime::now()), ctx.st.fresh_hex(8));
+fn start_gke_op(
+    ctx: &mut Ctx<'_>,
+    location: &str,
+    name: &str,
+    op_type: &'static str,
+    effect: Effect,
+) -> ApiResult {
+    let op_name = format!(
+        "operation-{}-{}",
+        epoch_ms(SystemTime::now()),
+        ctx.st.fresh_hex(8)
+    );
     let target_link = format!(
         "https://container.googleapis.com/v1/projects/{}/zones/{location}/clusters/{name}",
         ctx.st.project_number
@@ -171,7 +239,11 @@ fn start_gke_op(ctx: &mut Ctx<'_>, location: &str, name: &str, op_type: &'static
     if let Some(c) = ctx.st.cluster_mut(location, name) {
         c.running_op = Some(op_name.clone());
     }
-    let style = OpStyle::Gke { location: location.to_string(), op_type, target_link };
+    let style = OpStyle::Gke {
+        location: location.to_string(),
+        op_type,
+        target_link,
+    };
     let duration = ctx.st.timing.gke_op;
     let op = Operation::new(style, op_name.clone(), effect, ctx.now, duration);
     let op = ctx.start_op(format!("gke/{op_name}"), op);
@@ -181,31 +253,57 @@ fn start_gke_op(ctx: &mut Ctx<'_>, location: &str, name: &str, op_type: &'static
 /// Applies a cluster `update` (the `desired*` fields asm and gcloud send; others are accepted
 /// and ignored, as they change nothing an installer reads).
 pub fn apply_update(c: &mut Cluster, update: &Value, project_id: &str) {
-    if let Some(pool) = update.pointer("/desiredWorkloadIdentityConfig/workloadPool").and_then(Value::as_str) {
+    if let Some(pool) = update
+        .pointer("/desiredWorkloadIdentityConfig/workloadPool")
+        .and_then(Value::as_str)
+    {
         c.workload_pool = (!pool.is_empty()).then(|| pool.to_string());
     }
-    if let Some(on) = update.pointer("/desiredMeshCertificates/enableCertificates").and_then(Value::as_bool) {
+    if let Some(on) = update
+        .pointer("/desiredMeshCertificates/enableCertificates")
+        .and_then(Value::as_bool)
+    {
         c.mesh_certificates = on;
     }
-    if let Some(project) = update.pointer("/desiredFleet/project").and_then(Value::as_str) {
-        c.fleet_project = Some(if project.is_empty() { project_id.to_string() } else { project.to_string() });
+    if let Some(project) = update
+        .pointer("/desiredFleet/project")
+        .and_then(Value::as_str)
+    {
+        c.fleet_project = Some(if project.is_empty() {
+            project_id.to_string()
+        } else {
+            project.to_string()
+        });
     }
-    if let Some(ch) = update.pointer("/desiredReleaseChannel/channel").and_then(Value::as_str) {
+    if let Some(ch) = update
+        .pointer("/desiredReleaseChannel/channel")
+        .and_then(Value::as_str)
+    {
         c.channel = (ch != "UNSPECIFIED").then(|| ch.to_string());
     }
 }
 
 fn zones_of(c: &Cluster) -> Vec<String> {
     if region_of(&c.location) == c.location {
-        ["a", "b", "c"].iter().map(|z| format!("{}-{z}", c.location)).collect()
+        ["a", "b", "c"]
+            .iter()
+            .map(|z| format!("{}-{z}", c.location))
+            .collect()
     } else {
         vec![c.location.clone()]
     }
 }
 
 fn self_link(st: &State, c: &Cluster) -> String {
-    let kind = if region_of(&c.location) == c.location { "locations" } else { "zones" };
-    format!("https://container.googleapis.com/v1/projects/{}/{kind}/{}/clusters/{}", st.project_id, c.location, c.name)
+    let kind = if region_of(&c.location) == c.location {
+        "locations"
+    } else {
+        "zones"
+    };
+    format!(
+        "https://container.googleapis.com/v1/projects/{}/{kind}/{}/clusters/{}",
+        st.project_id, c.location, c.name
+    )
 }
 
 fn node_pool_json(st: &State, c: &Cluster) -> Value {
@@ -286,7 +384,11 @@ pub fn cluster_json(st: &State, c: &Cluster) -> Value {
     }
     if let Some(project) = &c.fleet_project {
         let mut fleet = json!({"project": project});
-        if let Some(m) = st.memberships.values().find(|m| m.cluster.as_deref() == Some(c.name.as_str())) {
+        if let Some(m) = st
+            .memberships
+            .values()
+            .find(|m| m.cluster.as_deref() == Some(c.name.as_str()))
+        {
             fleet["membership"] = json!(format!(
                 "//gkehub.googleapis.com/projects/{}/locations/{}/memberships/{}",
                 st.project_number, m.location, m.id

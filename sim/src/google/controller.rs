@@ -46,38 +46,43 @@ fn control_plane_revision(revision: &str, channel: &str) -> Value {
 
 /// Whether a ControlPlaneRevision reports `ProvisioningFinished=True`.
 fn provisioning_finished(cpr: &Value) -> bool {
-    cpr.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|conds| {
-        conds.iter().any(|c| {
-            c.get("type").and_then(Value::as_str) == Some("ProvisioningFinished")
-                && c.get("status").and_then(Value::as_str) == Some("True")
+    cpr.pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|conds| {
+            conds.iter().any(|c| {
+                c.get("type").and_then(Value::as_str) == Some("ProvisioningFinished")
+                    && c.get("status").and_then(Value::as_str) == Some("True")
+            })
         })
-    })
 }
 
 fn member_of(st: &State, cluster: &str) -> Option<Arc<dyn MemberCluster>> {
     st.cluster_by_name(cluster).and_then(|c| c.member.clone())
 }
 
+/// A cluster to set up at start, and the (revision, channel) of its ready control plane.
+type InitialWork = (Arc<dyn MemberCluster>, Option<(String, String)>);
+
 /// Applies what the `installed` scenario already has in its clusters: the CRD, the
 /// namespace and a ready ControlPlaneRevision, at once.
 pub fn apply_initial(api: &Arc<GoogleApi>) {
-    let work: Vec<(Arc<dyn MemberCluster>, bool, Option<(String, String)>)> = {
+    let work: Vec<InitialWork> = {
         let st = api.lock();
         st.clusters
             .iter()
             .filter(|c| c.crd == CrdState::Installed)
             .filter_map(|c| {
                 let member = c.member.clone()?;
-                let active = st
-                    .memberships
-                    .values()
-                    .any(|m| m.cluster.as_deref() == Some(c.name.as_str()) && matches!(m.control_plane, ControlPlane::Active { .. }));
+                let active = st.memberships.values().any(|m| {
+                    m.cluster.as_deref() == Some(c.name.as_str())
+                        && matches!(m.control_plane, ControlPlane::Active { .. })
+                });
                 let (rev, ch) = c.managed_revision();
-                Some((member, true, active.then(|| (rev.to_string(), ch.to_string()))))
+                Some((member, active.then(|| (rev.to_string(), ch.to_string()))))
             })
             .collect()
     };
-    for (member, _, cpr) in work {
+    for (member, cpr) in work {
         if let Err(e) = member.apply_object(crd()) {
             tracing::warn!("installing the ControlPlaneRevision CRD: {e:#}");
         }
@@ -111,7 +116,10 @@ pub fn reconcile(api: &Arc<GoogleApi>) {
     {
         let mut st = api.lock();
         let st = &mut *st;
-        let feature_on = st.features.get("servicemesh").is_some_and(|f| matches!(f.state, "ACTIVE" | "UPDATING"));
+        let feature_on = st
+            .features
+            .get("servicemesh")
+            .is_some_and(|f| matches!(f.state, "ACTIVE" | "UPDATING"));
         let ready: Vec<(String, String, String)> = st
             .memberships
             .values()
@@ -126,11 +134,19 @@ pub fn reconcile(api: &Arc<GoogleApi>) {
                 c.crd = CrdState::Scheduled;
                 installs.push(cluster.clone());
             }
-            let automatic = wants_automatic(st.membership_specs.get(&("servicemesh".to_string(), location.clone(), id.clone())));
-            let Some(m) = st.memberships.get_mut(&(location.clone(), id.clone())) else { continue };
+            let automatic = wants_automatic(st.membership_specs.get(&(
+                "servicemesh".to_string(),
+                location.clone(),
+                id.clone(),
+            )));
+            let Some(m) = st.memberships.get_mut(&(location.clone(), id.clone())) else {
+                continue;
+            };
             match (&m.control_plane, automatic) {
                 (ControlPlane::Off, true) => {
-                    m.control_plane = ControlPlane::Provisioning { since: SystemTime::now() };
+                    m.control_plane = ControlPlane::Provisioning {
+                        since: SystemTime::now(),
+                    };
                     provisions.push((location, id, cluster));
                 }
                 (ControlPlane::Provisioning { .. } | ControlPlane::Active { .. }, false) => {
@@ -172,13 +188,20 @@ async fn install_crd(api: Weak<GoogleApi>, cluster: String, delay: Duration) {
     let mut st = api.lock();
     if let Some(c) = st.clusters.iter_mut().find(|c| c.name == cluster) {
         // A failed apply goes back to Absent so that the next reconcile tries again.
-        c.crd = if installed { CrdState::Installed } else { CrdState::Absent };
+        c.crd = if installed {
+            CrdState::Installed
+        } else {
+            CrdState::Absent
+        };
     }
 }
 
 /// Whether the membership still wants its control plane provisioned.
 fn still_provisioning(api: &GoogleApi, key: &(String, String)) -> bool {
-    api.lock().memberships.get(key).is_some_and(|m| matches!(m.control_plane, ControlPlane::Provisioning { .. }))
+    api.lock()
+        .memberships
+        .get(key)
+        .is_some_and(|m| matches!(m.control_plane, ControlPlane::Provisioning { .. }))
 }
 
 async fn provision(weak: Weak<GoogleApi>, location: String, id: String, cluster: String) {
@@ -189,7 +212,11 @@ async fn provision(weak: Weak<GoogleApi>, location: String, id: String, cluster:
         if !still_provisioning(&api, &key) {
             return;
         }
-        if api.lock().cluster_by_name(&cluster).is_some_and(|c| c.crd == CrdState::Installed) {
+        if api
+            .lock()
+            .cluster_by_name(&cluster)
+            .is_some_and(|c| c.crd == CrdState::Installed)
+        {
             break;
         }
         drop(api);
@@ -199,12 +226,16 @@ async fn provision(weak: Weak<GoogleApi>, location: String, id: String, cluster:
     let (member, revision, channel) = {
         let Some(api) = weak.upgrade() else { return };
         let st = api.lock();
-        let Some(c) = st.cluster_by_name(&cluster) else { return };
+        let Some(c) = st.cluster_by_name(&cluster) else {
+            return;
+        };
         let (rev, ch) = c.managed_revision();
         (c.member.clone(), rev.to_string(), ch.to_string())
     };
     if let Some(member) = &member {
-        if member.get_object("v1", "Namespace", None, "istio-system").is_none()
+        if member
+            .get_object("v1", "Namespace", None, "istio-system")
+            .is_none()
             && let Err(e) = member.apply_object(namespace())
         {
             tracing::warn!("creating istio-system in {cluster}: {e:#}");
@@ -220,15 +251,23 @@ async fn provision(weak: Weak<GoogleApi>, location: String, id: String, cluster:
             return;
         }
         let ready = member.as_ref().is_none_or(|m| {
-            m.get_object("mesh.cloud.google.com/v1beta1", "ControlPlaneRevision", Some("istio-system"), &revision)
-                .is_some_and(|cpr| provisioning_finished(&cpr))
+            m.get_object(
+                "mesh.cloud.google.com/v1beta1",
+                "ControlPlaneRevision",
+                Some("istio-system"),
+                &revision,
+            )
+            .is_some_and(|cpr| provisioning_finished(&cpr))
         });
         if ready {
             let mut st = api.lock();
             if let Some(m) = st.memberships.get_mut(&key)
                 && matches!(m.control_plane, ControlPlane::Provisioning { .. })
             {
-                m.control_plane = ControlPlane::Active { revision: revision.clone(), since: SystemTime::now() };
+                m.control_plane = ControlPlane::Active {
+                    revision: revision.clone(),
+                    since: SystemTime::now(),
+                };
             }
             return;
         }

@@ -14,16 +14,24 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
     let ["v1", "projects", project_and_verb] = segs.as_slice() else {
         return Err(super::not_found_url(req));
     };
-    let (project, verb) = project_and_verb.split_once(':').map_or((*project_and_verb, None), |(p, v)| (p, Some(v)));
+    let (project, verb) = project_and_verb
+        .split_once(':')
+        .map_or((*project_and_verb, None), |(p, v)| (p, Some(v)));
     let resource = format!("projects/{project}");
     let body: Value = if req.body.is_empty() {
         json!({})
     } else {
-        serde_json::from_slice(&req.body).map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))?
+        serde_json::from_slice(&req.body)
+            .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))?
     };
     match (req.method.as_str(), verb) {
         ("GET", None) => {
-            ctx.guard(Api::ResourceManager, project, Some("resourcemanager.projects.get"), &resource)?;
+            ctx.guard(
+                Api::ResourceManager,
+                project,
+                Some("resourcemanager.projects.get"),
+                &resource,
+            )?;
             let st = &ctx.st;
             ok(&json!({
                 "projectNumber": st.project_number,
@@ -35,11 +43,21 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
             }))
         }
         ("POST", Some("getIamPolicy")) => {
-            ctx.guard(Api::ResourceManager, project, Some("resourcemanager.projects.getIamPolicy"), &resource)?;
+            ctx.guard(
+                Api::ResourceManager,
+                project,
+                Some("resourcemanager.projects.getIamPolicy"),
+                &resource,
+            )?;
             ok(&ctx.st.iam.json())
         }
         ("POST", Some("setIamPolicy")) => {
-            ctx.guard(Api::ResourceManager, project, Some("resourcemanager.projects.setIamPolicy"), &resource)?;
+            ctx.guard(
+                Api::ResourceManager,
+                project,
+                Some("resourcemanager.projects.setIamPolicy"),
+                &resource,
+            )?;
             set_policy(ctx, &body)
         }
         ("POST", Some("testIamPermissions")) => {
@@ -50,10 +68,19 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                 .map(|a| a.iter().filter_map(Value::as_str).collect())
                 .unwrap_or_default();
             if asked.len() > 100 {
-                return Err(ApiError::invalid("At most 100 permissions may be tested at once."));
+                return Err(ApiError::invalid(
+                    "At most 100 permissions may be tested at once.",
+                ));
             }
-            let granted: Vec<&str> = asked.into_iter().filter(|p| !ctx.st.denied.contains(*p)).collect();
-            if granted.is_empty() { ok(&json!({})) } else { ok(&json!({"permissions": granted})) }
+            let granted: Vec<&str> = asked
+                .into_iter()
+                .filter(|p| !ctx.st.denied.contains(*p))
+                .collect();
+            if granted.is_empty() {
+                ok(&json!({}))
+            } else {
+                ok(&json!({"permissions": granted}))
+            }
         }
         _ => Err(super::not_found_url(req)),
     }
@@ -61,7 +88,9 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
 
 fn set_policy(ctx: &mut Ctx<'_>, body: &Value) -> ApiResult {
     let Some(policy) = body.get("policy").filter(|p| p.is_object()) else {
-        return Err(ApiError::invalid("Request contains an invalid argument: policy is required."));
+        return Err(ApiError::invalid(
+            "Request contains an invalid argument: policy is required.",
+        ));
     };
     if let Some(etag) = policy.get("etag").and_then(Value::as_str)
         && etag != ctx.st.iam.etag()
@@ -72,20 +101,29 @@ fn set_policy(ctx: &mut Ctx<'_>, body: &Value) -> ApiResult {
     }
     let version = policy.get("version").and_then(Value::as_i64).unwrap_or(1);
     if !matches!(version, 0 | 1 | 3) {
-        return Err(ApiError::invalid(format!("Invalid policy version {version}: must be 1 or 3.")));
+        return Err(ApiError::invalid(format!(
+            "Invalid policy version {version}: must be 1 or 3."
+        )));
     }
     let bindings = policy.get("bindings").cloned().unwrap_or(json!([]));
     let Some(list) = bindings.as_array() else {
         return Err(ApiError::invalid("Policy bindings must be a list."));
     };
     for b in list {
-        let role_ok = b.get("role").and_then(Value::as_str).is_some_and(|r| r.starts_with("roles/") || r.starts_with("projects/") || r.starts_with("organizations/"));
-        let members_ok = b.get("members").and_then(Value::as_array).is_some_and(|m| m.iter().all(|x| x.as_str().is_some_and(|s| s.contains(':'))));
+        let role_ok = b.get("role").and_then(Value::as_str).is_some_and(|r| {
+            r.starts_with("roles/") || r.starts_with("projects/") || r.starts_with("organizations/")
+        });
+        let members_ok = b.get("members").and_then(Value::as_array).is_some_and(|m| {
+            m.iter()
+                .all(|x| x.as_str().is_some_and(|s| s.contains(':')))
+        });
         if !role_ok || !members_ok {
             return Err(ApiError::invalid(format!("Invalid policy binding: {b}")));
         }
         if b.get("condition").is_some() && version < 3 {
-            return Err(ApiError::invalid("Policy with conditions must be version 3 or higher."));
+            return Err(ApiError::invalid(
+                "Policy with conditions must be version 3 or higher.",
+            ));
         }
     }
     let iam = &mut ctx.st.iam;

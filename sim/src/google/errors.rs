@@ -28,7 +28,13 @@ pub type ApiResult = Result<Response, ApiError>;
 impl ApiError {
     /// An error with no details.
     pub fn new(code: u16, status: &'static str, message: impl Into<String>) -> Self {
-        ApiError { code, status, message: message.into(), details: Vec::new(), headers: Vec::new() }
+        ApiError {
+            code,
+            status,
+            message: message.into(),
+            details: Vec::new(),
+            headers: Vec::new(),
+        }
     }
 
     /// Adds one `details` entry.
@@ -74,7 +80,12 @@ impl ApiError {
 
     /// 403 for a permission the principal lacks, with the ErrorInfo clients read the
     /// permission from.
-    pub fn permission_denied(domain: &str, message: String, permission: &str, resource: &str) -> Self {
+    pub fn permission_denied(
+        domain: &str,
+        message: String,
+        permission: &str,
+        resource: &str,
+    ) -> Self {
         ApiError::new(403, "PERMISSION_DENIED", message).detail(json!({
             "@type": "type.googleapis.com/google.rpc.ErrorInfo",
             "reason": "IAM_PERMISSION_DENIED",
@@ -86,7 +97,9 @@ impl ApiError {
     /// 403 SERVICE_DISABLED, byte for byte the shape Google's front end sends when `service`
     /// is not enabled in the consumer project.
     pub fn service_disabled(service: &str, title: &str, project_number: &str) -> Self {
-        let url = format!("https://console.developers.google.com/apis/api/{service}/overview?project={project_number}");
+        let url = format!(
+            "https://console.developers.google.com/apis/api/{service}/overview?project={project_number}"
+        );
         let message = format!(
             "{title} has not been used in project {project_number} before or it is disabled. Enable it by visiting {url} then retry. If you enabled this API recently, wait a few minutes for the action to propagate to our systems and retry."
         );

@@ -16,7 +16,15 @@ use crate::http::Request;
 /// Routes `/gkehub/<rest>`.
 pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
     let segs: Vec<&str> = rest.split('/').collect();
-    let [version, "projects", project, "locations", location, tail @ ..] = segs.as_slice() else {
+    let [
+        version,
+        "projects",
+        project,
+        "locations",
+        location,
+        tail @ ..,
+    ] = segs.as_slice()
+    else {
         return Err(super::not_found_url(req));
     };
     let v2 = matches!(*version, "v2" | "v2alpha" | "v2beta");
@@ -28,7 +36,12 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
     let method = req.method.as_str();
     match (method, tail) {
         ("GET", ["memberships"]) => {
-            ctx.guard(Api::GkeHub, project, Some("gkehub.memberships.list"), &format!("{parent}/memberships"))?;
+            ctx.guard(
+                Api::GkeHub,
+                project,
+                Some("gkehub.memberships.list"),
+                &format!("{parent}/memberships"),
+            )?;
             let list: Vec<Value> = ctx
                 .st
                 .memberships
@@ -36,11 +49,20 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                 .filter(|m| location == "-" || m.location == location)
                 .map(|m| membership_json(ctx.st, m))
                 .collect();
-            if list.is_empty() { ok(&json!({})) } else { ok(&json!({"resources": list})) }
+            if list.is_empty() {
+                ok(&json!({}))
+            } else {
+                ok(&json!({"resources": list}))
+            }
         }
         ("POST", ["memberships"]) => {
             let id = req.query_param("membershipId").unwrap_or_default();
-            ctx.guard(Api::GkeHub, project, Some("gkehub.memberships.create"), &format!("{parent}/memberships/{id}"))?;
+            ctx.guard(
+                Api::GkeHub,
+                project,
+                Some("gkehub.memberships.create"),
+                &format!("{parent}/memberships/{id}"),
+            )?;
             create_membership(ctx, req, version, location, &id)
         }
         (_, ["memberships", id]) => {
@@ -54,7 +76,9 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
             ctx.guard(Api::GkeHub, project, Some(permission), &resource)?;
             let key = (location.to_string(), id.to_string());
             let Some(m) = ctx.st.memberships.get(&key).cloned() else {
-                return Err(ApiError::not_found(format!("Resource '{resource}' was not found")));
+                return Err(ApiError::not_found(format!(
+                    "Resource '{resource}' was not found"
+                )));
             };
             match method {
                 "GET" => ok(&membership_json(ctx.st, &m)),
@@ -63,20 +87,51 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                     if let Some(m) = ctx.st.memberships.get_mut(&key) {
                         m.state = "DELETING";
                     }
-                    let effect = Effect::MembershipDeleted { location: location.into(), id: id.to_string() };
-                    hub_op(ctx, version, location, "delete", ctx.st.membership_name(location, id), effect)
+                    let effect = Effect::MembershipDeleted {
+                        location: location.into(),
+                        id: id.to_string(),
+                    };
+                    hub_op(
+                        ctx,
+                        version,
+                        location,
+                        "delete",
+                        ctx.st.membership_name(location, id),
+                        effect,
+                    )
                 }
             }
         }
-        (_, ["memberships", id, "features", feature]) if v2 => membership_feature(ctx, req, version, location, id, feature),
+        (_, ["memberships", id, "features", feature]) if v2 => {
+            membership_feature(ctx, req, version, location, id, feature)
+        }
         ("GET", ["features"]) => {
-            ctx.guard(Api::GkeHub, project, Some("gkehub.features.list"), &format!("{parent}/features"))?;
-            let list: Vec<Value> = ctx.st.features.keys().map(|f| feature_json(ctx.st, f)).collect();
-            if list.is_empty() { ok(&json!({})) } else { ok(&json!({"resources": list})) }
+            ctx.guard(
+                Api::GkeHub,
+                project,
+                Some("gkehub.features.list"),
+                &format!("{parent}/features"),
+            )?;
+            let list: Vec<Value> = ctx
+                .st
+                .features
+                .keys()
+                .map(|f| feature_json(ctx.st, f))
+                .collect();
+            if list.is_empty() {
+                ok(&json!({}))
+            } else {
+                ok(&json!({"resources": list}))
+            }
         }
         ("POST", ["features"]) => {
             let id = req.query_param("featureId").unwrap_or_default();
-            ctx.guard(Api::GkeHub, project, Some("gkehub.features.create"), &format!("{parent}/features/{id}"))?;
+            ctx.guard(
+                Api::GkeHub,
+                project,
+                Some("gkehub.features.create"),
+                &format!("{parent}/features/{id}"),
+            )?;
             create_feature(ctx, req, version, location, &id)
         }
         (_, ["features", feature]) => {
@@ -89,7 +144,9 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
             };
             ctx.guard(Api::GkeHub, project, Some(permission), &resource)?;
             if location != "global" || !ctx.st.features.contains_key(*feature) {
-                return Err(ApiError::not_found(format!("Resource '{resource}' was not found")));
+                return Err(ApiError::not_found(format!(
+                    "Resource '{resource}' was not found"
+                )));
             }
             match method {
                 // `returnPartialSuccess` only matters when some region is unreachable; none is.
@@ -99,18 +156,32 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                     if let Some(f) = ctx.st.features.get_mut(*feature) {
                         f.state = "DISABLING";
                     }
-                    let effect = Effect::FeatureDeleted { feature: feature.to_string() };
-                    let target = format!("projects/{}/locations/global/features/{feature}", ctx.st.project_id);
+                    let effect = Effect::FeatureDeleted {
+                        feature: feature.to_string(),
+                    };
+                    let target = format!(
+                        "projects/{}/locations/global/features/{feature}",
+                        ctx.st.project_id
+                    );
                     hub_op(ctx, version, "global", "delete", target, effect)
                 }
             }
         }
         ("GET", ["operations", id]) => {
             let resource = format!("{parent}/operations/{id}");
-            ctx.guard(Api::GkeHub, project, Some("gkehub.operations.get"), &resource)?;
+            ctx.guard(
+                Api::GkeHub,
+                project,
+                Some("gkehub.operations.get"),
+                &resource,
+            )?;
             match ctx.st.ops.get(&format!("hub/{id}")) {
-                Some(op) if matches!(&op.style, OpStyle::Hub { location: l, .. } if l == location) => ok(&op.json(ctx.st)),
-                _ => Err(ApiError::not_found(format!("Resource '{resource}' was not found"))),
+                Some(op) if matches!(&op.style, OpStyle::Hub { location: l, .. } if l == location) => {
+                    ok(&op.json(ctx.st))
+                }
+                _ => Err(ApiError::not_found(format!(
+                    "Resource '{resource}' was not found"
+                ))),
             }
         }
         _ => Err(super::not_found_url(req)),
@@ -121,11 +192,19 @@ fn body_json(req: &Request) -> Result<Value, ApiError> {
     if req.body.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&req.body).map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
+    serde_json::from_slice(&req.body)
+        .map_err(|e| ApiError::invalid(format!("Invalid JSON payload received. {e}")))
 }
 
 /// Starts a GKE Hub operation for `target` and answers with it.
-fn hub_op(ctx: &mut Ctx<'_>, version: &str, location: &str, verb: &'static str, target: String, effect: Effect) -> ApiResult {
+fn hub_op(
+    ctx: &mut Ctx<'_>,
+    version: &str,
+    location: &str,
+    verb: &'static str,
+    target: String,
+    effect: Effect,
+) -> ApiResult {
     let id = format!(
         "operation-{}-{}-{}-{}",
         epoch_ms(SystemTime::now()),
@@ -133,8 +212,16 @@ fn hub_op(ctx: &mut Ctx<'_>, version: &str, location: &str, verb: &'static str, 
         ctx.st.fresh_hex(8),
         ctx.st.fresh_hex(8)
     );
-    let name = format!("projects/{}/locations/{location}/operations/{id}", ctx.st.project_id);
-    let style = OpStyle::Hub { version: version.to_string(), location: location.to_string(), verb, target };
+    let name = format!(
+        "projects/{}/locations/{location}/operations/{id}",
+        ctx.st.project_id
+    );
+    let style = OpStyle::Hub {
+        version: version.to_string(),
+        location: location.to_string(),
+        verb,
+        target,
+    };
     let duration = ctx.st.timing.hub_op;
     let op = Operation::new(style, name, effect, ctx.now, duration);
     let op = ctx.start_op(format!("hub/{id}"), op);
@@ -145,7 +232,8 @@ fn hub_op(ctx: &mut Ctx<'_>, version: &str, location: &str, verb: &'static str, 
 fn is_rfc1123_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -157,7 +245,9 @@ fn cluster_ref(link: &str) -> Option<(String, String, String)> {
     let start = link.find("projects/")?;
     let parts: Vec<&str> = link[start..].trim_end_matches('/').split('/').collect();
     match parts.as_slice() {
-        ["projects", p, "locations" | "zones", l, "clusters", n] => Some((p.to_string(), l.to_string(), n.to_string())),
+        ["projects", p, "locations" | "zones", l, "clusters", n] => {
+            Some((p.to_string(), l.to_string(), n.to_string()))
+        }
         _ => None,
     }
 }
@@ -171,37 +261,64 @@ fn resolve_cluster(st: &State, link: &str) -> Result<String, ApiError> {
     };
     match st.cluster(&l, &n) {
         Some(c) if st.is_project(&p) => Ok(c.name.clone()),
-        _ => Err(ApiError::not_found(format!("GKE cluster projects/{p}/locations/{l}/clusters/{n} was not found."))),
+        _ => Err(ApiError::not_found(format!(
+            "GKE cluster projects/{p}/locations/{l}/clusters/{n} was not found."
+        ))),
     }
 }
 
-fn create_membership(ctx: &mut Ctx<'_>, req: &Request, version: &str, location: &str, id: &str) -> ApiResult {
+fn create_membership(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    version: &str,
+    location: &str,
+    id: &str,
+) -> ApiResult {
     if !is_rfc1123_label(id) {
         return Err(ApiError::invalid(format!(
             "Invalid membershipId {id:?}: it must be an RFC 1123 label ([a-z0-9]([-a-z0-9]*[a-z0-9])?, at most 63 characters)."
         )));
     }
     if location == "-" {
-        return Err(ApiError::invalid("A membership cannot be created in location \"-\"."));
+        return Err(ApiError::invalid(
+            "A membership cannot be created in location \"-\".",
+        ));
     }
     let name = ctx.st.membership_name(location, id);
-    if ctx.st.memberships.contains_key(&(location.to_string(), id.to_string())) {
-        return Err(ApiError::already_exists(format!("Resource '{name}' already exists")));
+    if ctx
+        .st
+        .memberships
+        .contains_key(&(location.to_string(), id.to_string()))
+    {
+        return Err(ApiError::already_exists(format!(
+            "Resource '{name}' already exists"
+        )));
     }
     let body = body_json(req)?;
-    let Some(link) = body.pointer("/endpoint/gkeCluster/resourceLink").and_then(Value::as_str) else {
+    let Some(link) = body
+        .pointer("/endpoint/gkeCluster/resourceLink")
+        .and_then(Value::as_str)
+    else {
         return Err(ApiError::invalid(
             "Membership endpoint is required: set endpoint.gkeCluster.resourceLink (only GKE clusters exist in this project).",
         ));
     };
     let cluster = resolve_cluster(ctx.st, link)?;
-    if let Some(other) = ctx.st.memberships.values().find(|m| m.cluster.as_deref() == Some(cluster.as_str())) {
+    if let Some(other) = ctx
+        .st
+        .memberships
+        .values()
+        .find(|m| m.cluster.as_deref() == Some(cluster.as_str()))
+    {
         return Err(ApiError::already_exists(format!(
             "GKE cluster {link} is already registered as membership '{}'.",
             ctx.st.membership_name(&other.location, &other.id)
         )));
     }
-    let issuer = body.pointer("/authority/issuer").and_then(Value::as_str).map(str::to_string);
+    let issuer = body
+        .pointer("/authority/issuer")
+        .and_then(Value::as_str)
+        .map(str::to_string);
     if let Some(issuer) = &issuer {
         check_issuer(ctx.st, issuer, &cluster)?;
     }
@@ -217,11 +334,20 @@ fn create_membership(ctx: &mut Ctx<'_>, req: &Request, version: &str, location: 
         create_time: now,
         update_time: now,
         labels: body.get("labels").cloned().unwrap_or(json!({})),
-        description: body.get("description").and_then(Value::as_str).map(str::to_string),
+        description: body
+            .get("description")
+            .and_then(Value::as_str)
+            .map(str::to_string),
         control_plane: ControlPlane::Off,
     };
-    ctx.st.memberships.insert((location.to_string(), id.to_string()), membership);
-    let effect = Effect::MembershipCreated { location: location.into(), id: id.into(), version: version.into() };
+    ctx.st
+        .memberships
+        .insert((location.to_string(), id.to_string()), membership);
+    let effect = Effect::MembershipCreated {
+        location: location.into(),
+        id: id.into(),
+        version: version.into(),
+    };
     hub_op(ctx, version, location, "create", name, effect)
 }
 
@@ -244,14 +370,21 @@ fn update_membership(ctx: &mut Ctx<'_>, req: &Request, version: &str, m: Members
     for field in mask.split(',').map(str::trim) {
         match field {
             "authority" | "authority.issuer" => {
-                let i = body.pointer("/authority/issuer").and_then(Value::as_str).map(str::to_string);
+                let i = body
+                    .pointer("/authority/issuer")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
                 if let (Some(i), Some(c)) = (&i, &m.cluster) {
                     check_issuer(ctx.st, i, c)?;
                 }
                 issuer = Some(i.unwrap_or_default());
             }
             "labels" | "description" | "externalId" | "infrastructureType" => {}
-            other => return Err(ApiError::invalid(format!("Field {other:?} in update_mask cannot be updated."))),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "Field {other:?} in update_mask cannot be updated."
+                )));
+            }
         }
     }
     let key = (m.location.clone(), m.id.clone());
@@ -261,7 +394,10 @@ fn update_membership(ctx: &mut Ctx<'_>, req: &Request, version: &str, m: Members
             stored.labels = body.get("labels").cloned().unwrap_or(json!({}));
         }
         if mask.contains("description") {
-            stored.description = body.get("description").and_then(Value::as_str).map(str::to_string);
+            stored.description = body
+                .get("description")
+                .and_then(Value::as_str)
+                .map(str::to_string);
         }
         // An empty issuer removes the authority.
         if issuer.as_deref() == Some("") {
@@ -269,21 +405,39 @@ fn update_membership(ctx: &mut Ctx<'_>, req: &Request, version: &str, m: Members
             issuer = None;
         }
     }
-    let effect = Effect::MembershipUpdated { location: m.location.clone(), id: m.id.clone(), issuer, version: version.into() };
+    let effect = Effect::MembershipUpdated {
+        location: m.location.clone(),
+        id: m.id.clone(),
+        issuer,
+        version: version.into(),
+    };
     let target = ctx.st.membership_name(&m.location, &m.id);
     hub_op(ctx, version, &m.location, "update", target, effect)
 }
 
-fn create_feature(ctx: &mut Ctx<'_>, req: &Request, version: &str, location: &str, id: &str) -> ApiResult {
+fn create_feature(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    version: &str,
+    location: &str,
+    id: &str,
+) -> ApiResult {
     if id.is_empty() {
         return Err(ApiError::invalid("featureId is required."));
     }
     if location != "global" {
-        return Err(ApiError::invalid(format!("Feature {id:?} can only be created in location \"global\".")));
+        return Err(ApiError::invalid(format!(
+            "Feature {id:?} can only be created in location \"global\"."
+        )));
     }
-    let name = format!("projects/{}/locations/global/features/{id}", ctx.st.project_id);
+    let name = format!(
+        "projects/{}/locations/global/features/{id}",
+        ctx.st.project_id
+    );
     if ctx.st.features.contains_key(id) {
-        return Err(ApiError::already_exists(format!("Resource '{name}' already exists")));
+        return Err(ApiError::already_exists(format!(
+            "Resource '{name}' already exists"
+        )));
     }
     // The servicemesh feature needs the Mesh Config API; gcloud waits and retries on this
     // exact wording ("<api> … is not enabled").
@@ -313,12 +467,18 @@ fn create_feature(ctx: &mut Ctx<'_>, req: &Request, version: &str, location: &st
             }
         }
     }
-    let effect = Effect::FeatureCreated { feature: id.to_string(), version: version.into() };
+    let effect = Effect::FeatureCreated {
+        feature: id.to_string(),
+        version: version.into(),
+    };
     hub_op(ctx, version, "global", "create", name, effect)
 }
 
+/// One `membershipSpecs` entry: the (location, membership id) and its new spec (`None` = remove).
+type SpecChange = ((String, String), Option<Value>);
+
 /// The `membershipSpecs` of a Feature body, keys normalised to (location, membership id).
-fn parse_specs(st: &State, body: &Value) -> Result<Vec<((String, String), Option<Value>)>, ApiError> {
+fn parse_specs(st: &State, body: &Value) -> Result<Vec<SpecChange>, ApiError> {
     let mut out = Vec::new();
     let Some(map) = body.get("membershipSpecs").and_then(Value::as_object) else {
         return Ok(out);
@@ -330,7 +490,15 @@ fn parse_specs(st: &State, body: &Value) -> Result<Vec<((String, String), Option
             )));
         };
         if let Some(mgmt) = spec.pointer("/mesh/management").and_then(Value::as_str) {
-            check_enum("management", mgmt, &["MANAGEMENT_UNSPECIFIED", "MANAGEMENT_AUTOMATIC", "MANAGEMENT_MANUAL"])?;
+            check_enum(
+                "management",
+                mgmt,
+                &[
+                    "MANAGEMENT_UNSPECIFIED",
+                    "MANAGEMENT_AUTOMATIC",
+                    "MANAGEMENT_MANUAL",
+                ],
+            )?;
         }
         let empty = spec.as_object().is_none_or(Map::is_empty);
         out.push((target, (!empty).then(|| spec.clone())));
@@ -342,7 +510,9 @@ fn check_enum(field: &str, value: &str, allowed: &[&str]) -> Result<(), ApiError
     if allowed.contains(&value) {
         Ok(())
     } else {
-        Err(ApiError::invalid(format!("Invalid value at '{field}': \"{value}\"")))
+        Err(ApiError::invalid(format!(
+            "Invalid value at '{field}': \"{value}\""
+        )))
     }
 }
 
@@ -358,7 +528,11 @@ fn update_feature(ctx: &mut Ctx<'_>, req: &Request, version: &str, feature: &str
         match field {
             "membershipSpecs" | "membership_specs" => specs = parse_specs(ctx.st, &body)?,
             "fleetDefaultMemberConfig" | "fleet_default_member_config" => {
-                fleet_default = Some(body.get("fleetDefaultMemberConfig").cloned().unwrap_or(json!({})));
+                fleet_default = Some(
+                    body.get("fleetDefaultMemberConfig")
+                        .cloned()
+                        .unwrap_or(json!({})),
+                );
             }
             "spec" | "labels" => {
                 if field == "labels"
@@ -367,14 +541,26 @@ fn update_feature(ctx: &mut Ctx<'_>, req: &Request, version: &str, feature: &str
                     f.labels = body.get("labels").cloned().unwrap_or(json!({}));
                 }
             }
-            other => return Err(ApiError::invalid(format!("Field {other:?} in update_mask cannot be updated."))),
+            other => {
+                return Err(ApiError::invalid(format!(
+                    "Field {other:?} in update_mask cannot be updated."
+                )));
+            }
         }
     }
     if let Some(f) = ctx.st.features.get_mut(feature) {
         f.state = "UPDATING";
     }
-    let target = format!("projects/{}/locations/global/features/{feature}", ctx.st.project_id);
-    let effect = Effect::FeatureUpdated { feature: feature.to_string(), specs, fleet_default, version: version.into() };
+    let target = format!(
+        "projects/{}/locations/global/features/{feature}",
+        ctx.st.project_id
+    );
+    let effect = Effect::FeatureUpdated {
+        feature: feature.to_string(),
+        specs,
+        fleet_default,
+        version: version.into(),
+    };
     hub_op(ctx, version, "global", "update", target, effect)
 }
 
@@ -383,7 +569,11 @@ fn spec_v1_to_v2(feature: &str, spec: &Value) -> Value {
     let mut out = Map::new();
     if let Some(map) = spec.as_object() {
         for (k, v) in map {
-            let k = if k == "mesh" && feature == "servicemesh" { "servicemesh" } else { k.as_str() };
+            let k = if k == "mesh" && feature == "servicemesh" {
+                "servicemesh"
+            } else {
+                k.as_str()
+            };
             out.insert(k.to_string(), v.clone());
         }
     }
@@ -395,39 +585,77 @@ fn spec_v2_to_v1(feature: &str, spec: &Value) -> Value {
     let mut out = Map::new();
     if let Some(map) = spec.as_object() {
         for (k, v) in map {
-            let k = if k == "servicemesh" && feature == "servicemesh" { "mesh" } else { k.as_str() };
+            let k = if k == "servicemesh" && feature == "servicemesh" {
+                "mesh"
+            } else {
+                k.as_str()
+            };
             out.insert(k.to_string(), v.clone());
         }
     }
     Value::Object(out)
 }
 
-fn membership_feature(ctx: &mut Ctx<'_>, req: &Request, version: &str, location: &str, id: &str, feature: &str) -> ApiResult {
+fn membership_feature(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    version: &str,
+    location: &str,
+    id: &str,
+    feature: &str,
+) -> ApiResult {
     let project = req.path.split('/').nth(4).unwrap_or_default().to_string();
-    let resource = format!("projects/{project}/locations/{location}/memberships/{id}/features/{feature}");
+    let resource =
+        format!("projects/{project}/locations/{location}/memberships/{id}/features/{feature}");
     let spec_key = (feature.to_string(), location.to_string(), id.to_string());
     match req.method.as_str() {
         "GET" => {
-            ctx.guard(Api::GkeHub, &project, Some("gkehub.membershipfeatures.get"), &resource)?;
-            let exists = ctx.st.memberships.contains_key(&(location.to_string(), id.to_string()))
+            ctx.guard(
+                Api::GkeHub,
+                &project,
+                Some("gkehub.membershipfeatures.get"),
+                &resource,
+            )?;
+            let exists = ctx
+                .st
+                .memberships
+                .contains_key(&(location.to_string(), id.to_string()))
                 && ctx.st.membership_specs.contains_key(&spec_key);
             if !exists {
-                return Err(ApiError::not_found(format!("Resource '{resource}' was not found")));
+                return Err(ApiError::not_found(format!(
+                    "Resource '{resource}' was not found"
+                )));
             }
             ok(&membership_feature_json(ctx.st, feature, location, id))
         }
         "PATCH" => {
-            ctx.guard(Api::GkeHub, &project, Some("gkehub.membershipfeatures.update"), &resource)?;
-            if !ctx.st.memberships.contains_key(&(location.to_string(), id.to_string())) {
+            ctx.guard(
+                Api::GkeHub,
+                &project,
+                Some("gkehub.membershipfeatures.update"),
+                &resource,
+            )?;
+            if !ctx
+                .st
+                .memberships
+                .contains_key(&(location.to_string(), id.to_string()))
+            {
                 let m = format!("projects/{project}/locations/{location}/memberships/{id}");
                 return Err(ApiError::not_found(format!("Resource '{m}' was not found")));
             }
             let exists = ctx.st.membership_specs.contains_key(&spec_key);
             if !exists {
                 if !query_bool(req, "allowMissing") {
-                    return Err(ApiError::not_found(format!("Resource '{resource}' was not found")));
+                    return Err(ApiError::not_found(format!(
+                        "Resource '{resource}' was not found"
+                    )));
                 }
-                ctx.guard(Api::GkeHub, &project, Some("gkehub.membershipfeatures.create"), &resource)?;
+                ctx.guard(
+                    Api::GkeHub,
+                    &project,
+                    Some("gkehub.membershipfeatures.create"),
+                    &resource,
+                )?;
             }
             let mask = req.query_param("updateMask").unwrap_or_default();
             if exists && mask.is_empty() {
@@ -435,11 +663,33 @@ fn membership_feature(ctx: &mut Ctx<'_>, req: &Request, version: &str, location:
             }
             let body = body_json(req)?;
             let spec = body.get("spec").cloned().unwrap_or(json!({}));
-            if let Some(mgmt) = spec.pointer("/servicemesh/management").and_then(Value::as_str) {
-                check_enum("spec.servicemesh.management", mgmt, &["MANAGEMENT_UNSPECIFIED", "MANAGEMENT_AUTOMATIC", "MANAGEMENT_MANUAL"])?;
+            if let Some(mgmt) = spec
+                .pointer("/servicemesh/management")
+                .and_then(Value::as_str)
+            {
+                check_enum(
+                    "spec.servicemesh.management",
+                    mgmt,
+                    &[
+                        "MANAGEMENT_UNSPECIFIED",
+                        "MANAGEMENT_AUTOMATIC",
+                        "MANAGEMENT_MANUAL",
+                    ],
+                )?;
             }
-            if let Some(cp) = spec.pointer("/servicemesh/controlPlane").and_then(Value::as_str) {
-                check_enum("spec.servicemesh.controlPlane", cp, &["CONTROL_PLANE_MANAGEMENT_UNSPECIFIED", "AUTOMATIC", "MANUAL"])?;
+            if let Some(cp) = spec
+                .pointer("/servicemesh/controlPlane")
+                .and_then(Value::as_str)
+            {
+                check_enum(
+                    "spec.servicemesh.controlPlane",
+                    cp,
+                    &[
+                        "CONTROL_PLANE_MANAGEMENT_UNSPECIFIED",
+                        "AUTOMATIC",
+                        "MANUAL",
+                    ],
+                )?;
             }
             let effect = Effect::MembershipFeatureSet {
                 feature: feature.to_string(),
@@ -452,7 +702,14 @@ fn membership_feature(ctx: &mut Ctx<'_>, req: &Request, version: &str, location:
                 "projects/{}/locations/{location}/memberships/{id}/features/{feature}",
                 ctx.st.project_id
             );
-            hub_op(ctx, version, location, if exists { "update" } else { "create" }, target, effect)
+            hub_op(
+                ctx,
+                version,
+                location,
+                if exists { "update" } else { "create" },
+                target,
+                effect,
+            )
         }
         _ => Err(super::not_found_url(req)),
     }
@@ -462,7 +719,8 @@ fn membership_feature(ctx: &mut Ctx<'_>, req: &Request, version: &str, location:
 pub fn membership_json(st: &State, m: &Membership) -> Value {
     let name = st.membership_name(&m.location, &m.id);
     let cluster = m.cluster.as_deref().and_then(|n| st.cluster_by_name(n));
-    let mut endpoint = json!({"gkeCluster": {"resourceLink": m.resource_link}, "googleManaged": false});
+    let mut endpoint =
+        json!({"gkeCluster": {"resourceLink": m.resource_link}, "googleManaged": false});
     if let Some(c) = cluster {
         endpoint["kubernetesMetadata"] = json!({
             "kubernetesApiServerVersion": format!("v{}", c.version),
@@ -509,10 +767,10 @@ pub fn membership_json(st: &State, m: &Membership) -> Value {
 /// membership, from its control plane.
 fn mesh_state(st: &State, m: &Membership) -> (Value, Value) {
     let cluster = m.cluster.as_deref().and_then(|n| st.cluster_by_name(n));
-    let revision = cluster.map(|c| c.managed_revision().0).unwrap_or("asm-managed");
-    let disabled = |what: &str| {
-        json!({"details": [{"code": "DISABLED", "details": format!("{what} Management is not enabled.")}], "state": "DISABLED"})
-    };
+    let revision = cluster
+        .map(|c| c.managed_revision().0)
+        .unwrap_or("asm-managed");
+    let disabled = |what: &str| json!({"details": [{"code": "DISABLED", "details": format!("{what} Management is not enabled.")}], "state": "DISABLED"});
     match &m.control_plane {
         ControlPlane::Off => (
             json!({"controlPlaneManagement": disabled("Control Plane"), "dataPlaneManagement": disabled("Data Plane")}),
@@ -566,7 +824,10 @@ pub fn feature_json(st: &State, feature: &str) -> Value {
             .filter(|m| m.state == "READY")
             .map(|m| {
                 let (servicemesh, state) = mesh_state(st, m);
-                (st.membership_key(&m.location, &m.id), json!({"servicemesh": servicemesh, "state": state}))
+                (
+                    st.membership_key(&m.location, &m.id),
+                    json!({"servicemesh": servicemesh, "state": state}),
+                )
             })
             .collect();
         if !states.is_empty() {
@@ -584,7 +845,10 @@ pub fn feature_json(st: &State, feature: &str) -> Value {
 
 /// A v2 MembershipFeature (spec/gcp-apis.md §6.4).
 pub fn membership_feature_json(st: &State, feature: &str, location: &str, id: &str) -> Value {
-    let name = format!("projects/{}/locations/{location}/memberships/{id}/features/{feature}", st.project_id);
+    let name = format!(
+        "projects/{}/locations/{location}/memberships/{id}/features/{feature}",
+        st.project_id
+    );
     let spec = st
         .membership_specs
         .get(&(feature.to_string(), location.to_string(), id.to_string()))

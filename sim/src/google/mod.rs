@@ -108,9 +108,13 @@ impl Api {
     /// The permission-denied message in this API's own words.
     fn denied_message(self, permission: &str, resource: &str) -> String {
         match self {
-            Api::Container => format!("Required \"{permission}\" permission(s) for \"{resource}\"."),
+            Api::Container => {
+                format!("Required \"{permission}\" permission(s) for \"{resource}\".")
+            }
             Api::GkeHub => format!("Permission '{permission}' denied on '{resource}'"),
-            Api::ServiceUsage => format!("Permission '{permission}' denied on resource '{resource}'."),
+            Api::ServiceUsage => {
+                format!("Permission '{permission}' denied on resource '{resource}'.")
+            }
             Api::ResourceManager => "The caller does not have permission".to_string(),
         }
     }
@@ -127,7 +131,13 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The gate every route passes (see the module docs): project, API enabled, permission.
-    pub fn guard(&self, api: Api, project: &str, permission: Option<&str>, resource: &str) -> Result<(), ApiError> {
+    pub fn guard(
+        &self,
+        api: Api,
+        project: &str,
+        permission: Option<&str>,
+        resource: &str,
+    ) -> Result<(), ApiError> {
         let st = &self.st;
         if !st.is_project(project) {
             // Google does not reveal whether a project exists to those who may not see it.
@@ -141,7 +151,11 @@ impl Ctx<'_> {
         }
         if !st.enabled.contains(api.service()) {
             let title = state::service_title(api.service()).unwrap_or(api.service());
-            return Err(ApiError::service_disabled(api.service(), title, &st.project_number));
+            return Err(ApiError::service_disabled(
+                api.service(),
+                title,
+                &st.project_number,
+            ));
         }
         if let Some(permission) = permission
             && st.denied.contains(permission)
@@ -160,26 +174,36 @@ impl Ctx<'_> {
     pub fn start_op(&mut self, key: String, op: ops::Operation) -> serde_json::Value {
         let due_now = op.deadline <= self.now;
         if !due_now {
-            self.timers.push(op.deadline.saturating_duration_since(self.now));
+            self.timers
+                .push(op.deadline.saturating_duration_since(self.now));
         }
         self.st.ops.insert(key.clone(), op);
         if due_now {
             self.st.settle(self.now);
         }
-        self.st.ops.get(&key).map(|op| op.json(self.st)).unwrap_or_default()
+        self.st
+            .ops
+            .get(&key)
+            .map(|op| op.json(self.st))
+            .unwrap_or_default()
     }
 }
 
 /// A boolean query parameter, accepting gcloud's `True` as well as `true`.
 pub(crate) fn query_bool(req: &Request, name: &str) -> bool {
-    req.query_param(name).is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
+    req.query_param(name)
+        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
 impl GoogleApi {
     /// Builds the state of `scenario`; `token` is the only accepted access token.
     pub fn new(scenario: Scenario, token: String, clusters: Vec<ClusterEndpoint>) -> Arc<Self> {
         let state = State::from_scenario(&scenario, &clusters);
-        let api = Arc::new_cyclic(|this| GoogleApi { state: Mutex::new(state), token, this: this.clone() });
+        let api = Arc::new_cyclic(|this| GoogleApi {
+            state: Mutex::new(state),
+            token,
+            this: this.clone(),
+        });
         // The `installed` scenario starts with the controllers' work already done in the
         // clusters: CRD, namespace and a ready ControlPlaneRevision, applied right now.
         controller::apply_initial(&api);
@@ -210,7 +234,11 @@ impl GoogleApi {
         let now = Instant::now();
         let mut st = self.lock();
         st.settle(now);
-        let mut ctx = Ctx { st: &mut st, now, timers: Vec::new() };
+        let mut ctx = Ctx {
+            st: &mut st,
+            now,
+            timers: Vec::new(),
+        };
         let result = match api {
             Api::Container => container::route(&mut ctx, req, rest),
             Api::GkeHub => gkehub::route(&mut ctx, req, rest),
@@ -246,7 +274,10 @@ impl GoogleApi {
 
 /// 404 for a URL no route serves, as Google's front end words it.
 fn not_found_url(req: &Request) -> ApiError {
-    ApiError::not_found(format!("The requested URL {} was not found on this server.", req.path))
+    ApiError::not_found(format!(
+        "The requested URL {} was not found on this server.",
+        req.path
+    ))
 }
 
 impl Handler for GoogleApi {

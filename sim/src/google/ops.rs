@@ -19,26 +19,74 @@ use super::{container, gkehub, serviceusage};
 #[derive(Debug, Clone)]
 pub enum OpStyle {
     /// container v1: polled at `…/locations/LOCATION/operations/NAME`.
-    Gke { location: String, op_type: &'static str, target_link: String },
+    Gke {
+        location: String,
+        op_type: &'static str,
+        target_link: String,
+    },
     /// serviceusage v1: polled at `v1/operations/…`.
     ServiceUsage,
     /// gkehub: polled at `VERSION/projects/P/locations/L/operations/ID`.
-    Hub { version: String, location: String, verb: &'static str, target: String },
+    Hub {
+        version: String,
+        location: String,
+        verb: &'static str,
+        target: String,
+    },
 }
 
 /// A change an operation makes when it completes.
 #[derive(Debug, Clone)]
 pub enum Effect {
-    SetLabels { location: String, cluster: String, labels: std::collections::BTreeMap<String, String> },
-    UpdateCluster { location: String, cluster: String, update: Value },
-    EnableServices { ids: Vec<String>, batch: bool },
-    MembershipCreated { location: String, id: String, version: String },
-    MembershipUpdated { location: String, id: String, issuer: Option<String>, version: String },
-    MembershipDeleted { location: String, id: String },
-    FeatureCreated { feature: String, version: String },
-    FeatureUpdated { feature: String, specs: Vec<((String, String), Option<Value>)>, fleet_default: Option<Value>, version: String },
-    FeatureDeleted { feature: String },
-    MembershipFeatureSet { feature: String, location: String, id: String, spec: Value, version: String },
+    SetLabels {
+        location: String,
+        cluster: String,
+        labels: std::collections::BTreeMap<String, String>,
+    },
+    UpdateCluster {
+        location: String,
+        cluster: String,
+        update: Value,
+    },
+    EnableServices {
+        ids: Vec<String>,
+        batch: bool,
+    },
+    MembershipCreated {
+        location: String,
+        id: String,
+        version: String,
+    },
+    MembershipUpdated {
+        location: String,
+        id: String,
+        issuer: Option<String>,
+        version: String,
+    },
+    MembershipDeleted {
+        location: String,
+        id: String,
+    },
+    FeatureCreated {
+        feature: String,
+        version: String,
+    },
+    FeatureUpdated {
+        feature: String,
+        specs: Vec<((String, String), Option<Value>)>,
+        fleet_default: Option<Value>,
+        version: String,
+    },
+    FeatureDeleted {
+        feature: String,
+    },
+    MembershipFeatureSet {
+        feature: String,
+        location: String,
+        id: String,
+        spec: Value,
+        version: String,
+    },
 }
 
 /// One operation.
@@ -59,7 +107,13 @@ pub struct Operation {
 
 impl Operation {
     /// A new running operation, due `timing` from `now`.
-    pub fn new(style: OpStyle, name: String, effect: Effect, now: Instant, duration: std::time::Duration) -> Self {
+    pub fn new(
+        style: OpStyle,
+        name: String,
+        effect: Effect,
+        now: Instant,
+        duration: std::time::Duration,
+    ) -> Self {
         Operation {
             style,
             name,
@@ -84,7 +138,11 @@ impl Operation {
     /// The operation in its API's shape.
     pub fn json(&self, st: &State) -> Value {
         match &self.style {
-            OpStyle::Gke { location, op_type, target_link } => {
+            OpStyle::Gke {
+                location,
+                op_type,
+                target_link,
+            } => {
                 let mut op = json!({
                     "name": self.name,
                     "zone": location,
@@ -121,7 +179,12 @@ impl Operation {
                 }
                 op
             }
-            OpStyle::Hub { version, verb, target, .. } => {
+            OpStyle::Hub {
+                version,
+                verb,
+                target,
+                ..
+            } => {
                 let mut metadata = json!({
                     "@type": format!("type.googleapis.com/google.cloud.gkehub.{version}.OperationMetadata"),
                     "createTime": rfc3339(self.start),
@@ -136,7 +199,9 @@ impl Operation {
                 match &self.outcome {
                     None => {}
                     Some(Ok(response)) => op["response"] = response.clone(),
-                    Some(Err(e)) => op["error"] = json!({"code": e.rpc_code(), "message": e.message}),
+                    Some(Err(e)) => {
+                        op["error"] = json!({"code": e.rpc_code(), "message": e.message})
+                    }
                 }
                 op
             }
@@ -158,9 +223,15 @@ fn empty() -> Value {
 /// Applies one effect to the state; the `Ok` value is the operation's `response`.
 pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
     match effect {
-        Effect::SetLabels { location, cluster, labels } => {
+        Effect::SetLabels {
+            location,
+            cluster,
+            labels,
+        } => {
             let Some(c) = st.cluster_mut(&location, &cluster) else {
-                return Err(ApiError::not_found(format!("Cluster {cluster} was deleted.")));
+                return Err(ApiError::not_found(format!(
+                    "Cluster {cluster} was deleted."
+                )));
             };
             c.labels = labels;
             c.label_writes += 1;
@@ -168,10 +239,16 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
             c.running_op = None;
             Ok(Value::Null)
         }
-        Effect::UpdateCluster { location, cluster, update } => {
+        Effect::UpdateCluster {
+            location,
+            cluster,
+            update,
+        } => {
             let project_id = st.project_id.clone();
             let Some(c) = st.cluster_mut(&location, &cluster) else {
-                return Err(ApiError::not_found(format!("Cluster {cluster} was deleted.")));
+                return Err(ApiError::not_found(format!(
+                    "Cluster {cluster} was deleted."
+                )));
             };
             container::apply_update(c, &update, &project_id);
             c.status = "RUNNING";
@@ -182,7 +259,10 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
             for id in &ids {
                 st.enabled.insert(id.clone());
             }
-            let services: Vec<Value> = ids.iter().map(|id| serviceusage::service_json(st, id)).collect();
+            let services: Vec<Value> = ids
+                .iter()
+                .map(|id| serviceusage::service_json(st, id))
+                .collect();
             Ok(if batch {
                 json!({"@type": "type.googleapis.com/google.api.serviceusage.v1.BatchEnableServicesResponse", "services": services})
             } else {
@@ -190,22 +270,42 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
                        "service": services.into_iter().next().unwrap_or(Value::Null)})
             })
         }
-        Effect::MembershipCreated { location, id, version } => {
+        Effect::MembershipCreated {
+            location,
+            id,
+            version,
+        } => {
             let key = (location, id);
             let Some(m) = st.memberships.get_mut(&key) else {
-                return Err(ApiError::not_found("membership deleted while being created"));
+                return Err(ApiError::not_found(
+                    "membership deleted while being created",
+                ));
             };
             m.state = "READY";
             m.update_time = SystemTime::now();
             let m = m.clone();
-            if let Some(c) = m.cluster.as_deref().and_then(|n| st.clusters.iter_mut().find(|c| c.name == n)) {
+            if let Some(c) = m
+                .cluster
+                .as_deref()
+                .and_then(|n| st.clusters.iter_mut().find(|c| c.name == n))
+            {
                 c.fleet_project = Some(st.project_id.clone());
             }
-            Ok(with_type(gkehub::membership_json(st, &m), format!("type.googleapis.com/google.cloud.gkehub.{version}.Membership")))
+            Ok(with_type(
+                gkehub::membership_json(st, &m),
+                format!("type.googleapis.com/google.cloud.gkehub.{version}.Membership"),
+            ))
         }
-        Effect::MembershipUpdated { location, id, issuer, version } => {
+        Effect::MembershipUpdated {
+            location,
+            id,
+            issuer,
+            version,
+        } => {
             let Some(m) = st.memberships.get_mut(&(location, id)) else {
-                return Err(ApiError::not_found("membership deleted while being updated"));
+                return Err(ApiError::not_found(
+                    "membership deleted while being updated",
+                ));
             };
             if issuer.is_some() {
                 m.issuer = issuer;
@@ -213,15 +313,22 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
             m.state = "READY";
             m.update_time = SystemTime::now();
             let m = m.clone();
-            Ok(with_type(gkehub::membership_json(st, &m), format!("type.googleapis.com/google.cloud.gkehub.{version}.Membership")))
+            Ok(with_type(
+                gkehub::membership_json(st, &m),
+                format!("type.googleapis.com/google.cloud.gkehub.{version}.Membership"),
+            ))
         }
         Effect::MembershipDeleted { location, id } => {
-            if let Some(m) = st.memberships.remove(&(location.clone(), id.clone())) {
-                if let Some(c) = m.cluster.as_deref().and_then(|n| st.clusters.iter_mut().find(|c| c.name == n)) {
-                    c.fleet_project = None;
-                }
+            if let Some(m) = st.memberships.remove(&(location.clone(), id.clone()))
+                && let Some(c) = m
+                    .cluster
+                    .as_deref()
+                    .and_then(|n| st.clusters.iter_mut().find(|c| c.name == n))
+            {
+                c.fleet_project = None;
             }
-            st.membership_specs.retain(|(_, l, m), _| !(*l == location && *m == id));
+            st.membership_specs
+                .retain(|(_, l, m), _| !(*l == location && *m == id));
             Ok(empty())
         }
         Effect::FeatureCreated { feature, version } => {
@@ -230,9 +337,17 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
             };
             f.state = "ACTIVE";
             f.update_time = SystemTime::now();
-            Ok(with_type(gkehub::feature_json(st, &feature), format!("type.googleapis.com/google.cloud.gkehub.{version}.Feature")))
+            Ok(with_type(
+                gkehub::feature_json(st, &feature),
+                format!("type.googleapis.com/google.cloud.gkehub.{version}.Feature"),
+            ))
         }
-        Effect::FeatureUpdated { feature, specs, fleet_default, version } => {
+        Effect::FeatureUpdated {
+            feature,
+            specs,
+            fleet_default,
+            version,
+        } => {
             for ((location, id), spec) in specs {
                 let key = (feature.clone(), location, id);
                 match spec {
@@ -251,7 +366,10 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
                 f.state = "ACTIVE";
                 f.update_time = SystemTime::now();
             }
-            Ok(with_type(gkehub::feature_json(st, &feature), format!("type.googleapis.com/google.cloud.gkehub.{version}.Feature")))
+            Ok(with_type(
+                gkehub::feature_json(st, &feature),
+                format!("type.googleapis.com/google.cloud.gkehub.{version}.Feature"),
+            ))
         }
         Effect::FeatureDeleted { feature } => {
             st.features.remove(&feature);
@@ -263,8 +381,15 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
             }
             Ok(empty())
         }
-        Effect::MembershipFeatureSet { feature, location, id, spec, version } => {
-            st.membership_specs.insert((feature.clone(), location.clone(), id.clone()), spec);
+        Effect::MembershipFeatureSet {
+            feature,
+            location,
+            id,
+            spec,
+            version,
+        } => {
+            st.membership_specs
+                .insert((feature.clone(), location.clone(), id.clone()), spec);
             if let Some(f) = st.features.get_mut(&feature) {
                 f.update_time = SystemTime::now();
             }

@@ -21,24 +21,42 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
     match (req.method.as_str(), segs.as_slice()) {
         ("GET", ["v1", "operations", id]) => match ctx.st.ops.get(&format!("su/operations/{id}")) {
             Some(op) => ok(&op.json(ctx.st)),
-            None => Err(ApiError::not_found(format!("Operation 'operations/{id}' not found."))),
+            None => Err(ApiError::not_found(format!(
+                "Operation 'operations/{id}' not found."
+            ))),
         },
         (method, ["v1", "projects", project, services, tail @ ..]) => {
             let project = *project;
             let parent = format!("projects/{}", ctx.st.project_number);
-            let (collection, verb) = services.split_once(':').map_or((*services, None), |(c, v)| (c, Some(v)));
+            let (collection, verb) = services
+                .split_once(':')
+                .map_or((*services, None), |(c, v)| (c, Some(v)));
             if collection != "services" {
                 return Err(super::not_found_url(req));
             }
             match (method, verb, tail) {
                 ("GET", None, []) => {
-                    ctx.guard(Api::ServiceUsage, project, Some("serviceusage.services.list"), &parent)?;
+                    ctx.guard(
+                        Api::ServiceUsage,
+                        project,
+                        Some("serviceusage.services.list"),
+                        &parent,
+                    )?;
                     list(ctx.st, req)
                 }
                 ("GET", Some("batchGet"), []) => {
-                    ctx.guard(Api::ServiceUsage, project, Some("serviceusage.services.get"), &parent)?;
-                    let names: Vec<String> =
-                        req.query_pairs().into_iter().filter(|(k, _)| k == "names").map(|(_, v)| v).collect();
+                    ctx.guard(
+                        Api::ServiceUsage,
+                        project,
+                        Some("serviceusage.services.get"),
+                        &parent,
+                    )?;
+                    let names: Vec<String> = req
+                        .query_pairs()
+                        .into_iter()
+                        .filter(|(k, _)| k == "names")
+                        .map(|(_, v)| v)
+                        .collect();
                     if names.is_empty() || names.len() > 30 {
                         return Err(ApiError::invalid("Between 1 and 30 names must be given."));
                     }
@@ -51,12 +69,22 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                     ok(&json!({"services": out}))
                 }
                 ("POST", Some("batchEnable"), []) => {
-                    ctx.guard(Api::ServiceUsage, project, Some("serviceusage.services.enable"), &parent)?;
+                    ctx.guard(
+                        Api::ServiceUsage,
+                        project,
+                        Some("serviceusage.services.enable"),
+                        &parent,
+                    )?;
                     let body: Value = serde_json::from_slice(&req.body).unwrap_or(json!({}));
                     let ids: Vec<String> = body
                         .get("serviceIds")
                         .and_then(Value::as_array)
-                        .map(|a| a.iter().filter_map(Value::as_str).map(str::to_string).collect())
+                        .map(|a| {
+                            a.iter()
+                                .filter_map(Value::as_str)
+                                .map(str::to_string)
+                                .collect()
+                        })
                         .unwrap_or_default();
                     if ids.is_empty() {
                         return Err(ApiError::invalid("serviceIds must not be empty."));
@@ -73,25 +101,46 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                     enable(ctx, ids, true)
                 }
                 (method, verb, [service_and_verb]) if verb.is_none() => {
-                    let (id, verb) = service_and_verb.split_once(':').map_or((*service_and_verb, None), |(s, v)| (s, Some(v)));
+                    let (id, verb) = service_and_verb
+                        .split_once(':')
+                        .map_or((*service_and_verb, None), |(s, v)| (s, Some(v)));
                     let resource = format!("{parent}/services/{id}");
                     match (method, verb) {
                         ("GET", None) => {
-                            ctx.guard(Api::ServiceUsage, project, Some("serviceusage.services.get"), &resource)?;
+                            ctx.guard(
+                                Api::ServiceUsage,
+                                project,
+                                Some("serviceusage.services.get"),
+                                &resource,
+                            )?;
                             known(ctx.st, id)?;
                             ok(&service_json(ctx.st, id))
                         }
                         ("POST", Some("enable")) => {
-                            ctx.guard(Api::ServiceUsage, project, Some("serviceusage.services.enable"), &resource)?;
+                            ctx.guard(
+                                Api::ServiceUsage,
+                                project,
+                                Some("serviceusage.services.enable"),
+                                &resource,
+                            )?;
                             known(ctx.st, id)?;
                             enable(ctx, vec![id.to_string()], false)
                         }
                         ("POST", Some("disable")) => {
-                            ctx.guard(Api::ServiceUsage, project, Some("serviceusage.services.disable"), &resource)?;
+                            ctx.guard(
+                                Api::ServiceUsage,
+                                project,
+                                Some("serviceusage.services.disable"),
+                                &resource,
+                            )?;
                             known(ctx.st, id)?;
                             ctx.st.enabled.remove(id);
                             let seed = ctx.st.fresh_hex(16);
-                            let name = format!("operations/acf.p2-{}-{}", ctx.st.project_number, uuid_like(&seed));
+                            let name = format!(
+                                "operations/acf.p2-{}-{}",
+                                ctx.st.project_number,
+                                uuid_like(&seed)
+                            );
                             ok(&json!({"name": name, "done": true, "response": {
                                 "@type": "type.googleapis.com/google.api.serviceusage.v1.DisableServiceResponse",
                                 "service": service_json(ctx.st, id)}}))
@@ -111,21 +160,34 @@ fn known(st: &State, id: &str) -> Result<(), ApiError> {
     if service_title(id).is_some() || st.enabled.contains(id) {
         return Ok(());
     }
-    Err(ApiError::new(403, "PERMISSION_DENIED", format!("Not found or permission denied for service(s): {id}.")).detail(
-        json!({
-            "@type": "type.googleapis.com/google.rpc.ErrorInfo",
-            "reason": "SERVICE_CONFIG_NOT_FOUND_OR_PERMISSION_DENIED",
-            "domain": "serviceusage.googleapis.com",
-            "metadata": {"services": id},
-        }),
-    ))
+    Err(ApiError::new(
+        403,
+        "PERMISSION_DENIED",
+        format!("Not found or permission denied for service(s): {id}."),
+    )
+    .detail(json!({
+        "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+        "reason": "SERVICE_CONFIG_NOT_FOUND_OR_PERMISSION_DENIED",
+        "domain": "serviceusage.googleapis.com",
+        "metadata": {"services": id},
+    })))
 }
 
 fn enable(ctx: &mut Ctx<'_>, ids: Vec<String>, batch: bool) -> ApiResult {
     let seed = ctx.st.fresh_hex(16);
-    let name = format!("operations/acat.p2-{}-{}", ctx.st.project_number, uuid_like(&seed));
+    let name = format!(
+        "operations/acat.p2-{}-{}",
+        ctx.st.project_number,
+        uuid_like(&seed)
+    );
     let duration = ctx.st.timing.serviceusage_op;
-    let op = Operation::new(OpStyle::ServiceUsage, name.clone(), Effect::EnableServices { ids, batch }, ctx.now, duration);
+    let op = Operation::new(
+        OpStyle::ServiceUsage,
+        name.clone(),
+        Effect::EnableServices { ids, batch },
+        ctx.now,
+        duration,
+    );
     let op = ctx.start_op(format!("su/{name}"), op);
     ok(&op)
 }
@@ -136,26 +198,50 @@ fn list(st: &State, req: &Request) -> ApiResult {
         "" => None,
         "state:ENABLED" | "state:enabled" | "state = ENABLED" => Some("ENABLED"),
         "state:DISABLED" | "state:disabled" | "state = DISABLED" => Some("DISABLED"),
-        other => return Err(ApiError::invalid(format!("Invalid filter: {other:?}. Supported: state:ENABLED, state:DISABLED."))),
+        other => {
+            return Err(ApiError::invalid(format!(
+                "Invalid filter: {other:?}. Supported: state:ENABLED, state:DISABLED."
+            )));
+        }
     };
     let page_size = match req.query_param("pageSize") {
         None => DEFAULT_PAGE,
         Some(s) => match s.parse::<usize>() {
             Ok(0) => DEFAULT_PAGE,
             Ok(n) => n.min(MAX_PAGE),
-            Err(_) => return Err(ApiError::invalid(format!("Invalid value for pageSize: {s:?}"))),
+            Err(_) => {
+                return Err(ApiError::invalid(format!(
+                    "Invalid value for pageSize: {s:?}"
+                )));
+            }
         },
     };
     let offset = match req.query_param("pageToken").filter(|t| !t.is_empty()) {
         None => 0,
-        Some(t) => decode_token(&t).ok_or_else(|| ApiError::invalid(format!("Invalid page token: {t:?}")))?,
+        Some(t) => decode_token(&t)
+            .ok_or_else(|| ApiError::invalid(format!("Invalid page token: {t:?}")))?,
     };
-    let mut ids: Vec<String> = SERVICE_CATALOGUE.iter().map(|(n, _)| n.to_string()).collect();
-    ids.extend(st.enabled.iter().filter(|s| service_title(s).is_none()).cloned());
+    let mut ids: Vec<String> = SERVICE_CATALOGUE
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
+    ids.extend(
+        st.enabled
+            .iter()
+            .filter(|s| service_title(s).is_none())
+            .cloned(),
+    );
     ids.sort();
-    let matching: Vec<&String> =
-        ids.iter().filter(|id| want.is_none_or(|w| (w == "ENABLED") == st.enabled.contains(id.as_str()))).collect();
-    let page: Vec<Value> = matching.iter().skip(offset).take(page_size).map(|id| service_json(st, id)).collect();
+    let matching: Vec<&String> = ids
+        .iter()
+        .filter(|id| want.is_none_or(|w| (w == "ENABLED") == st.enabled.contains(id.as_str())))
+        .collect();
+    let page: Vec<Value> = matching
+        .iter()
+        .skip(offset)
+        .take(page_size)
+        .map(|id| service_json(st, id))
+        .collect();
     let mut out = json!({});
     if !page.is_empty() {
         out["services"] = Value::Array(page);
@@ -171,8 +257,14 @@ fn encode_token(offset: usize) -> String {
 }
 
 fn decode_token(token: &str) -> Option<usize> {
-    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(token).ok()?;
-    String::from_utf8(raw).ok()?.strip_prefix("svc-offset:")?.parse().ok()
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token)
+        .ok()?;
+    String::from_utf8(raw)
+        .ok()?
+        .strip_prefix("svc-offset:")?
+        .parse()
+        .ok()
 }
 
 /// A `Service` resource (names use the project number, whatever the request used).

@@ -22,28 +22,46 @@ use crate::scenario::Scenario;
 /// `services list` returns all of them with their states.
 pub const SERVICE_CATALOGUE: &[(&str, &str)] = &[
     ("anthos.googleapis.com", "Anthos API"),
-    ("cloudresourcemanager.googleapis.com", "Cloud Resource Manager API"),
+    (
+        "cloudresourcemanager.googleapis.com",
+        "Cloud Resource Manager API",
+    ),
     ("compute.googleapis.com", "Compute Engine API"),
     ("connectgateway.googleapis.com", "Connect Gateway API"),
     ("container.googleapis.com", "Kubernetes Engine API"),
     ("gkeconnect.googleapis.com", "GKE Connect API"),
     ("gkehub.googleapis.com", "GKE Hub API"),
-    ("iam.googleapis.com", "Identity and Access Management (IAM) API"),
-    ("iamcredentials.googleapis.com", "IAM Service Account Credentials API"),
+    (
+        "iam.googleapis.com",
+        "Identity and Access Management (IAM) API",
+    ),
+    (
+        "iamcredentials.googleapis.com",
+        "IAM Service Account Credentials API",
+    ),
     ("logging.googleapis.com", "Cloud Logging API"),
     ("mesh.googleapis.com", "Cloud Service Mesh API"),
-    ("meshca.googleapis.com", "Anthos Service Mesh Certificate Authority API"),
+    (
+        "meshca.googleapis.com",
+        "Anthos Service Mesh Certificate Authority API",
+    ),
     ("meshconfig.googleapis.com", "Mesh Configuration API"),
     ("monitoring.googleapis.com", "Cloud Monitoring API"),
     ("serviceusage.googleapis.com", "Service Usage API"),
     ("stackdriver.googleapis.com", "Stackdriver API"),
     ("trafficdirector.googleapis.com", "Traffic Director API"),
-    ("workloadcertificate.googleapis.com", "Workload Certificate API"),
+    (
+        "workloadcertificate.googleapis.com",
+        "Workload Certificate API",
+    ),
 ];
 
 /// The console title of a service (`GKE Hub API`), if it is in the catalogue.
 pub fn service_title(service: &str) -> Option<&'static str> {
-    SERVICE_CATALOGUE.iter().find(|(n, _)| *n == service).map(|(_, t)| *t)
+    SERVICE_CATALOGUE
+        .iter()
+        .find(|(n, _)| *n == service)
+        .map(|(_, t)| *t)
 }
 
 /// Where the ControlPlaneRevision CRD stands in one cluster.
@@ -166,7 +184,8 @@ impl IamPolicy {
     }
 
     pub fn json(&self) -> Value {
-        let mut p = json!({"version": self.version, "etag": self.etag(), "bindings": self.bindings});
+        let mut p =
+            json!({"version": self.version, "etag": self.etag(), "bindings": self.bindings});
         if let Some(a) = &self.audit_configs {
             p["auditConfigs"] = a.clone();
         }
@@ -265,7 +284,7 @@ impl State {
                 fleet_project: None,
                 endpoint: ep.map(|e| e.endpoint.clone()).unwrap_or_default(),
                 ca_pem: ep.map(|e| e.ca_pem.clone()).unwrap_or_default(),
-                id: hex(&Sha256::digest(format!("{id}/{}/{}", spec.location, spec.name))[..32]),
+                id: hex(&Sha256::digest(format!("{id}/{}/{}", spec.location, spec.name))[..16]),
                 create_time: created,
                 status: "RUNNING",
                 running_op: None,
@@ -280,7 +299,10 @@ impl State {
                     c.crd = CrdState::Installed;
                 }
                 let control_plane = if automatic && scenario.servicemesh_feature {
-                    ControlPlane::Active { revision: c.managed_revision().0.to_string(), since: created }
+                    ControlPlane::Active {
+                        revision: c.managed_revision().0.to_string(),
+                        since: created,
+                    }
                 } else {
                     ControlPlane::Off
                 };
@@ -313,7 +335,8 @@ impl State {
                     description: None,
                     control_plane,
                 };
-                st.memberships.insert((location, spec.name.clone()), membership);
+                st.memberships
+                    .insert((location, spec.name.clone()), membership);
             }
             st.clusters.push(c);
         }
@@ -343,11 +366,15 @@ impl State {
     }
 
     pub fn cluster(&self, location: &str, name: &str) -> Option<&Cluster> {
-        self.clusters.iter().find(|c| c.name == name && (location == "-" || c.location == location))
+        self.clusters
+            .iter()
+            .find(|c| c.name == name && (location == "-" || c.location == location))
     }
 
     pub fn cluster_mut(&mut self, location: &str, name: &str) -> Option<&mut Cluster> {
-        self.clusters.iter_mut().find(|c| c.name == name && (location == "-" || c.location == location))
+        self.clusters
+            .iter_mut()
+            .find(|c| c.name == name && (location == "-" || c.location == location))
     }
 
     pub fn cluster_by_name(&self, name: &str) -> Option<&Cluster> {
@@ -356,12 +383,18 @@ impl State {
 
     /// Key of a membership in v1 `membershipSpecs`/`membershipStates` maps (project number).
     pub fn membership_key(&self, location: &str, id: &str) -> String {
-        format!("projects/{}/locations/{location}/memberships/{id}", self.project_number)
+        format!(
+            "projects/{}/locations/{location}/memberships/{id}",
+            self.project_number
+        )
     }
 
     /// The full name of a membership (project id, as GKE Hub names resources).
     pub fn membership_name(&self, location: &str, id: &str) -> String {
-        format!("projects/{}/locations/{location}/memberships/{id}", self.project_id)
+        format!(
+            "projects/{}/locations/{location}/memberships/{id}",
+            self.project_id
+        )
     }
 
     /// The membership an `membershipSpecs` key names (`projects/ID|NUMBER/locations/L/memberships/M`).
@@ -387,7 +420,9 @@ impl State {
         due.sort();
         let changed = !due.is_empty();
         for (_, key) in due {
-            let Some(effect) = self.ops.get_mut(&key).and_then(|op| op.effect.take()) else { continue };
+            let Some(effect) = self.ops.get_mut(&key).and_then(|op| op.effect.take()) else {
+                continue;
+            };
             let outcome = super::ops::apply_effect(self, effect);
             if let Some(op) = self.ops.get_mut(&key) {
                 op.finish(outcome);
@@ -413,7 +448,14 @@ pub fn hex(bytes: &[u8]) -> String {
 /// A deterministic UUID-shaped id for `seed`.
 pub fn uuid_like(seed: &str) -> String {
     let h = hex(&Sha256::digest(seed.as_bytes()));
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// RFC 3339 UTC with nanoseconds, as Google APIs print timestamps.
@@ -451,6 +493,7 @@ fn civil_from_days(z: i64) -> (i64, u32, u32) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -459,18 +502,27 @@ mod tests {
         assert_eq!(region_of("us-central1-c"), "us-central1");
         assert_eq!(region_of("us-central1"), "us-central1");
         assert_eq!(region_of("europe-west4-a"), "europe-west4");
-        assert_eq!(rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)), "2023-11-14T22:13:20.000000000Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + std::time::Duration::from_secs(1_700_000_000)),
+            "2023-11-14T22:13:20.000000000Z"
+        );
     }
 
     #[test]
     fn installed_scenario_state() {
         let s = Scenario::named("installed").unwrap();
         let st = State::from_scenario(&s, &[]);
-        let m = st.memberships.get(&("us-central1".to_string(), "cluster-1".to_string())).unwrap();
+        let m = st
+            .memberships
+            .get(&("us-central1".to_string(), "cluster-1".to_string()))
+            .unwrap();
         assert_eq!(m.state, "READY");
         assert!(matches!(m.control_plane, ControlPlane::Active { .. }));
         assert_eq!(st.clusters[0].crd, CrdState::Installed);
-        assert_eq!(st.clusters[0].labels.get("mesh_id").map(String::as_str), Some("proj-518276145902"));
+        assert_eq!(
+            st.clusters[0].labels.get("mesh_id").map(String::as_str),
+            Some("proj-518276145902")
+        );
         assert!(st.features.contains_key("servicemesh"));
     }
 }

@@ -10,6 +10,9 @@ pub mod error;
 pub mod gcp;
 pub mod kube;
 pub mod output;
+pub mod plan;
+pub mod spec;
+pub mod steps;
 
 use clap::Parser;
 
@@ -56,6 +59,8 @@ where
     let printer = printer.with_verbosity(verbosity);
     let outcome = match cli.command {
         Command::Sandbox(cmd) => commands::sandbox::run(cmd, &env, &printer).await,
+        Command::Install(args) => commands::install::run(*args, &env, &printer).await,
+        Command::Validate(args) => commands::validate::run(*args, &env, &printer).await,
     };
     match outcome {
         Ok(code) => code,

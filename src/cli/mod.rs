@@ -1,6 +1,7 @@
 //! clap definitions only: what the user can type. Validation into typed specs happens in
 //! `spec`; behaviour lives in `commands`.
 
+pub mod install;
 pub mod sandbox;
 
 use clap::{ArgAction, Parser, Subcommand};
@@ -26,6 +27,12 @@ pub struct Cli {
 /// The command tree.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Install the managed control plane (Cloud Service Mesh) on GKE clusters: enable APIs,
+    /// workload identity, the mesh_id label, fleet registration and the servicemesh feature,
+    /// then the control plane; wait until it is ready. Shows the plan first.
+    Install(Box<install::InstallArgs>),
+    /// Run every precheck of `install --managed` at once and report them; change nothing.
+    Validate(Box<install::ValidateArgs>),
     /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
     /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
     #[command(subcommand)]

@@ -1,3 +1,5 @@
 //! One module per command: turn validated input into effects through the Printer.
 
+pub mod install;
 pub mod sandbox;
+pub mod validate;

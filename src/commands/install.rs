@@ -1,0 +1,388 @@
+//! `asm install --managed`: observe → plan → render → (confirm) → apply → wait → verify.
+
+use std::collections::BTreeMap;
+use std::io::BufRead;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::cli::install::InstallArgs;
+use crate::environment::Environment;
+use crate::error::{Error, Result, exit};
+use crate::gcp::{GcpClients, RetryPolicy, auth::resolve_credentials};
+use crate::output::{Printer, Verbosity};
+use crate::plan::execute::{Outcome, execute};
+use crate::plan::render::{self, Mood, TextOptions, millis};
+use crate::plan::{CheckStatus, Op};
+use crate::spec::{InstallSpec, MeshSpec, OutputFormat};
+use crate::steps::apply::Executor;
+use crate::steps::observe::{Handles, observe};
+use crate::steps::{MeshPlan, Observed, Step, plan_mesh};
+
+/// Actions run at most this many at a time.
+pub const CONCURRENCY: usize = 16;
+
+/// Clients for a mesh command: credentials resolved, endpoints from the environment, `-v`
+/// request traces to the printer (method, URL, status, duration — never headers).
+pub async fn clients(
+    env: &Environment,
+    spec: &MeshSpec,
+    printer: &Printer,
+) -> Result<GcpClients, Error> {
+    let creds = resolve_credentials(env, spec.access_token_file.as_deref()).await?;
+    let retry = match env.var("ASM_RETRY_POLICY") {
+        Some("fast") => RetryPolicy::fast(),
+        _ => RetryPolicy::standard(),
+    };
+    let gcp = GcpClients::new(env, creds.token, retry)?;
+    printer.detail(&format!("credentials: {}", creds.source));
+    if printer.verbosity() >= Verbosity::Verbose {
+        let p = printer.clone();
+        Ok(gcp.with_trace(Arc::new(move |t| p.detail(&format!("  {t}")))))
+    } else {
+        Ok(gcp)
+    }
+}
+
+/// Whether stdout may carry ANSI colour.
+pub fn stdout_color(env: &Environment) -> bool {
+    env.stdout_is_tty && env.var("NO_COLOR").is_none()
+}
+
+/// Observes and plans, reporting how long observation took.
+pub async fn observe_and_plan(
+    gcp: &GcpClients,
+    env: &Environment,
+    spec: &MeshSpec,
+    printer: &Printer,
+) -> (Observed, Handles, MeshPlan) {
+    let started = Instant::now();
+    printer.progress(&format!(
+        "Reading the state of {} cluster{} and fleet project {}…",
+        spec.clusters.len(),
+        if spec.clusters.len() == 1 { "" } else { "s" },
+        spec.fleet_project
+    ));
+    let (obs, handles) = observe(gcp, env, spec).await;
+    let plan = plan_mesh(spec, &obs);
+    printer.detail(&format!(
+        "observed in {}ms ({} Google API requests so far)",
+        started.elapsed().as_millis(),
+        gcp.requests()
+    ));
+    (obs, handles, plan)
+}
+
+fn blocked_error(plan: &MeshPlan) -> Error {
+    let n = plan
+        .checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .count();
+    Error::new(
+        "ASM-E301",
+        exit::PRECHECK_FAILED,
+        format!(
+            "{n} precheck{} failed (✖ above); nothing was changed",
+            if n == 1 { "" } else { "s" }
+        ),
+    )
+    .with_hint("fix them, or pass the --enable-* flag a check names; `asm validate` lists them all")
+}
+
+/// Asks on the terminal; `Ok(true)` to go on.
+async fn confirm(changes: usize) -> bool {
+    let answer = tokio::task::spawn_blocking(move || {
+        let mut stderr = std::io::stderr();
+        let _ = std::io::Write::write_all(
+            &mut stderr,
+            format!(
+                "Apply {changes} change{}? [y/N] ",
+                if changes == 1 { "" } else { "s" }
+            )
+            .as_bytes(),
+        );
+        let _ = std::io::Write::flush(&mut stderr);
+        let mut line = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut line);
+        line
+    })
+    .await
+    .unwrap_or_default();
+    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
+}
+
+/// The revision each cluster ended up with (from a re-observation).
+fn revisions(spec: &MeshSpec, obs: &Observed) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (c, o) in spec.clusters.iter().zip(&obs.clusters) {
+        let gke_channel = o
+            .gke
+            .as_ref()
+            .ok()
+            .and_then(|g| g.as_ref())
+            .and_then(|g| g.channel.clone());
+        let expected = crate::spec::Channel::from_gke(gke_channel.as_deref()).revision();
+        let rev = o
+            .kube
+            .as_ref()
+            .and_then(|k| k.as_ref().ok())
+            .and_then(|k| {
+                k.cprs
+                    .iter()
+                    .find(|r| r.name == expected && r.provisioning_finished)
+                    .or_else(|| k.cprs.iter().find(|r| r.provisioning_finished))
+                    .map(|r| r.name.clone())
+            })
+            .unwrap_or_else(|| expected.to_string());
+        out.insert(c.to_string(), rev);
+    }
+    out
+}
+
+fn next_steps(revs: &BTreeMap<String, String>) -> String {
+    let mut distinct: Vec<&String> = revs.values().collect();
+    distinct.sort();
+    distinct.dedup();
+    let mut out = String::from("Label the namespaces whose workloads should join the mesh:\n");
+    for r in distinct {
+        out.push_str(&format!(
+            "  kubectl label namespace NAMESPACE istio-injection- istio.io/rev={r} --overwrite\n"
+        ));
+    }
+    out
+}
+
+/// Runs `asm install`.
+pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Result<i32> {
+    let spec = InstallSpec::from_args(&args)?;
+    if let Some(mode) = &args.mode {
+        printer.warning(&format!(
+            "--mode {mode} is deprecated and ignored (asm install always installs)"
+        ));
+    }
+    let started = Instant::now();
+    let mesh = &spec.mesh;
+    let gcp = clients(env, mesh, printer).await?;
+    let (_obs, handles, plan) = observe_and_plan(&gcp, env, mesh, printer).await;
+    let color = stdout_color(env);
+    let summary = plan.summary();
+
+    if spec.dry_run || plan.blocked() {
+        match mesh.output {
+            OutputFormat::Json => {
+                let mut v = render::json(&plan, None);
+                v["dry_run"] = json!(spec.dry_run);
+                printer.result(&format!("{v:#}\n"));
+            }
+            OutputFormat::Text => printer.result(&render::text(
+                &plan,
+                TextOptions {
+                    mood: Mood::Conditional,
+                    color,
+                },
+            )),
+        }
+        if plan.blocked() {
+            return Err(blocked_error(&plan).into());
+        }
+        return Ok(exit::SUCCESS);
+    }
+
+    if mesh.output == OutputFormat::Text {
+        printer.result(&render::text(
+            &plan,
+            TextOptions {
+                mood: Mood::Imperative,
+                color,
+            },
+        ));
+    }
+    let changes = summary.changes();
+    if changes > 0 && !spec.yes {
+        if env.stdin_is_tty && env.stderr_is_tty {
+            if !confirm(changes).await {
+                return Err(Error::new(
+                    exit_cancel(),
+                    exit::CANCELLED,
+                    "cancelled; nothing was changed",
+                )
+                .into());
+            }
+        } else {
+            return Err(Error::usage(
+                "ASM-E102",
+                format!(
+                    "refusing to change {changes} resource{} without --yes (not a terminal)",
+                    if changes == 1 { "" } else { "s" }
+                ),
+            )
+            .with_hint("review the plan (--dry-run), then re-run with --yes")
+            .into());
+        }
+    }
+
+    // Apply.
+    let executor = Executor {
+        gcp: gcp.clone(),
+        spec: mesh.clone(),
+        handles,
+        deadline: started + mesh.timeout,
+        printer: printer.clone(),
+    };
+    let apply_started = Instant::now();
+    let report = execute(
+        &plan,
+        CONCURRENCY,
+        |a| executor.run(a),
+        |a, outcome| match outcome {
+            Outcome::Done(d) => printer.progress(&format!(
+                "{} {} ({:.1}s)",
+                printer.paint("✔", "32"),
+                a.done,
+                d.as_secs_f64()
+            )),
+            Outcome::Failed(e, d) => printer.progress(&format!(
+                "{} {}: failed after {:.1}s: {}",
+                printer.paint("✖", "31"),
+                a.id,
+                d.as_secs_f64(),
+                e.message
+            )),
+            Outcome::Skipped(dep) => printer.progress(&format!(
+                "{} {}: skipped ({dep} failed)",
+                printer.paint("-", "33"),
+                a.id
+            )),
+        },
+    )
+    .await;
+    let wall = apply_started.elapsed();
+    let measured = report.durations();
+    let (critical, critical_total) =
+        plan.critical_path(|a| measured.get(&a.id).copied().unwrap_or(Duration::ZERO));
+
+    // Verify: what is there now.
+    let (obs_after, _, replan) = if report.succeeded() {
+        observe_and_plan(&gcp, env, mesh, printer).await
+    } else {
+        (
+            _obs_placeholder(mesh),
+            Handles::default(),
+            MeshPlan::default(),
+        )
+    };
+    let revs = revisions(mesh, &obs_after);
+    let remaining = replan.summary().changes();
+
+    let failures = report.failures();
+    let code = if failures.is_empty() {
+        exit::SUCCESS
+    } else if failures.iter().all(|(_, e)| e.exit_code == exit::TIMEOUT) {
+        exit::TIMEOUT
+    } else {
+        exit::APPLY_FAILED
+    };
+
+    match mesh.output {
+        OutputFormat::Json => {
+            let mut v = render::json(&plan, Some(&measured));
+            v["dry_run"] = json!(false);
+            v["result"] = json!({
+                "status": if code == exit::SUCCESS { "applied" } else { "failed" },
+                "wall_ms": millis(wall),
+                "critical_path_ms": millis(critical_total),
+                "google_requests": gcp.requests(),
+                "failures": failures.iter().map(|(id, e)| json!({"id": id, "code": e.code, "message": e.message, "hint": e.hint})).collect::<Vec<Value>>(),
+                "revisions": if code == exit::SUCCESS { json!(revs) } else { json!({}) },
+                "remaining_changes": remaining,
+            });
+            printer.result(&format!("{v:#}\n"));
+        }
+        OutputFormat::Text => {
+            let s = summary;
+            let mut out = format!(
+                "\n{} {} added, {} changed, {} deleted, {} waited in {:.1}s (critical path {:.1}s: {}).\n",
+                if code == exit::SUCCESS {
+                    "Applied:"
+                } else {
+                    "Partly applied:"
+                },
+                count_done(&plan, &report, Op::Create).min(s.create),
+                count_done(&plan, &report, Op::Update).min(s.update),
+                count_done(&plan, &report, Op::Delete).min(s.delete),
+                count_done(&plan, &report, Op::Wait).min(s.wait),
+                wall.as_secs_f64(),
+                critical_total.as_secs_f64(),
+                if critical.is_empty() {
+                    "-".to_string()
+                } else {
+                    critical.join(" → ")
+                },
+            );
+            if code == exit::SUCCESS {
+                out.push_str("Managed Cloud Service Mesh control plane is ready on ");
+                let list: Vec<String> = revs.iter().map(|(c, r)| format!("{c} ({r})")).collect();
+                out.push_str(&list.join(", "));
+                out.push_str(".\n");
+                out.push_str(&next_steps(&revs));
+            }
+            printer.result(&out);
+        }
+    }
+    if code != exit::SUCCESS {
+        for (id, e) in &failures {
+            printer.error(&Error {
+                message: format!("{id}: {}", e.message),
+                ..(*e).clone()
+            });
+        }
+        return Ok(code);
+    }
+    if remaining > 0 {
+        printer.warning(&format!(
+            "{remaining} change{} still planned after applying; re-run asm to converge",
+            if remaining == 1 { "" } else { "s" }
+        ));
+    }
+    Ok(exit::SUCCESS)
+}
+
+fn exit_cancel() -> &'static str {
+    "ASM-E103"
+}
+
+fn count_done(plan: &MeshPlan, report: &crate::plan::execute::Report, op: Op) -> usize {
+    plan.actions
+        .iter()
+        .filter(|a| a.op == op && matches!(report.outcomes.get(&a.id), Some(Outcome::Done(_))))
+        .count()
+}
+
+fn _obs_placeholder(spec: &MeshSpec) -> Observed {
+    Observed {
+        fleet: crate::steps::FleetObs {
+            project_number: Err(String::new()),
+            enabled_services: Err(String::new()),
+            memberships: Err(String::new()),
+            feature: Err(String::new()),
+        },
+        clusters: spec
+            .clusters
+            .iter()
+            .map(|_| crate::steps::ClusterObs {
+                gke: Ok(None),
+                kube: None,
+                membership_feature: None,
+            })
+            .collect(),
+        permissions: BTreeMap::new(),
+    }
+}
+
+#[allow(dead_code)]
+fn _assert_step_is_send(s: Step) -> impl Send {
+    s
+}

@@ -1,0 +1,719 @@
+//! Args → validated Spec. Every rejection happens here, before any request, as a usage
+//! error (exit 2) naming the input and the rule it breaks.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::cli::install::{
+    ChannelArg, EnableArgs, InstallArgs, ManagementArg, OutputArg, TargetArgs, ValidateArgs,
+};
+use crate::error::Error;
+
+/// A Google Cloud project ID: `^[a-z][a-z0-9-]{4,28}[a-z0-9]$`, optionally `domain:` first.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProjectId(String);
+
+/// A GKE zone or region: `^[a-z]+-[a-z]+[0-9]+(-[a-z])?$`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Location(String);
+
+/// A GKE cluster name: `^[a-z]([-a-z0-9]{0,38}[a-z0-9])?$`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterName(String);
+
+/// One cluster: project, location, name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ClusterRef {
+    pub project: ProjectId,
+    pub location: Location,
+    pub name: ClusterName,
+}
+
+/// A release channel of the managed control plane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Channel {
+    #[default]
+    Regular,
+    Rapid,
+    Stable,
+}
+
+/// How the managed control plane is provisioned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Management {
+    /// Fleet automatic management (gkehub v2 membership feature).
+    Automatic,
+    /// A ControlPlaneRevision applied to the cluster.
+    Revision,
+}
+
+/// Output format of plans and reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+/// A control plane option (`--option NAME`), mapped to an `ASM_OPTS` entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum MeshOption {
+    /// `cni-managed` → `CNI=on`.
+    CniManaged,
+}
+
+/// What asm may change besides the control plane (spec/asmcli-spec.md §1.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct EnableFlags {
+    pub apis: bool,
+    pub iam_roles: bool,
+    pub components: bool,
+    pub cluster_labels: bool,
+    pub registration: bool,
+    pub namespace_creation: bool,
+}
+
+/// How to reach the clusters' Kubernetes APIs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KubeAccess {
+    /// GKE's `endpoint` + `masterAuth.clusterCaCertificate` with the Google token.
+    Gke,
+    /// A kubeconfig (`--kubeconfig` and/or `--context`); exactly one cluster.
+    Kubeconfig {
+        path: Option<PathBuf>,
+        context: Option<String>,
+    },
+}
+
+/// Everything `install --managed` and `validate` need, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MeshSpec {
+    pub clusters: Vec<ClusterRef>,
+    pub fleet_project: ProjectId,
+    pub management: Management,
+    pub channel: Option<Channel>,
+    pub options: Vec<MeshOption>,
+    pub enable: EnableFlags,
+    pub output: OutputFormat,
+    pub timeout: Duration,
+    pub kube: KubeAccess,
+    pub access_token_file: Option<PathBuf>,
+}
+
+/// `asm install --managed`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallSpec {
+    pub mesh: MeshSpec,
+    pub dry_run: bool,
+    pub yes: bool,
+}
+
+fn usage(message: impl Into<String>) -> Error {
+    Error::usage("ASM-E101", message)
+}
+
+fn is_lower_alnum(c: char) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+fn valid_plain_project(s: &str) -> bool {
+    let chars: Vec<char> = s.chars().collect();
+    let n = chars.len();
+    (6..=30).contains(&n)
+        && chars[0].is_ascii_lowercase()
+        && chars[1..n - 1]
+            .iter()
+            .all(|&c| is_lower_alnum(c) || c == '-')
+        && is_lower_alnum(chars[n - 1])
+}
+
+fn valid_domain(s: &str) -> bool {
+    !s.is_empty()
+        && s.split('.').all(|label| {
+            !label.is_empty()
+                && label.chars().all(|c| is_lower_alnum(c) || c == '-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+impl ProjectId {
+    pub const RULE: &'static str = "6 to 30 characters: a lowercase letter, then lowercase letters, digits or hyphens, \
+         not ending with a hyphen (optionally prefixed by `domain:`)";
+
+    pub fn parse(flag: &str, value: &str) -> Result<Self, Error> {
+        let ok = match value.split_once(':') {
+            Some((domain, rest)) => valid_domain(domain) && valid_plain_project(rest),
+            None => valid_plain_project(value),
+        };
+        if ok {
+            Ok(ProjectId(value.to_string()))
+        } else {
+            Err(usage(format!(
+                "{flag} {value:?} is not a valid project ID: {}",
+                ProjectId::RULE
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Location {
+    pub const RULE: &'static str = "a GKE region or zone such as `us-central1` or `us-central1-c`";
+
+    pub fn parse(flag: &str, value: &str) -> Result<Self, Error> {
+        if valid_location(value) {
+            Ok(Location(value.to_string()))
+        } else {
+            Err(usage(format!(
+                "{flag} {value:?} is not a valid location: {}",
+                Location::RULE
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The region of a zone (`us-central1-c` → `us-central1`); a region is itself.
+    pub fn region(&self) -> &str {
+        let parts: Vec<&str> = self.0.split('-').collect();
+        if parts.len() == 3 {
+            let cut = self.0.len() - parts[2].len() - 1;
+            &self.0[..cut]
+        } else {
+            &self.0
+        }
+    }
+}
+
+/// `^[a-z]+-[a-z]+[0-9]+(-[a-z])?$`
+fn valid_location(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return false;
+    }
+    let first = !parts[0].is_empty() && parts[0].chars().all(|c| c.is_ascii_lowercase());
+    let second = {
+        let p = parts[1];
+        let letters = p.chars().take_while(|c| c.is_ascii_lowercase()).count();
+        let digits = p[letters..].chars().all(|c| c.is_ascii_digit());
+        letters > 0 && letters < p.len() && digits
+    };
+    let third = parts
+        .get(2)
+        .is_none_or(|p| p.len() == 1 && p.chars().all(|c| c.is_ascii_lowercase()));
+    first && second && third
+}
+
+impl ClusterName {
+    pub const RULE: &'static str = "1 to 40 characters: a lowercase letter, then lowercase \
+         letters, digits or hyphens, not ending with a hyphen";
+
+    pub fn parse(flag: &str, value: &str) -> Result<Self, Error> {
+        let chars: Vec<char> = value.chars().collect();
+        let n = chars.len();
+        let ok = (1..=40).contains(&n)
+            && chars[0].is_ascii_lowercase()
+            && (n == 1
+                || (chars[1..n - 1]
+                    .iter()
+                    .all(|&c| is_lower_alnum(c) || c == '-')
+                    && is_lower_alnum(chars[n - 1])));
+        if ok {
+            Ok(ClusterName(value.to_string()))
+        } else {
+            Err(usage(format!(
+                "{flag} {value:?} is not a valid cluster name: {}",
+                ClusterName::RULE
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ProjectId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Display for ClusterName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl ClusterRef {
+    /// Parses `PROJECT/LOCATION/NAME` (`--cluster`).
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        let parts: Vec<&str> = value.split('/').collect();
+        let [p, l, n] = parts.as_slice() else {
+            return Err(usage(format!(
+                "--cluster {value:?} must have the form PROJECT/LOCATION/NAME"
+            )));
+        };
+        Ok(ClusterRef {
+            project: ProjectId::parse("--cluster project", p)?,
+            location: Location::parse("--cluster location", l)?,
+            name: ClusterName::parse("--cluster name", n)?,
+        })
+    }
+
+    /// `projects/P/locations/L/clusters/N`.
+    pub fn resource_name(&self) -> String {
+        format!(
+            "projects/{}/locations/{}/clusters/{}",
+            self.project, self.location, self.name
+        )
+    }
+}
+
+impl fmt::Display for ClusterRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.project, self.location, self.name)
+    }
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Regular => "regular",
+            Channel::Rapid => "rapid",
+            Channel::Stable => "stable",
+        }
+    }
+
+    /// The revision (ControlPlaneRevision name, `istio.io/rev` label) of this channel.
+    pub fn revision(self) -> &'static str {
+        match self {
+            Channel::Regular => "asm-managed",
+            Channel::Rapid => "asm-managed-rapid",
+            Channel::Stable => "asm-managed-stable",
+        }
+    }
+
+    /// The channel used for a GKE release channel (asmcli-spec §3.5, flow C): RAPID → rapid,
+    /// STABLE → stable, anything else (REGULAR, EXTENDED, none) → regular.
+    pub fn from_gke(gke: Option<&str>) -> Channel {
+        match gke.map(str::to_ascii_uppercase).as_deref() {
+            Some("RAPID") => Channel::Rapid,
+            Some("STABLE") => Channel::Stable,
+            _ => Channel::Regular,
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl MeshOption {
+    pub const KNOWN: &'static str = "cni-managed";
+
+    pub fn parse(value: &str) -> Result<Self, Error> {
+        match value {
+            "cni-managed" => Ok(MeshOption::CniManaged),
+            other => Err(usage(format!(
+                "--option {other:?} is not a known option: expected one of {}",
+                MeshOption::KNOWN
+            ))),
+        }
+    }
+
+    /// The `ASM_OPTS` entry of this option.
+    pub fn asm_opt(self) -> &'static str {
+        match self {
+            MeshOption::CniManaged => "CNI=on",
+        }
+    }
+}
+
+impl EnableFlags {
+    /// The predicates of asmcli-spec §1.6 (flow C) for these flags.
+    pub fn from_args(args: &EnableArgs, managed: bool) -> EnableFlags {
+        let all = args.enable_all;
+        EnableFlags {
+            apis: all || args.enable_gcp_apis,
+            iam_roles: all || managed || args.enable_gcp_iam_roles,
+            components: all || managed || args.enable_gcp_components,
+            cluster_labels: all || args.enable_cluster_labels,
+            registration: all || args.enable_registration,
+            namespace_creation: all || args.enable_namespace_creation,
+        }
+    }
+
+    /// Everything allowed (used to find what *would* be needed).
+    pub fn all() -> EnableFlags {
+        EnableFlags {
+            apis: true,
+            iam_roles: true,
+            components: true,
+            cluster_labels: true,
+            registration: true,
+            namespace_creation: true,
+        }
+    }
+}
+
+/// Parses `10m`, `90s`, `1h30m`, `500ms` or plain seconds.
+pub fn parse_duration(flag: &str, value: &str) -> Result<Duration, Error> {
+    let bad = || {
+        usage(format!(
+            "{flag} {value:?} is not a valid duration: use e.g. `10m`, `90s`, `1h30m` or seconds"
+        ))
+    };
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(bad());
+    }
+    if v.chars().all(|c| c.is_ascii_digit()) {
+        let secs: u64 = v.parse().map_err(|_| bad())?;
+        return positive(Duration::from_secs(secs)).ok_or_else(bad);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = v;
+    while !rest.is_empty() {
+        let digits = rest.chars().take_while(char::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(bad());
+        }
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest.chars().take_while(|c| c.is_ascii_alphabetic()).count();
+        let unit = &rest[..unit_len];
+        rest = &rest[unit_len..];
+        let d = match unit {
+            "ms" => Duration::from_millis(n),
+            "s" => Duration::from_secs(n),
+            "m" => Duration::from_secs(n.saturating_mul(60)),
+            "h" => Duration::from_secs(n.saturating_mul(3600)),
+            _ => return Err(bad()),
+        };
+        total = total.saturating_add(d);
+    }
+    positive(total).ok_or_else(bad)
+}
+
+fn positive(d: Duration) -> Option<Duration> {
+    (!d.is_zero()).then_some(d)
+}
+
+fn clusters_from(t: &TargetArgs) -> Result<Vec<ClusterRef>, Error> {
+    let single = [&t.project, &t.location, &t.cluster_name];
+    let any_single = single.iter().any(|v| v.is_some());
+    let mut clusters = Vec::new();
+    if !t.clusters.is_empty() {
+        if any_single {
+            return Err(usage(
+                "--cluster cannot be combined with -p/--project, -l/--location or -n/--cluster-name",
+            ));
+        }
+        for c in &t.clusters {
+            let r = ClusterRef::parse(c)?;
+            if clusters.contains(&r) {
+                return Err(usage(format!("--cluster {c:?} is given twice")));
+            }
+            clusters.push(r);
+        }
+        return Ok(clusters);
+    }
+    let missing: Vec<&str> = [
+        ("-p/--project", &t.project),
+        ("-l/--location", &t.location),
+        ("-n/--cluster-name", &t.cluster_name),
+    ]
+    .iter()
+    .filter(|(_, v)| v.is_none())
+    .map(|(f, _)| *f)
+    .collect();
+    if !missing.is_empty() {
+        return Err(usage(format!(
+            "missing {}: name a cluster with -p PROJECT -l LOCATION -n NAME, or --cluster PROJECT/LOCATION/NAME",
+            missing.join(", ")
+        )));
+    }
+    let (Some(p), Some(l), Some(n)) = (&t.project, &t.location, &t.cluster_name) else {
+        return Err(usage("missing cluster"));
+    };
+    clusters.push(ClusterRef {
+        project: ProjectId::parse("-p/--project", p)?,
+        location: Location::parse("-l/--location", l)?,
+        name: ClusterName::parse("-n/--cluster-name", n)?,
+    });
+    Ok(clusters)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn mesh_spec(
+    target: &TargetArgs,
+    enable: &EnableArgs,
+    managed: bool,
+    management: ManagementArg,
+    channel: Option<ChannelArg>,
+    options: &[String],
+    output: OutputArg,
+    timeout: &str,
+) -> Result<MeshSpec, Error> {
+    let clusters = clusters_from(target)?;
+    let fleet_project = match &target.fleet_id {
+        Some(f) => ProjectId::parse("--fleet-id", f)?,
+        None => {
+            let first = clusters[0].project.clone();
+            if clusters.iter().any(|c| c.project != first) {
+                return Err(usage(
+                    "the clusters are in several projects: name the fleet host project with --fleet-id",
+                ));
+            }
+            first
+        }
+    };
+    let kube = if target.kubeconfig.is_some() || target.context.is_some() {
+        if clusters.len() != 1 {
+            return Err(usage(format!(
+                "--kubeconfig/--context reach one cluster, but {} clusters are given",
+                clusters.len()
+            )));
+        }
+        KubeAccess::Kubeconfig {
+            path: target.kubeconfig.clone(),
+            context: target.context.clone(),
+        }
+    } else {
+        KubeAccess::Gke
+    };
+    let mut opts = Vec::new();
+    for o in options {
+        let o = MeshOption::parse(o)?;
+        if !opts.contains(&o) {
+            opts.push(o);
+        }
+    }
+    let management = match management {
+        ManagementArg::Automatic => Management::Automatic,
+        ManagementArg::Revision => Management::Revision,
+    };
+    if !opts.is_empty() && management == Management::Automatic {
+        return Err(usage(
+            "--option applies to --management revision only (fleet automatic management chooses its own options)",
+        ));
+    }
+    Ok(MeshSpec {
+        clusters,
+        fleet_project,
+        management,
+        channel: channel.map(|c| match c {
+            ChannelArg::Regular => Channel::Regular,
+            ChannelArg::Rapid => Channel::Rapid,
+            ChannelArg::Stable => Channel::Stable,
+        }),
+        options: opts,
+        enable: EnableFlags::from_args(enable, managed),
+        output: match output {
+            OutputArg::Text => OutputFormat::Text,
+            OutputArg::Json => OutputFormat::Json,
+        },
+        timeout: parse_duration("--timeout", timeout)?,
+        kube,
+        access_token_file: target.access_token_file.clone(),
+    })
+}
+
+impl InstallSpec {
+    pub fn from_args(args: &InstallArgs) -> Result<Self, Error> {
+        if !args.managed {
+            return Err(usage(
+                "asm installs the managed control plane only: add --managed",
+            ));
+        }
+        if let Some(mode) = &args.mode
+            && mode != "install"
+        {
+            return Err(usage(format!(
+                "--mode {mode:?} is not supported: only `install` (and it is the default)"
+            )));
+        }
+        Ok(InstallSpec {
+            mesh: mesh_spec(
+                &args.target,
+                &args.enable,
+                true,
+                args.management,
+                args.channel,
+                &args.options,
+                args.output,
+                &args.timeout,
+            )?,
+            dry_run: args.dry_run,
+            yes: args.yes,
+        })
+    }
+}
+
+impl MeshSpec {
+    /// The spec `asm validate` checks against.
+    pub fn from_validate(args: &ValidateArgs) -> Result<Self, Error> {
+        mesh_spec(
+            &args.target,
+            &args.enable,
+            args.managed,
+            args.management,
+            args.channel,
+            &args.options,
+            args.output,
+            &args.timeout,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn project_ids() {
+        for ok in [
+            "asm-fresh",
+            "a12345",
+            "google.com:my-proj",
+            "abcdefghij-abcdefghij-abcdefgh",
+        ] {
+            assert!(ProjectId::parse("-p", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "Asm-fresh",
+            "abcde",
+            "1abcdef",
+            "asm-fresh-",
+            "asm_fresh",
+            "abcdefghij-abcdefghij-abcdefghi",
+            ":asm-fresh",
+            "a..b:asm-fresh",
+        ] {
+            let e = ProjectId::parse("-p/--project", bad).unwrap_err();
+            assert_eq!(e.exit_code, 2);
+            assert!(e.message.contains("-p/--project"), "{}", e.message);
+        }
+    }
+
+    #[test]
+    fn locations() {
+        for ok in [
+            "us-central1",
+            "us-central1-c",
+            "europe-west4-a",
+            "asia-northeast1",
+        ] {
+            assert!(Location::parse("-l", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "us",
+            "us-central",
+            "US-central1",
+            "us-central1-cc",
+            "us-1central",
+            "us-central1-",
+        ] {
+            assert!(Location::parse("-l", bad).is_err(), "{bad}");
+        }
+        assert_eq!(Location("us-central1-c".into()).region(), "us-central1");
+        assert_eq!(Location("us-central1".into()).region(), "us-central1");
+    }
+
+    #[test]
+    fn cluster_names() {
+        for ok in ["a", "cluster-1", "a234567890123456789012345678901234567890"] {
+            assert!(ClusterName::parse("-n", ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "a-",
+            "Cluster",
+            "a_b",
+            "a2345678901234567890123456789012345678901",
+        ] {
+            assert!(ClusterName::parse("-n", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(
+            parse_duration("--timeout", "10m").unwrap(),
+            Duration::from_secs(600)
+        );
+        assert_eq!(
+            parse_duration("--timeout", "90").unwrap(),
+            Duration::from_secs(90)
+        );
+        assert_eq!(
+            parse_duration("--timeout", "1h30m").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_duration("--timeout", "500ms").unwrap(),
+            Duration::from_millis(500)
+        );
+        for bad in ["", "0", "0s", "10x", "m", "-1s"] {
+            assert!(parse_duration("--timeout", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cluster_refs_and_conflicts() {
+        let r = ClusterRef::parse("asm-fleet/us-central1-c/cluster-2").unwrap();
+        assert_eq!(r.name.as_str(), "cluster-2");
+        assert!(ClusterRef::parse("asm-fleet/cluster-2").is_err());
+        let t = TargetArgs {
+            project: Some("asm-fleet".into()),
+            clusters: vec!["asm-fleet/us-central1-c/cluster-2".into()],
+            ..Default::default()
+        };
+        assert!(clusters_from(&t).unwrap_err().message.contains("--cluster"));
+        let t = TargetArgs {
+            project: Some("asm-fleet".into()),
+            ..Default::default()
+        };
+        let e = clusters_from(&t).unwrap_err();
+        assert!(e.message.contains("-l/--location"), "{}", e.message);
+    }
+
+    #[test]
+    fn channels() {
+        assert_eq!(Channel::from_gke(Some("RAPID")), Channel::Rapid);
+        assert_eq!(Channel::from_gke(Some("EXTENDED")), Channel::Regular);
+        assert_eq!(Channel::from_gke(None), Channel::Regular);
+        assert_eq!(Channel::Stable.revision(), "asm-managed-stable");
+    }
+
+    #[test]
+    fn enable_predicates() {
+        let f = EnableFlags::from_args(&EnableArgs::default(), true);
+        assert!(f.components && f.iam_roles && !f.apis && !f.registration);
+        let all = EnableFlags::from_args(
+            &EnableArgs {
+                enable_all: true,
+                ..Default::default()
+            },
+            false,
+        );
+        assert_eq!(all, EnableFlags::all());
+    }
+}

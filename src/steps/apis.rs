@@ -1,0 +1,83 @@
+//! Google APIs the mesh needs on the fleet project, enabled in one batch.
+
+use crate::plan::{Check, CheckStatus, Op, Target};
+
+use super::{MESH_SERVICES, Planner, Step, codes, estimate};
+
+/// Services of [`MESH_SERVICES`] missing from `enabled`, in that order.
+pub fn missing<'s>(enabled: &std::collections::BTreeSet<String>) -> Vec<&'s str> {
+    MESH_SERVICES
+        .iter()
+        .copied()
+        .filter(|s| !enabled.contains(*s))
+        .collect()
+}
+
+/// Checks the APIs and plans their enablement; returns the action id when one is needed.
+pub fn plan(p: &mut Planner) -> Option<String> {
+    let project = p.spec.fleet_project.clone();
+    p.require(&project, "serviceusage.services.list");
+    let enabled = match &p.obs.fleet.enabled_services {
+        Ok(s) => s.clone(),
+        Err(e) => {
+            p.check(
+                Check::new(
+                    codes::APIS,
+                    CheckStatus::Fail,
+                    None,
+                    format!("cannot list the enabled APIs of {project}: {e}"),
+                )
+                .hint("retry; check serviceusage.services.list on the fleet project"),
+            );
+            return None;
+        }
+    };
+    let missing = missing(&enabled);
+    if missing.is_empty() {
+        p.check(Check::new(
+            codes::APIS,
+            CheckStatus::Ok,
+            None,
+            format!("APIs enabled on {project}: {}", MESH_SERVICES.join(", ")),
+        ));
+        return None;
+    }
+    p.require(&project, "serviceusage.services.enable");
+    let list = missing.join(", ");
+    let message = format!("APIs not enabled on {project}: {list}");
+    if !p.spec.enable.apis {
+        p.check(
+            Check::new(codes::APIS, CheckStatus::Fail, None, message)
+                .hint("pass --enable-gcp-apis or --enable-all, or enable them first"),
+        );
+        return None;
+    }
+    let id = "fleet/apis".to_string();
+    p.check(
+        Check::new(codes::APIS, CheckStatus::Fix, None, message).hint(format!("{id} enables them")),
+    );
+    let services: Vec<String> = missing.iter().map(|s| s.to_string()).collect();
+    let n = services.len();
+    let what = if n == 1 {
+        list.clone()
+    } else {
+        format!("{n} APIs ({list})")
+    };
+    Some(p.action(
+        id,
+        Op::Create,
+        None,
+        Target {
+            api: "serviceusage.googleapis.com/v1".into(),
+            kind: "Service".into(),
+            namespace: None,
+            name: format!("projects/{project}/services/{}", services.join(",")),
+        },
+        format!("{list} disabled"),
+        Vec::new(),
+        format!("Would enable {what} on project {project}"),
+        format!("Enabled {what} on project {project}"),
+        estimate::ENABLE_APIS,
+        Step::EnableApis { project, services },
+    ))
+}

@@ -1,0 +1,397 @@
+//! Observation (I/O): every read of `install`/`validate`, concurrently, into [`Observed`].
+//!
+//! Wave 1 reads the fleet project (number, services, memberships, feature, permissions)
+//! and every GKE cluster at once; wave 2 reads each cluster's Kubernetes API and its
+//! membership feature. A read answering SERVICE_DISABLED is "absent", not an error.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use futures::future::join_all;
+use serde_json::Value;
+
+use crate::environment::Environment;
+use crate::gcp::GcpClients;
+use crate::gcp::container::Cluster;
+use crate::gcp::gkehub::{Feature, Membership, MembershipFeature};
+use crate::kube::apply::{dynamic_api, get_opt, resolve_resource};
+use crate::kube::wait::has_true_condition;
+use crate::kube::{KubeContext, client_for_gke, client_from_kubeconfig};
+use crate::spec::{ClusterRef, KubeAccess, MeshSpec};
+
+use super::control_plane::{ASM_OPTIONS, CPR_API, CPR_CRD, NAMESPACE, TAGS_ANNOTATION};
+use super::{
+    ClusterObs, ControlPlaneState, CprObs, FeatureObs, FleetObs, GkeObs, KubeObs,
+    MembershipFeatureObs, MembershipObs, Observed, fleet, iam,
+};
+
+/// Connections made while observing, reused by the executor.
+#[derive(Debug, Clone, Default)]
+pub struct Handles {
+    /// GKE clusters as read (same order as the spec).
+    pub gke: Vec<Option<Cluster>>,
+    /// Kubernetes clients (same order as the spec).
+    pub kube: Vec<Option<KubeContext>>,
+}
+
+fn message(e: &crate::gcp::GcpError) -> String {
+    e.to_error().message
+}
+
+fn membership_obs(m: &Membership) -> MembershipObs {
+    MembershipObs {
+        name: m.name.clone(),
+        resource_link: m.gke_resource_link().map(str::to_string),
+        state: m.state.as_ref().map(|s| s.code.clone()),
+    }
+}
+
+fn cp_state(v: &Value) -> Option<ControlPlaneState> {
+    ControlPlaneState::from_json(v)
+}
+
+fn feature_obs(f: &Feature) -> FeatureObs {
+    let raw = serde_json::to_value(f).unwrap_or(Value::Null);
+    let membership_states = raw
+        .get("membershipStates")
+        .and_then(Value::as_object)
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| {
+                    v.pointer("/servicemesh/controlPlaneManagement")
+                        .and_then(cp_state)
+                        .map(|s| (k.clone(), s))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    FeatureObs {
+        state: f.resource_state.as_ref().map(|s| s.state.clone()),
+        membership_states,
+    }
+}
+
+fn membership_feature_obs(mf: &MembershipFeature) -> MembershipFeatureObs {
+    let raw = serde_json::to_value(mf).unwrap_or(Value::Null);
+    MembershipFeatureObs {
+        management: mf.management().map(str::to_string),
+        control_plane: raw
+            .pointer("/state/servicemesh/controlPlaneManagement")
+            .and_then(cp_state),
+    }
+}
+
+fn gke_obs(c: &Cluster) -> GkeObs {
+    GkeObs {
+        status: Some(c.status.clone()).filter(|s| !s.is_empty()),
+        master_version: Some(c.current_master_version.clone()).filter(|s| !s.is_empty()),
+        channel: c.channel().map(str::to_string),
+        workload_pool: c.workload_pool().map(str::to_string),
+        labels: c.resource_labels.clone(),
+        self_link: Some(c.self_link.clone()).filter(|s| !s.is_empty()),
+    }
+}
+
+/// Reads everything `plan_mesh` needs.
+pub async fn observe(gcp: &GcpClients, env: &Environment, spec: &MeshSpec) -> (Observed, Handles) {
+    let fleet = spec.fleet_project.as_str();
+    let mut projects: BTreeSet<String> = BTreeSet::new();
+    projects.insert(fleet.to_string());
+    for c in &spec.clusters {
+        projects.insert(c.project.to_string());
+    }
+    let candidates: Vec<String> = iam::CANDIDATES.iter().map(|s| s.to_string()).collect();
+
+    let number = async { gcp.crm.project_number(fleet).await.map_err(|e| message(&e)) };
+    let services = async {
+        gcp.serviceusage
+            .enabled_ids(fleet)
+            .await
+            .map(|ids| {
+                ids.into_iter()
+                    .map(|s| {
+                        if s.contains('.') {
+                            s
+                        } else {
+                            format!("{s}.googleapis.com")
+                        }
+                    })
+                    .collect::<BTreeSet<String>>()
+            })
+            .map_err(|e| message(&e))
+    };
+    let memberships = async {
+        match gcp.gkehub.list_memberships(fleet).await {
+            Ok(ms) => Ok(ms.iter().map(membership_obs).collect::<Vec<_>>()),
+            Err(e) if e.service_disabled().is_some() => Ok(Vec::new()),
+            Err(e) => Err(message(&e)),
+        }
+    };
+    let feature = async {
+        match gcp.gkehub.get_feature(fleet, "servicemesh").await {
+            Ok(f) => Ok(f.as_ref().map(feature_obs)),
+            Err(e) if e.service_disabled().is_some() => Ok(None),
+            Err(e) => Err(message(&e)),
+        }
+    };
+    let permissions = join_all(projects.iter().map(|p| {
+        let candidates = &candidates;
+        async move {
+            let r = gcp
+                .crm
+                .test_iam_permissions(p, candidates)
+                .await
+                .map(|granted| granted.into_iter().collect::<BTreeSet<String>>())
+                .map_err(|e| message(&e));
+            (p.clone(), r)
+        }
+    }));
+    let clusters = join_all(spec.clusters.iter().map(|c| async move {
+        gcp.container
+            .get_cluster_opt(c.project.as_str(), c.location.as_str(), c.name.as_str())
+            .await
+    }));
+    let (number, services, memberships, feature, permissions, clusters) = tokio::join!(
+        number,
+        services,
+        memberships,
+        feature,
+        permissions,
+        clusters
+    );
+
+    let permissions: BTreeMap<String, Result<BTreeSet<String>, String>> =
+        permissions.into_iter().collect();
+    let fleet_obs = FleetObs {
+        project_number: number,
+        enabled_services: services,
+        memberships,
+        feature,
+    };
+
+    // Wave 2: each cluster's Kubernetes API and membership feature.
+    let number = fleet_obs.project_number.as_ref().ok().cloned();
+    let wave2 = join_all(spec.clusters.iter().zip(&clusters).map(|(c, g)| {
+        let fleet_obs = &fleet_obs;
+        let number = number.clone();
+        async move { observe_cluster(gcp, env, spec, c, g, fleet_obs, number.as_deref()).await }
+    }))
+    .await;
+
+    let mut handles = Handles::default();
+    let mut cluster_obs = Vec::new();
+    for (obs, gke, kube) in wave2 {
+        cluster_obs.push(obs);
+        handles.gke.push(gke);
+        handles.kube.push(kube);
+    }
+    (
+        Observed {
+            fleet: fleet_obs,
+            clusters: cluster_obs,
+            permissions,
+        },
+        handles,
+    )
+}
+
+async fn observe_cluster(
+    gcp: &GcpClients,
+    env: &Environment,
+    spec: &MeshSpec,
+    c: &ClusterRef,
+    gke: &crate::gcp::GcpResult<Option<Cluster>>,
+    fleet_obs: &FleetObs,
+    number: Option<&str>,
+) -> (ClusterObs, Option<Cluster>, Option<KubeContext>) {
+    let cluster = match gke {
+        Ok(Some(cl)) => cl.clone(),
+        Ok(None) => {
+            return (
+                ClusterObs {
+                    gke: Ok(None),
+                    kube: None,
+                    membership_feature: None,
+                },
+                None,
+                None,
+            );
+        }
+        Err(e) => {
+            return (
+                ClusterObs {
+                    gke: Err(message(e)),
+                    kube: None,
+                    membership_feature: None,
+                },
+                None,
+                None,
+            );
+        }
+    };
+    let membership = fleet_obs
+        .memberships
+        .as_ref()
+        .ok()
+        .and_then(|ms| fleet::find_membership(ms, c, number).cloned());
+    let kube = async {
+        let ctx = match &spec.kube {
+            KubeAccess::Gke => client_for_gke(&cluster, gcp.token()),
+            KubeAccess::Kubeconfig { path, context } => {
+                client_from_kubeconfig(env, path.as_deref(), context.as_deref()).await
+            }
+        };
+        match ctx {
+            Ok(ctx) => {
+                let obs = observe_kube(&ctx).await;
+                (Some(obs), Some(ctx))
+            }
+            Err(e) => (Some(Err(e.to_error().message)), None),
+        }
+    };
+    let mf = async {
+        let m = membership.as_ref()?;
+        let r = match gcp
+            .gkehub
+            .get_membership_feature(
+                spec.fleet_project.as_str(),
+                m.location(),
+                m.id(),
+                "servicemesh",
+            )
+            .await
+        {
+            Ok(mf) => Ok(mf.as_ref().map(membership_feature_obs)),
+            Err(e) if e.service_disabled().is_some() => Ok(None),
+            Err(e) => Err(message(&e)),
+        };
+        Some(r)
+    };
+    let ((kube_obs, ctx), mf) = tokio::join!(kube, mf);
+    (
+        ClusterObs {
+            gke: Ok(Some(gke_obs(&cluster))),
+            kube: kube_obs,
+            membership_feature: mf,
+        },
+        Some(cluster),
+        ctx,
+    )
+}
+
+/// Reads the in-cluster state; any failed read makes the cluster "not reachable".
+pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
+    let client = &ctx.client;
+    let version = async {
+        client
+            .apiserver_version()
+            .await
+            .map(|v| v.git_version)
+            .map_err(|e| format!("GET /version: {e}"))
+    };
+    let ns = async {
+        get_opt(client, "v1", "Namespace", None, NAMESPACE)
+            .await
+            .map(|o| o.is_some())
+            .map_err(|e| e.to_string())
+    };
+    let crd = async {
+        get_opt(
+            client,
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            CPR_CRD,
+        )
+        .await
+        .map(|o| {
+            o.map(|o| {
+                serde_json::to_value(&o)
+                    .map(|v| has_true_condition(&v, "Established"))
+                    .unwrap_or(false)
+            })
+        })
+        .map_err(|e| e.to_string())
+    };
+    let cm = async {
+        get_opt(client, "v1", "ConfigMap", Some(NAMESPACE), ASM_OPTIONS)
+            .await
+            .map(|o| {
+                o.map(|o| {
+                    o.data
+                        .pointer("/data/ASM_OPTS")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_string()
+                })
+            })
+            .map_err(|e| e.to_string())
+    };
+    let cprs = list_cprs(ctx);
+    let istiod = async {
+        use k8s_openapi::api::apps::v1::Deployment;
+        use kube::api::{Api, ListParams};
+        let api: Api<Deployment> = Api::all(client.clone());
+        api.list(&ListParams::default().labels("app=istiod"))
+            .await
+            .map(|l| {
+                l.items
+                    .iter()
+                    .map(|d| {
+                        format!(
+                            "{}/{}",
+                            d.metadata.namespace.clone().unwrap_or_default(),
+                            d.metadata.name.clone().unwrap_or_default()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .map_err(|e| format!("list Deployments: {e}"))
+    };
+    let (version, ns, crd, cm, cprs, istiod) = tokio::join!(version, ns, crd, cm, cprs, istiod);
+    Ok(KubeObs {
+        version: version?,
+        namespace: ns?,
+        crd: crd?,
+        asm_options: cm?,
+        cprs: cprs?,
+        istiod: istiod?,
+    })
+}
+
+/// The ControlPlaneRevisions in istio-system (empty when the CRD is not served).
+pub async fn list_cprs(ctx: &KubeContext) -> Result<Vec<CprObs>, String> {
+    use kube::api::ListParams;
+    use kube::core::GroupVersionKind;
+    let client = &ctx.client;
+    let gvk = GroupVersionKind::gvk("mesh.cloud.google.com", "v1beta1", "ControlPlaneRevision");
+    let (ar, scope) = match resolve_resource(client, &gvk).await {
+        Ok(r) => r,
+        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) => return Err(e.to_string()),
+    };
+    let api = dynamic_api(client, &ar, &scope, Some(NAMESPACE));
+    match api.list(&ListParams::default()).await {
+        Ok(list) => Ok(list
+            .items
+            .iter()
+            .map(|o| {
+                let v = serde_json::to_value(o).unwrap_or(Value::Null);
+                CprObs {
+                    name: o.metadata.name.clone().unwrap_or_default(),
+                    channel: v
+                        .pointer("/spec/channel")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                    tags: o
+                        .metadata
+                        .annotations
+                        .as_ref()
+                        .and_then(|a| a.get(TAGS_ANNOTATION).cloned()),
+                    provisioning_finished: has_true_condition(&v, "ProvisioningFinished"),
+                }
+            })
+            .collect()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
+        Err(e) => Err(format!("list ControlPlaneRevisions ({CPR_API}): {e}")),
+    }
+}

@@ -2,6 +2,7 @@
 
 mod support;
 
+mod clients;
 mod gcloud_fidelity;
 mod golden_replay;
 mod kubectl_fidelity;

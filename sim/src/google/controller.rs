@@ -92,12 +92,35 @@ pub fn apply_initial(api: &Arc<GoogleApi>) {
                 "type": "ProvisioningFinished", "status": "True", "reason": "Provisioned",
                 "message": "Provisioning finished", "lastTransitionTime": super::state::rfc3339(SystemTime::now()),
             }]});
-            for o in [namespace(), obj] {
-                if let Err(e) = member.apply_object(o) {
-                    tracing::warn!("applying the managed control plane: {e:#}");
+            if let Err(e) = member.apply_object(namespace()) {
+                tracing::warn!("creating istio-system: {e:#}");
+            }
+            // The CRD was just created: the cluster serves its kind only once it is
+            // Established, a moment later, as a real API server does.
+            match member.apply_object(obj.clone()) {
+                Ok(_) => {}
+                Err(_) if tokio::runtime::Handle::try_current().is_ok() => {
+                    tokio::spawn(async move { apply_when_served(&*member, obj).await });
                 }
+                Err(e) => tracing::warn!("applying the ControlPlaneRevision: {e:#}"),
             }
         }
+    }
+}
+
+/// Applies a custom resource, retrying while its CRD is not Established yet (for about
+/// two seconds).
+async fn apply_when_served(member: &dyn MemberCluster, object: Value) {
+    let mut last = None;
+    for _ in 0..200 {
+        match member.apply_object(object.clone()) {
+            Ok(_) => return,
+            Err(e) => last = Some(e),
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    if let Some(e) = last {
+        tracing::warn!("applying {}: {e:#}", object["kind"]);
     }
 }
 
@@ -240,9 +263,7 @@ async fn provision(weak: Weak<GoogleApi>, location: String, id: String, cluster:
         {
             tracing::warn!("creating istio-system in {cluster}: {e:#}");
         }
-        if let Err(e) = member.apply_object(control_plane_revision(&revision, &channel)) {
-            tracing::warn!("applying ControlPlaneRevision {revision} in {cluster}: {e:#}");
-        }
+        apply_when_served(&**member, control_plane_revision(&revision, &channel)).await;
     }
     // 3. Wait for the cluster to report the revision provisioned.
     loop {

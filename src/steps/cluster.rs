@@ -219,6 +219,7 @@ pub fn plan(p: &mut Planner, i: usize, project_number: Option<&str>) -> ClusterP
                         pool: pool.clone(),
                     },
                 );
+                cp.workload_identity = Some(id.clone());
                 cp.gke_chain.push(id);
             } else {
                 p.check(

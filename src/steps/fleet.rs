@@ -231,7 +231,7 @@ pub fn plan_membership(p: &mut Planner, i: usize, cp: &mut ClusterPlan, apis: Op
     );
     let mut deps: Vec<String> = apis.map(str::to_string).into_iter().collect();
     // Fleet workload identity needs the cluster's workload identity first.
-    deps.extend(cp.gke_chain.first().cloned());
+    deps.extend(cp.workload_identity.clone());
     let id_done = p.action(
         action_id,
         Op::Create,

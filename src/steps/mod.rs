@@ -258,6 +258,8 @@ pub struct Planner<'a> {
 pub struct ClusterPlan {
     /// Ids of GKE mutations of this cluster, in order (one at a time).
     pub gke_chain: Vec<String>,
+    /// The workload identity action, if planned.
+    pub workload_identity: Option<String>,
     /// Ids the fleet-side control plane setup depends on.
     pub fleet_deps: Vec<String>,
     /// Ids the in-cluster objects depend on (namespace).

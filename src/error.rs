@@ -77,8 +77,16 @@ impl std::error::Error for Error {}
 
 /// Converts any error into an [`Error`], keeping codes of errors that already have one.
 pub fn classify(err: anyhow::Error) -> Error {
-    match err.downcast::<Error>() {
-        Ok(e) => e,
+    let err = match err.downcast::<Error>() {
+        Ok(e) => return e,
+        Err(other) => other,
+    };
+    let err = match err.downcast::<crate::gcp::http::GcpError>() {
+        Ok(e) => return e.into(),
+        Err(other) => other,
+    };
+    match err.downcast::<crate::kube::KubeError>() {
+        Ok(e) => e.into(),
         Err(other) => Error::internal(&other),
     }
 }

@@ -5,5 +5,7 @@ mod support;
 mod clients;
 mod gcloud_fidelity;
 mod golden_replay;
+mod install;
 mod kubectl_fidelity;
 mod sandbox_cli;
+mod validate;

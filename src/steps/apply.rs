@@ -21,7 +21,7 @@ use crate::plan::Action;
 use crate::spec::{ClusterRef, MeshSpec};
 
 use super::control_plane::{CPR_CRD, MANAGEMENT_AUTOMATIC, NAMESPACE};
-use super::observe::{Handles, list_cprs};
+use super::observe::{Handles, kube_retry, list_cprs};
 use super::{ControlPlaneState, Step};
 
 /// Everything the steps need: clients, the spec, connections, the deadline.
@@ -147,16 +147,14 @@ impl Executor {
             } => self.register(id, *cluster, location, membership).await,
             Step::Apply { cluster, object } => {
                 let ctx = self.kube(*cluster)?;
-                apply(
-                    &ctx.client,
-                    object,
-                    ApplyOptions {
-                        force: true,
-                        dry_run: false,
-                    },
-                )
-                .await
-                .map_err(Error::from)?;
+                let opts = ApplyOptions {
+                    force: true,
+                    dry_run: false,
+                };
+                // Server-side apply is idempotent: safe to retry.
+                kube_retry(|| apply(&ctx.client, object, opts))
+                    .await
+                    .map_err(Error::from)?;
                 Ok(())
             }
             Step::SetAutomaticManagement {
@@ -432,7 +430,7 @@ impl Executor {
         use kube::core::GroupVersionKind;
         let ctx = self.kube(i)?;
         let gvk = GroupVersionKind::gvk("mesh.cloud.google.com", "v1beta1", "ControlPlaneRevision");
-        let (ar, scope) = resolve_resource(&ctx.client, &gvk)
+        let (ar, scope) = kube_retry(|| resolve_resource(&ctx.client, &gvk))
             .await
             .map_err(Error::from)?;
         let api = dynamic_api(&ctx.client, &ar, &scope, Some(NAMESPACE));

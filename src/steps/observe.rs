@@ -15,8 +15,9 @@ use crate::gcp::container::Cluster;
 use crate::gcp::gkehub::{Feature, Membership, MembershipFeature};
 use crate::kube::apply::{dynamic_api, get_opt, resolve_resource};
 use crate::kube::wait::has_true_condition;
-use crate::kube::{KubeContext, client_for_gke, client_from_kubeconfig};
+use crate::kube::{KubeContext, KubeError, KubeResult, client_for_gke, client_from_kubeconfig};
 use crate::spec::{ClusterRef, KubeAccess, MeshSpec};
+use std::time::Duration;
 
 use super::control_plane::{ASM_OPTIONS, CPR_API, CPR_CRD, NAMESPACE, TAGS_ANNOTATION};
 use super::{
@@ -278,30 +279,70 @@ async fn observe_cluster(
     )
 }
 
+/// Whether a Kubernetes failure may go away on retry (429, 5xx, transport).
+pub fn kube_transient(e: &KubeError) -> bool {
+    match e {
+        KubeError::Api { status, .. } => matches!(status.code, 429 | 500 | 502 | 503 | 504),
+        KubeError::Client { .. } => true,
+        _ => false,
+    }
+}
+
+/// Runs an idempotent Kubernetes call (a read or a server-side apply) up to 5 times while
+/// it fails transiently, with capped exponential backoff and jitter.
+pub async fn kube_retry<T, F, Fut>(mut call: F) -> KubeResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = KubeResult<T>>,
+{
+    const ATTEMPTS: u32 = 5;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
+            Err(e) if attempt < ATTEMPTS && kube_transient(&e) => {
+                let cap =
+                    Duration::from_millis(100 * 2u64.pow(attempt - 1)).min(Duration::from_secs(2));
+                let jitter = crate::gcp::http::random_unit();
+                let delay = cap.mul_f64(0.5 + jitter / 2.0);
+                tracing::debug!(target: "asm::steps", "transient Kubernetes error, retrying in {delay:?}: {e}");
+                tokio::time::sleep(delay).await;
+            }
+            other => return other,
+        }
+    }
+}
+
 /// Reads the in-cluster state; any failed read makes the cluster "not reachable".
 pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
     let client = &ctx.client;
     let version = async {
-        client
-            .apiserver_version()
-            .await
-            .map(|v| v.git_version)
-            .map_err(|e| format!("GET /version: {e}"))
+        kube_retry(|| async {
+            client
+                .apiserver_version()
+                .await
+                .map_err(|e| KubeError::from_kube("GET /version", e))
+        })
+        .await
+        .map(|v| v.git_version)
+        .map_err(|e| e.to_string())
     };
     let ns = async {
-        get_opt(client, "v1", "Namespace", None, NAMESPACE)
+        kube_retry(|| get_opt(client, "v1", "Namespace", None, NAMESPACE))
             .await
             .map(|o| o.is_some())
             .map_err(|e| e.to_string())
     };
     let crd = async {
-        get_opt(
-            client,
-            "apiextensions.k8s.io/v1",
-            "CustomResourceDefinition",
-            None,
-            CPR_CRD,
-        )
+        kube_retry(|| {
+            get_opt(
+                client,
+                "apiextensions.k8s.io/v1",
+                "CustomResourceDefinition",
+                None,
+                CPR_CRD,
+            )
+        })
         .await
         .map(|o| {
             o.map(|o| {
@@ -313,7 +354,7 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
         .map_err(|e| e.to_string())
     };
     let cm = async {
-        get_opt(client, "v1", "ConfigMap", Some(NAMESPACE), ASM_OPTIONS)
+        kube_retry(|| get_opt(client, "v1", "ConfigMap", Some(NAMESPACE), ASM_OPTIONS))
             .await
             .map(|o| {
                 o.map(|o| {
@@ -331,21 +372,26 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
         use k8s_openapi::api::apps::v1::Deployment;
         use kube::api::{Api, ListParams};
         let api: Api<Deployment> = Api::all(client.clone());
-        api.list(&ListParams::default().labels("app=istiod"))
-            .await
-            .map(|l| {
-                l.items
-                    .iter()
-                    .map(|d| {
-                        format!(
-                            "{}/{}",
-                            d.metadata.namespace.clone().unwrap_or_default(),
-                            d.metadata.name.clone().unwrap_or_default()
-                        )
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .map_err(|e| format!("list Deployments: {e}"))
+        let lp = ListParams::default().labels("app=istiod");
+        kube_retry(|| async {
+            api.list(&lp)
+                .await
+                .map_err(|e| KubeError::from_kube("list Deployments", e))
+        })
+        .await
+        .map(|l| {
+            l.items
+                .iter()
+                .map(|d| {
+                    format!(
+                        "{}/{}",
+                        d.metadata.namespace.clone().unwrap_or_default(),
+                        d.metadata.name.clone().unwrap_or_default()
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+        .map_err(|e| e.to_string())
     };
     let (version, ns, crd, cm, cprs, istiod) = tokio::join!(version, ns, crd, cm, cprs, istiod);
     Ok(KubeObs {
@@ -364,13 +410,20 @@ pub async fn list_cprs(ctx: &KubeContext) -> Result<Vec<CprObs>, String> {
     use kube::core::GroupVersionKind;
     let client = &ctx.client;
     let gvk = GroupVersionKind::gvk("mesh.cloud.google.com", "v1beta1", "ControlPlaneRevision");
-    let (ar, scope) = match resolve_resource(client, &gvk).await {
+    let (ar, scope) = match kube_retry(|| resolve_resource(client, &gvk)).await {
         Ok(r) => r,
-        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) if e.status().is_some_and(|s| s.code == 404) => return Ok(Vec::new()),
         Err(e) => return Err(e.to_string()),
     };
     let api = dynamic_api(client, &ar, &scope, Some(NAMESPACE));
-    match api.list(&ListParams::default()).await {
+    let lp = ListParams::default();
+    let listed = kube_retry(|| async {
+        api.list(&lp)
+            .await
+            .map_err(|e| KubeError::from_kube("list ControlPlaneRevisions", e))
+    })
+    .await;
+    match listed {
         Ok(list) => Ok(list
             .items
             .iter()
@@ -391,7 +444,8 @@ pub async fn list_cprs(ctx: &KubeContext) -> Result<Vec<CprObs>, String> {
                 }
             })
             .collect()),
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(Vec::new()),
-        Err(e) => Err(format!("list ControlPlaneRevisions ({CPR_API}): {e}")),
+        // The group is not served yet (no CRD): the apiserver's plain-text 404.
+        Err(e) if e.status().is_some_and(|s| s.code == 404) => Ok(Vec::new()),
+        Err(e) => Err(format!("{e} ({CPR_API})")),
     }
 }

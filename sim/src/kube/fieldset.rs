@@ -469,7 +469,15 @@ fn diff_into(
     match (old, new) {
         (None, None) => {}
         (Some(_), None) | (Some(_), Some(Value::Null)) => removed.own = true,
-        (None, Some(n)) | (Some(Value::Null), Some(n)) => *changed = added_set(w, n),
+        (None, Some(n)) => *changed = added_set(w, n),
+        // A field that was present as null (a CRD's `status.conditions`) already existed: its
+        // new content is added, the container itself is not.
+        (Some(Value::Null), Some(n)) => {
+            *changed = added_set(w, n);
+            if !changed.children.is_empty() {
+                changed.own = false;
+            }
+        }
         (Some(Value::Object(o)), Some(Value::Object(n))) if !w.atomic_object() => {
             let keys: Vec<&String> = o
                 .keys()

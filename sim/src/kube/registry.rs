@@ -85,8 +85,13 @@ impl ResourceType {
 
     /// The storage version hash discovery shows (stable per group/version/kind).
     pub fn storage_version_hash(&self) -> String {
-        let digest =
-            Sha256::digest(format!("{}/{}/{}", self.group, self.version, self.kind).as_bytes());
+        // Hashed over the storage version, which for CRDs is still v1beta1.
+        let version = if self.kind == "CustomResourceDefinition" {
+            "v1beta1"
+        } else {
+            self.version.as_str()
+        };
+        let digest = Sha256::digest(format!("{}/{version}/{}", self.group, self.kind).as_bytes());
         b64(&digest[..8])
     }
 

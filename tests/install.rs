@@ -1,6 +1,8 @@
 //! `asm install --managed` end to end: the real binary against asm-sim.
 
-use std::process::{Command, Output, Stdio};
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use asm_sim::SimConfig;
@@ -543,6 +545,3 @@ fn text_plan_is_conditional_in_dry_run_and_past_tense_when_applied() {
     assert_success(&o, "apply");
     assert!(stderr(&o).contains("Enabled 3 APIs"), "{}", stderr(&o));
 }
-
-#[allow(dead_code)]
-fn _unused(_: Command) {}

@@ -1,5 +1,7 @@
 //! `asm validate` end to end, and snapshot tests of the text and JSON plans.
 
+#![allow(clippy::unwrap_used)]
+
 use serde_json::Value;
 
 use crate::install::{asm, fast, install, target};

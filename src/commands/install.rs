@@ -19,7 +19,7 @@ use crate::plan::{CheckStatus, Op};
 use crate::spec::{InstallSpec, MeshSpec, OutputFormat};
 use crate::steps::apply::Executor;
 use crate::steps::observe::{Handles, observe};
-use crate::steps::{MeshPlan, Observed, Step, plan_mesh};
+use crate::steps::{MeshPlan, Observed, plan_mesh};
 
 /// Actions run at most this many at a time.
 pub const CONCURRENCY: usize = 16;
@@ -268,11 +268,7 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
     let (obs_after, _, replan) = if report.succeeded() {
         observe_and_plan(&gcp, env, mesh, printer).await
     } else {
-        (
-            _obs_placeholder(mesh),
-            Handles::default(),
-            MeshPlan::default(),
-        )
+        (unobserved(mesh), Handles::default(), MeshPlan::default())
     };
     let revs = revisions(mesh, &obs_after);
     let remaining = replan.summary().changes();
@@ -361,7 +357,8 @@ fn count_done(plan: &MeshPlan, report: &crate::plan::execute::Report, op: Op) ->
         .count()
 }
 
-fn _obs_placeholder(spec: &MeshSpec) -> Observed {
+/// An observation with nothing known (no verification after a failed run).
+fn unobserved(spec: &MeshSpec) -> Observed {
     Observed {
         fleet: crate::steps::FleetObs {
             project_number: Err(String::new()),
@@ -380,9 +377,4 @@ fn _obs_placeholder(spec: &MeshSpec) -> Observed {
             .collect(),
         permissions: BTreeMap::new(),
     }
-}
-
-#[allow(dead_code)]
-fn _assert_step_is_send(s: Step) -> impl Send {
-    s
 }

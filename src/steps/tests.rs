@@ -200,8 +200,8 @@ fn fresh_with_enable_all_plans_everything() {
 
 #[test]
 fn installed_plans_nothing() {
-    for m in [Management::Automatic] {
-        let s = spec(&[C1], EnableFlags::all(), m);
+    {
+        let s = spec(&[C1], EnableFlags::all(), Management::Automatic);
         let p = plan_mesh(&s, &installed(&s));
         assert!(p.actions.is_empty(), "{:#?}", p.actions);
         assert!(

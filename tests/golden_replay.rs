@@ -7,6 +7,9 @@
 //! Fixtures only show requests; the state some of them imply is set up here (see `before`
 //! and `after`). Conscious deviations are listed in `LOOSE` and `SKIPPED` with the reason.
 
+// Test helpers may fail loudly: a broken fixture or sandbox is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -87,10 +90,10 @@ fn compare(exp: &Value, act: &Value, path: &str, loose: bool, out: &mut Vec<Stri
         (Value::String(e), _) if is_placeholder(e) => {
             if act.is_null() {
                 out.push(format!("{path}: expected a value for {e}, got null"));
-            } else if let Some(prefix) = e.split('<').next().filter(|p| !p.is_empty()) {
-                if !act.as_str().is_some_and(|a| a.starts_with(prefix)) {
-                    out.push(format!("{path}: expected {e}, got {act}"));
-                }
+            } else if let Some(prefix) = e.split('<').next().filter(|p| !p.is_empty())
+                && !act.as_str().is_some_and(|a| a.starts_with(prefix))
+            {
+                out.push(format!("{path}: expected {e}, got {act}"));
             }
         }
         (Value::Object(e), Value::Object(a)) => {
@@ -525,13 +528,13 @@ impl Replay {
                 header(&resp, "Content-Type")
             ));
         }
-        if let Some(w) = exp["headers"]["Warning"].as_str() {
-            if header(&resp, "Warning").as_deref() != Some(w) {
-                diffs.push(format!(
-                    "Warning: expected {w:?}, got {:?}",
-                    header(&resp, "Warning")
-                ));
-            }
+        if let Some(w) = exp["headers"]["Warning"].as_str()
+            && header(&resp, "Warning").as_deref() != Some(w)
+        {
+            diffs.push(format!(
+                "Warning: expected {w:?}, got {:?}",
+                header(&resp, "Warning")
+            ));
         }
         let actual_body = self.read_body(resp);
         match &exp["body"] {

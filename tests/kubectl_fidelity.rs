@@ -2,6 +2,9 @@
 //! client-side and server-side apply, waits, custom resources, label/annotate, secrets,
 //! diff and delete. Where kubectl rejects the simulator, the simulator is wrong.
 
+// Test helpers may fail loudly: a broken fixture or sandbox is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use crate::support::{TestSandbox, assert_success, stderr, stdout};
 
 const BUNDLE: &str = r#"apiVersion: v1

@@ -65,12 +65,12 @@ impl User {
 
     /// A user named by `Impersonate-User` (ServiceAccounts get their groups).
     pub fn impersonated(name: &str, groups: Vec<String>) -> User {
-        if let Some(rest) = name.strip_prefix("system:serviceaccount:") {
-            if let Some((ns, sa)) = rest.split_once(':') {
-                let mut u = User::service_account(ns, sa, "", None);
-                u.groups.extend(groups);
-                return u;
-            }
+        if let Some(rest) = name.strip_prefix("system:serviceaccount:")
+            && let Some((ns, sa)) = rest.split_once(':')
+        {
+            let mut u = User::service_account(ns, sa, "", None);
+            u.groups.extend(groups);
+            return u;
         }
         let admin = groups.iter().any(|g| g == "system:masters");
         let mut all = groups;

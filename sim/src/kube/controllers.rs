@@ -26,6 +26,7 @@ fn condition(ty: &str, status: &str, reason: &str, message: &str) -> Value {
 impl KubeApiServer {
     /// A controller's write to an existing object: `change` edits it; ownership is recorded
     /// as an Update by `manager` (on `subresource`). Returns the stored object.
+    #[allow(clippy::too_many_arguments)]
     fn controller_update(
         &self,
         st: &mut State,
@@ -89,19 +90,19 @@ impl KubeApiServer {
 
     /// The `default` ServiceAccount and `kube-root-ca.crt` of a new namespace.
     pub(super) fn namespace_content(&self, st: &mut State, ns: &str) {
-        if let Some(sa) = st.type_for_kind("v1", "ServiceAccount") {
-            if st.get(&sa, ns, "default").is_none() {
-                let obj = json!({"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "default", "namespace": ns}});
-                self.controller_create(st, &sa, obj, KCM);
-            }
+        if let Some(sa) = st.type_for_kind("v1", "ServiceAccount")
+            && st.get(&sa, ns, "default").is_none()
+        {
+            let obj = json!({"kind": "ServiceAccount", "apiVersion": "v1", "metadata": {"name": "default", "namespace": ns}});
+            self.controller_create(st, &sa, obj, KCM);
         }
-        if let Some(cm) = st.type_for_kind("v1", "ConfigMap") {
-            if st.get(&cm, ns, "kube-root-ca.crt").is_none() {
-                let obj = json!({"kind": "ConfigMap", "apiVersion": "v1",
+        if let Some(cm) = st.type_for_kind("v1", "ConfigMap")
+            && st.get(&cm, ns, "kube-root-ca.crt").is_none()
+        {
+            let obj = json!({"kind": "ConfigMap", "apiVersion": "v1",
                     "metadata": {"name": "kube-root-ca.crt", "namespace": ns, "annotations": {"kubernetes.io/description": ROOT_CA_DESCRIPTION}},
                     "data": {"ca.crt": self.ca_pem}});
-                self.controller_create(st, &cm, obj, KCM);
-            }
+            self.controller_create(st, &cm, obj, KCM);
         }
     }
 
@@ -233,15 +234,15 @@ impl KubeApiServer {
         let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
         self.controller_update(&mut st, &rt, "", name, "kube-apiserver", "status", |c| {
             let mut accepted = names.clone();
-            if let Some(m) = accepted.as_object_mut() {
-                if !m.contains_key("singular") {
-                    let kind = m
-                        .get("kind")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .to_ascii_lowercase();
-                    m.insert("singular".into(), json!(kind));
-                }
+            if let Some(m) = accepted.as_object_mut()
+                && !m.contains_key("singular")
+            {
+                let kind = m
+                    .get("kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_ascii_lowercase();
+                m.insert("singular".into(), json!(kind));
             }
             util::set_path(c, &["status", "acceptedNames"], accepted);
             let conditions = if established {
@@ -389,21 +390,20 @@ impl KubeApiServer {
                 continue;
             }
             blocked.extend(finalizers.into_iter().map(|f| (k.plural.clone(), f)));
-            if obj.pointer("/metadata/deletionTimestamp").is_none() {
-                if let Some(rt) = types
+            if obj.pointer("/metadata/deletionTimestamp").is_none()
+                && let Some(rt) = types
                     .iter()
                     .find(|t| t.group == k.group && t.plural == k.plural)
-                {
-                    let mut o = obj.clone();
-                    util::set_path(&mut o, &["metadata", "deletionTimestamp"], json!(now));
-                    util::set_path(
-                        &mut o,
-                        &["metadata", "deletionGracePeriodSeconds"],
-                        json!(0),
-                    );
-                    kinds::canonical(rt, &mut o);
-                    st.put(rt, o, EventType::Modified);
-                }
+            {
+                let mut o = obj.clone();
+                util::set_path(&mut o, &["metadata", "deletionTimestamp"], json!(now));
+                util::set_path(
+                    &mut o,
+                    &["metadata", "deletionGracePeriodSeconds"],
+                    json!(0),
+                );
+                kinds::canonical(rt, &mut o);
+                st.put(rt, o, EventType::Modified);
             }
         }
         if blocked.is_empty() {

@@ -303,10 +303,10 @@ impl<'a> Walker<'a> {
                 .and_then(Value::as_str)
                 == Some("atomic");
         }
-        if self.kind == "Deployment" || self.kind == "ReplicaSet" {
-            if self.dotted() == "spec.selector" {
-                return true;
-            }
+        if (self.kind == "Deployment" || self.kind == "ReplicaSet")
+            && self.dotted() == "spec.selector"
+        {
+            return true;
         }
         BUILTIN_ATOMIC.contains(&self.last())
     }

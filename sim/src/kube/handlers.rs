@@ -119,10 +119,10 @@ pub fn resource(
             .find_type(&group, &version, &plural)
             .cloned()
             .ok_or_else(ApiError::page_not_found)?;
-        if let Some(s) = &sub {
-            if rt.subresource(s).is_none() {
-                return Err(ApiError::page_not_found());
-            }
+        if let Some(s) = &sub
+            && rt.subresource(s).is_none()
+        {
+            return Err(ApiError::page_not_found());
         }
         (rt, ns, name.unwrap_or_default(), sub.unwrap_or_default())
     };
@@ -659,12 +659,11 @@ fn create(server: &KubeApiServer, call: &mut Call) -> ApiResult<Response> {
     let mut name = util::get_str(&body, &["metadata", "name"])
         .unwrap_or_default()
         .to_string();
-    if name.is_empty() {
-        if let Some(prefix) = util::get_str(&body, &["metadata", "generateName"]).map(String::from)
-        {
-            name = format!("{prefix}{}", st.rng.name_suffix());
-            util::set_path(&mut body, &["metadata", "name"], json!(name));
-        }
+    if name.is_empty()
+        && let Some(prefix) = util::get_str(&body, &["metadata", "generateName"]).map(String::from)
+    {
+        name = format!("{prefix}{}", st.rng.name_suffix());
+        util::set_path(&mut body, &["metadata", "name"], json!(name));
     }
     call.name = name.clone();
     admit_namespace(&st, call, &name)?;
@@ -712,10 +711,11 @@ fn finish_create(
             m.remove(k);
         }
     }
-    if rt.has_status && rt.is_custom() {
-        if let Some(m) = obj.as_object_mut() {
-            m.remove("status");
-        }
+    if rt.has_status
+        && rt.is_custom()
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.remove("status");
     }
     let now = now_rfc3339();
     if let Ownership::Update = ownership {
@@ -769,10 +769,9 @@ fn update(server: &KubeApiServer, call: &mut Call) -> ApiResult<Response> {
     let old = current(&st, call)?;
     if let Some(rv) =
         util::get_str(&body, &["metadata", "resourceVersion"]).filter(|r| !r.is_empty())
+        && Some(rv) != util::get_str(&old, &["metadata", "resourceVersion"])
     {
-        if Some(rv) != util::get_str(&old, &["metadata", "resourceVersion"]) {
-            return Err(ApiError::conflict_modified(&call.target()));
-        }
+        return Err(ApiError::conflict_modified(&call.target()));
     }
     if util::get_str(&body, &["metadata", "name"]).is_some_and(|n| n != call.name) {
         return Err(ApiError::bad_request(
@@ -976,10 +975,10 @@ fn patch_object(server: &KubeApiServer, call: &mut Call) -> ApiResult<Response> 
         })?,
         _ => patch::strategic_merge(&call.walker(), &base, &patch),
     };
-    if let Some(rv) = util::get_str(&new, &["metadata", "resourceVersion"]).map(String::from) {
-        if Some(rv.as_str()) != util::get_str(&old, &["metadata", "resourceVersion"]) {
-            return Err(ApiError::conflict_modified(&call.target()));
-        }
+    if let Some(rv) = util::get_str(&new, &["metadata", "resourceVersion"]).map(String::from)
+        && Some(rv.as_str()) != util::get_str(&old, &["metadata", "resourceVersion"])
+    {
+        return Err(ApiError::conflict_modified(&call.target()));
     }
     drop(st);
     check_unknown(call, &mut new)?;
@@ -1010,11 +1009,7 @@ fn apply_patch(server: &KubeApiServer, call: &mut Call) -> ApiResult<Response> {
             "the apply configuration must be an object",
         ));
     }
-    let gvk = format!(
-        "{}, Kind={}",
-        call.rt.api_version().replace('/', "/").trim(),
-        call.rt.kind
-    );
+    let gvk = format!("{}, Kind={}", call.rt.api_version(), call.rt.kind);
     let gvk = if call.rt.group.is_empty() {
         format!("/{gvk}")
     } else {

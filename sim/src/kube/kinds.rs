@@ -33,10 +33,8 @@ pub fn default_object(rt: &ResourceType, obj: &mut Value, rng: &mut Rng) {
                     .insert("kubernetes.io/metadata.name".into(), json!(name));
             }
         }
-        "CustomResourceDefinition" => {
-            if obj.pointer("/spec/conversion").is_none() {
-                util::set_path(obj, &["spec", "conversion"], json!({"strategy": "None"}));
-            }
+        "CustomResourceDefinition" if obj.pointer("/spec/conversion").is_none() => {
+            util::set_path(obj, &["spec", "conversion"], json!({"strategy": "None"}));
         }
         "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => {
             let mutating = rt.kind.starts_with("Mutating");

@@ -101,6 +101,7 @@ pub fn strip(obj: &Value) -> Value {
 }
 
 /// Records an update by `manager`: returns the new entries.
+#[allow(clippy::too_many_arguments)]
 pub fn track_update(
     w: &Walker,
     mut entries: Vec<Entry>,

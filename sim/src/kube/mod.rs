@@ -37,6 +37,7 @@ use crate::config::{FaultKind, Timing};
 use crate::http::{Handler, HandlerFuture, Request, Response};
 use crate::member::MemberCluster;
 use crate::scenario::ClusterSpec;
+use crate::tokens::{Principal, TokenRegistry};
 
 use self::auth::User;
 use self::status::ApiError;
@@ -49,7 +50,7 @@ pub struct KubeApiServer {
     /// `v1.32.6-gke.1025000`.
     git_version: String,
     ca_pem: String,
-    google_token: String,
+    google_tokens: Arc<TokenRegistry>,
     timing: Timing,
     state: Mutex<State>,
     /// Controllers run as tasks holding a weak handle, so a dropped server stops them.
@@ -66,12 +67,25 @@ impl KubeApiServer {
         google_token: String,
         timing: Timing,
     ) -> Arc<Self> {
+        let tokens =
+            TokenRegistry::with_token(&google_token, Principal::user(crate::google::SANDBOX_USER));
+        KubeApiServer::with_google_tokens(cluster, ca_pem, tokens, timing)
+    }
+
+    /// A fresh cluster accepting every Google token `google_tokens` accepts (as a cluster
+    /// admin named by the principal's email, as GKE maps Google identities).
+    pub fn with_google_tokens(
+        cluster: &ClusterSpec,
+        ca_pem: String,
+        google_tokens: Arc<TokenRegistry>,
+        timing: Timing,
+    ) -> Arc<Self> {
         let v = cluster.kubernetes_version.trim_start_matches('v');
         let server = Arc::new_cyclic(|me| KubeApiServer {
             name: cluster.name.clone(),
             git_version: format!("v{v}"),
             ca_pem,
-            google_token,
+            google_tokens,
             timing,
             state: Mutex::new(State::new()),
             me: me.clone(),
@@ -139,10 +153,16 @@ impl KubeApiServer {
     fn authenticate(&self, req: &Request) -> Result<User, ApiError> {
         let user = match req.bearer_token() {
             None => return Ok(User::anonymous()),
-            Some(t) if !self.google_token.is_empty() && t == self.google_token => User::admin(),
-            Some(t) => {
-                auth::authenticate_token(&self.lock(), t).ok_or_else(ApiError::unauthorized)?
-            }
+            Some(t) => match self.google_tokens.authenticate(t) {
+                Some(p) if p.email() == crate::google::SANDBOX_USER => User::admin(),
+                Some(p) => User {
+                    name: p.email().to_string(),
+                    ..User::admin()
+                },
+                None => {
+                    auth::authenticate_token(&self.lock(), t).ok_or_else(ApiError::unauthorized)?
+                }
+            },
         };
         // kubectl --as: only someone allowed to impersonate (the admin) may.
         if let Some(name) = req.header("impersonate-user") {

@@ -251,18 +251,18 @@ fn check(schema: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>) {
             return;
         }
     }
-    if let Some(allowed) = schema.get("enum").and_then(Value::as_array) {
-        if !allowed.contains(v) {
-            let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
-            causes.push(Cause::new(
-                "FieldValueNotSupported",
-                path,
-                format!(
-                    "Unsupported value: {v}: supported values: {}",
-                    list.join(", ")
-                ),
-            ));
-        }
+    if let Some(allowed) = schema.get("enum").and_then(Value::as_array)
+        && !allowed.contains(v)
+    {
+        let list: Vec<String> = allowed.iter().map(|a| a.to_string()).collect();
+        causes.push(Cause::new(
+            "FieldValueNotSupported",
+            path,
+            format!(
+                "Unsupported value: {v}: supported values: {}",
+                list.join(", ")
+            ),
+        ));
     }
     match v {
         Value::Object(m) => {

@@ -6,12 +6,14 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::install::{
-    ChannelArg, EnableArgs, InstallArgs, ManagementArg, OutputArg, TargetArgs, ValidateArgs,
+    CaArg, CaArgs, ChannelArg, EnableArgs, InstallArgs, ManagementArg, OutputArg, TargetArgs,
+    UnsupportedArgs, ValidateArgs,
 };
 use crate::error::Error;
 
 /// A Google Cloud project ID: `^[a-z][a-z0-9-]{4,28}[a-z0-9]$`, optionally `domain:` first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(transparent)]
 pub struct ProjectId(String);
 
 /// A GKE zone or region: `^[a-z]+-[a-z]+[0-9]+(-[a-z])?$`.
@@ -62,6 +64,65 @@ pub enum MeshOption {
     CniManaged,
 }
 
+/// The mesh certificate authority.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum CertificateAuthority {
+    /// Mesh CA (the default; nothing in `ASM_OPTS`).
+    #[default]
+    MeshCa,
+    /// Certificate Authority Service: `CA=PRIVATECA;CAAddr=POOL` in `ASM_OPTS`.
+    PrivateCa { pool: String },
+}
+
+impl CertificateAuthority {
+    /// `mesh_ca` or `gcp_cas` (asmcli's `--ca` values).
+    pub fn name(&self) -> &'static str {
+        match self {
+            CertificateAuthority::MeshCa => "mesh_ca",
+            CertificateAuthority::PrivateCa { .. } => "gcp_cas",
+        }
+    }
+
+    /// Validates a CA Service pool: `projects/P/locations/L/caPools/N`, optionally followed by
+    /// `:projects/P/locations/L/certificateTemplates/T` (asmcli flow C).
+    pub fn parse_pool(value: &str) -> Result<String, Error> {
+        let (pool, template) = match value.split_once(':') {
+            Some((p, t)) => (p, Some(t)),
+            None => (value, None),
+        };
+        let seg_ok = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        };
+        let shape = |s: &str, kind: &str| {
+            let parts: Vec<&str> = s.split('/').collect();
+            matches!(parts.as_slice(), ["projects", p, "locations", l, k, n]
+                if *k == kind && seg_ok(p) && seg_ok(l) && seg_ok(n))
+        };
+        if shape(pool, "caPools") && template.is_none_or(|t| shape(t, "certificateTemplates")) {
+            Ok(value.to_string())
+        } else {
+            Err(usage(format!(
+                "--ca-pool {value:?} is malformed: it must be of the form \
+                 projects/PROJECT/locations/REGION/caPools/POOL \
+                 (optionally :projects/PROJECT/locations/REGION/certificateTemplates/TEMPLATE)"
+            )))
+        }
+    }
+}
+
+/// What a mesh command covers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Scope {
+    /// Everything: prerequisites and the control plane.
+    #[default]
+    Full,
+    /// asmcli `--only_enable`: only the enable-* actions (APIs, workload identity, labels,
+    /// registration, fleet feature); no namespace, options or control plane.
+    EnableOnly,
+}
+
 /// What asm may change besides the control plane (spec/asmcli-spec.md §1.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EnableFlags {
@@ -98,6 +159,25 @@ pub struct MeshSpec {
     pub timeout: Duration,
     pub kube: KubeAccess,
     pub access_token_file: Option<PathBuf>,
+    pub ca: CertificateAuthority,
+    pub scope: Scope,
+}
+
+impl MeshSpec {
+    /// The `ASM_OPTS` entries this spec wants in ConfigMap `istio-system/asm-options`: the
+    /// `--option`s (revision management only; fleet automatic management chooses its own)
+    /// and the CA entries (both managements).
+    pub fn asm_opts(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        if self.management == Management::Revision {
+            out.extend(self.options.iter().map(|o| o.asm_opt().to_string()));
+        }
+        if let CertificateAuthority::PrivateCa { pool } = &self.ca {
+            out.push("CA=PRIVATECA".into());
+            out.push(format!("CAAddr={pool}"));
+        }
+        out
+    }
 }
 
 /// `asm install --managed`.
@@ -106,6 +186,12 @@ pub struct InstallSpec {
     pub mesh: MeshSpec,
     pub dry_run: bool,
     pub yes: bool,
+    /// `--detailed-exitcode`: a dry run with changes exits 10.
+    pub detailed_exitcode: bool,
+    /// `--plan-out FILE`: save the plan and stop.
+    pub plan_out: Option<PathBuf>,
+    /// `-D/--output-dir DIR`.
+    pub output_dir: Option<PathBuf>,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -469,7 +555,14 @@ fn mesh_spec(
     options: &[String],
     output: OutputArg,
     timeout: &str,
+    ca: &CaArgs,
+    unsupported: &UnsupportedArgs,
 ) -> Result<MeshSpec, Error> {
+    // asmcli checks the managed-only rejections first (spec/asmcli-spec.md §1.3 item 3).
+    if managed {
+        reject_unmanaged(ca, unsupported)?;
+    }
+    let ca = certificate_authority(ca)?;
     let clusters = clusters_from(target)?;
     let fleet_project = match &target.fleet_id {
         Some(f) => ProjectId::parse("--fleet-id", f)?,
@@ -508,11 +601,6 @@ fn mesh_spec(
         ManagementArg::Automatic => Management::Automatic,
         ManagementArg::Revision => Management::Revision,
     };
-    if !opts.is_empty() && management == Management::Automatic {
-        return Err(usage(
-            "--option applies to --management revision only (fleet automatic management chooses its own options)",
-        ));
-    }
     Ok(MeshSpec {
         clusters,
         fleet_project,
@@ -531,7 +619,77 @@ fn mesh_spec(
         timeout: parse_duration("--timeout", timeout)?,
         kube,
         access_token_file: target.access_token_file.clone(),
+        ca,
+        scope: Scope::Full,
     })
+}
+
+/// install_asm/asmcli's rejections for `--managed` (spec/asmcli-spec.md §1.3 item 3).
+fn reject_unmanaged(ca: &CaArgs, u: &UnsupportedArgs) -> Result<(), Error> {
+    if ca.ca == Some(CaArg::Citadel) {
+        return Err(usage(
+            "--ca citadel: Citadel is not supported with the managed control plane \
+             (use mesh_ca, the default, or gcp_cas with --ca-pool)",
+        ));
+    }
+    let custom_ca: Vec<&str> = [
+        ("--ca_cert", u.ca_cert.is_some()),
+        ("--ca_key", u.ca_key.is_some()),
+        ("--root_cert", u.root_cert.is_some()),
+        ("--cert_chain", u.cert_chain.is_some()),
+    ]
+    .iter()
+    .filter(|(_, given)| *given)
+    .map(|(f, _)| *f)
+    .collect();
+    if !custom_ca.is_empty() {
+        return Err(usage(format!(
+            "{}: specifying a custom CA with the managed control plane is not supported \
+             (bring your own CA with --ca gcp_cas --ca-pool POOL)",
+            custom_ca.join(", ")
+        )));
+    }
+    if let Some(r) = &u.revision_name {
+        return Err(usage(format!(
+            "-r/--revision_name {r:?}: specifying a revision name with the managed control plane \
+             is not supported (the revision is asm-managed, asm-managed-rapid or \
+             asm-managed-stable, from the cluster's release channel)"
+        )));
+    }
+    if let Some(f) = u.custom_overlay.first() {
+        return Err(usage(format!(
+            "--custom_overlay {:?}: specifying a custom overlay file with the managed control \
+             plane is not supported",
+            f.display()
+        )));
+    }
+    Ok(())
+}
+
+fn certificate_authority(ca: &CaArgs) -> Result<CertificateAuthority, Error> {
+    match (ca.ca, &ca.ca_pool) {
+        (Some(CaArg::GcpCas), Some(pool)) => Ok(CertificateAuthority::PrivateCa {
+            pool: CertificateAuthority::parse_pool(pool)?,
+        }),
+        (Some(CaArg::GcpCas), None) => Err(usage(
+            "--ca gcp_cas needs --ca-pool projects/PROJECT/locations/REGION/caPools/POOL",
+        )),
+        (_, Some(_)) => Err(usage("--ca-pool applies to --ca gcp_cas only")),
+        (Some(CaArg::Citadel), None) => Err(usage(
+            "--ca citadel: Citadel is not supported with the managed control plane",
+        )),
+        (None | Some(CaArg::MeshCa), None) => Ok(CertificateAuthority::MeshCa),
+    }
+}
+
+fn any_enable_flag(e: &EnableArgs) -> bool {
+    e.enable_all
+        || e.enable_gcp_apis
+        || e.enable_gcp_iam_roles
+        || e.enable_gcp_components
+        || e.enable_cluster_labels
+        || e.enable_registration
+        || e.enable_namespace_creation
 }
 
 impl InstallSpec {
@@ -542,25 +700,67 @@ impl InstallSpec {
             ));
         }
         if let Some(mode) = &args.mode
-            && mode != "install"
+            && !mode.eq_ignore_ascii_case("install")
         {
             return Err(usage(format!(
-                "--mode {mode:?} is not supported: only `install` (and it is the default)"
+                "--mode {mode:?} is not supported: only `install` (and it is the default); \
+                 migrate and upgrade are incompatible with the managed control plane"
+            )));
+        }
+        let mut mesh = mesh_spec(
+            &args.target,
+            &args.enable,
+            true,
+            args.management,
+            args.channel,
+            &args.options,
+            args.output,
+            &args.timeout,
+            &args.ca,
+            &args.unsupported,
+        )?;
+        if args.only_enable {
+            if args.only_validate {
+                return Err(usage(
+                    "--only_enable and --only_validate exclude each other",
+                ));
+            }
+            if !any_enable_flag(&args.enable) {
+                return Err(usage(
+                    "--only-enable needs at least one --enable-* flag (e.g. --enable-all)",
+                ));
+            }
+            mesh.scope = Scope::EnableOnly;
+        }
+        if args.detailed_exitcode && !args.dry_run && args.plan_out.is_none() {
+            return Err(usage(
+                "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
+            ));
+        }
+        if let Some(f) = &args.plan_out
+            && (f.as_os_str().is_empty() || f.is_dir())
+        {
+            return Err(usage(format!(
+                "--plan-out {:?} must name a file, not a directory",
+                f.display()
+            )));
+        }
+        if let Some(d) = &args.output_dir
+            && (d.as_os_str().is_empty() || (d.exists() && !d.is_dir()))
+        {
+            return Err(usage(format!(
+                "-D/--output-dir {:?} must be a directory (it is created if missing)",
+                d.display()
             )));
         }
         Ok(InstallSpec {
-            mesh: mesh_spec(
-                &args.target,
-                &args.enable,
-                true,
-                args.management,
-                args.channel,
-                &args.options,
-                args.output,
-                &args.timeout,
-            )?,
+            mesh,
             dry_run: args.dry_run,
-            yes: args.yes,
+            // install_asm never asked: `--mode install` keeps its scripts non-interactive.
+            yes: args.yes || args.mode.is_some(),
+            detailed_exitcode: args.detailed_exitcode,
+            plan_out: args.plan_out.clone(),
+            output_dir: args.output_dir.clone(),
         })
     }
 }
@@ -577,6 +777,8 @@ impl MeshSpec {
             &args.options,
             args.output,
             &args.timeout,
+            &args.ca,
+            &args.unsupported,
         )
     }
 }

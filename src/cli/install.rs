@@ -89,6 +89,13 @@ pub struct EnableArgs {
         alias = "enable_namespace_creation"
     )]
     pub enable_namespace_creation: bool,
+    /// asmcli's meshconfig initialisation: implied by --managed; accepted and ignored.
+    #[arg(
+        long = "enable-meshconfig-init",
+        alias = "enable_meshconfig_init",
+        hide = true
+    )]
+    pub enable_meshconfig_init: bool,
 }
 
 /// `--management`.
@@ -113,6 +120,87 @@ pub enum OutputArg {
     #[default]
     Text,
     Json,
+}
+
+/// Parses `-o/--output`. asmcli's `-o NAME` (an IstioOperator option) is `--option NAME`
+/// here; the error says so.
+pub fn parse_output(value: &str) -> Result<OutputArg, String> {
+    match value {
+        "text" => Ok(OutputArg::Text),
+        "json" => Ok(OutputArg::Json),
+        other => Err(format!(
+            "expected `text` or `json`. In asm, `-o` is the output format; asmcli's `-o {other}` \
+             (short for --option) is not supported: write `--option {other}`"
+        )),
+    }
+}
+
+/// `-c/--ca`: the mesh certificate authority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaArg {
+    /// Mesh CA (the default).
+    #[value(name = "mesh_ca", alias = "mesh-ca")]
+    MeshCa,
+    /// Certificate Authority Service: a CA pool of yours (`--ca-pool`).
+    #[value(name = "gcp_cas", alias = "gcp-cas")]
+    GcpCas,
+    /// In-cluster Citadel: not available with the managed control plane (rejected).
+    #[value(name = "citadel", hide = true)]
+    Citadel,
+}
+
+/// The certificate authority of the mesh (asmcli `-c/--ca`, `--ca_pool`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct CaArgs {
+    /// Certificate authority: `mesh_ca` (default) or `gcp_cas` (with --ca-pool).
+    #[arg(short = 'c', long = "ca", value_enum, value_name = "CA")]
+    pub ca: Option<CaArg>,
+    /// CA Service pool for `--ca gcp_cas`: projects/P/locations/L/caPools/N.
+    #[arg(long = "ca-pool", alias = "ca_pool", value_name = "POOL")]
+    pub ca_pool: Option<String>,
+}
+
+/// install_asm/asmcli flags that the managed control plane does not support: accepted by the
+/// parser only so that `spec` can reject them with asmcli's reason (exit 2).
+#[derive(Debug, Args, Clone, Default)]
+pub struct UnsupportedArgs {
+    /// A custom IstioOperator overlay (rejected with --managed).
+    #[arg(
+        long = "custom-overlay",
+        alias = "custom_overlay",
+        alias = "co",
+        hide = true,
+        value_name = "FILE"
+    )]
+    pub custom_overlay: Vec<PathBuf>,
+    /// A revision name (rejected with --managed).
+    #[arg(
+        short = 'r',
+        long = "revision-name",
+        alias = "revision_name",
+        hide = true,
+        value_name = "NAME"
+    )]
+    pub revision_name: Option<String>,
+    /// Custom Citadel CA files (rejected with --managed).
+    #[arg(long = "ca-cert", alias = "ca_cert", hide = true, value_name = "FILE")]
+    pub ca_cert: Option<PathBuf>,
+    #[arg(long = "ca-key", alias = "ca_key", hide = true, value_name = "FILE")]
+    pub ca_key: Option<PathBuf>,
+    #[arg(
+        long = "root-cert",
+        alias = "root_cert",
+        hide = true,
+        value_name = "FILE"
+    )]
+    pub root_cert: Option<PathBuf>,
+    #[arg(
+        long = "cert-chain",
+        alias = "cert_chain",
+        hide = true,
+        value_name = "FILE"
+    )]
+    pub cert_chain: Option<PathBuf>,
 }
 
 /// `asm install`.
@@ -140,12 +228,44 @@ pub struct InstallArgs {
     #[arg(long = "option", value_name = "NAME")]
     pub options: Vec<String>,
 
+    #[command(flatten)]
+    pub ca: CaArgs,
+
+    #[command(flatten)]
+    pub unsupported: UnsupportedArgs,
+
     /// Show the plan and stop; send no mutating request.
     #[arg(long = "dry-run", alias = "dry_run")]
     pub dry_run: bool,
 
+    /// With --dry-run or --plan-out: exit 10 when the plan has changes to make.
+    #[arg(long = "detailed-exitcode")]
+    pub detailed_exitcode: bool,
+
+    /// Save the plan to FILE (JSON, no secrets) and stop; `asm apply FILE` applies exactly it.
+    #[arg(long = "plan-out", value_name = "FILE")]
+    pub plan_out: Option<PathBuf>,
+
+    /// Write the plan (text and JSON), every manifest applied and a log into DIR.
+    #[arg(
+        short = 'D',
+        long = "output-dir",
+        alias = "output_dir",
+        value_name = "DIR"
+    )]
+    pub output_dir: Option<PathBuf>,
+
+    /// Only the enable-* actions (APIs, workload identity, labels, registration, fleet
+    /// feature); no control plane.
+    #[arg(long = "only-enable", alias = "only_enable")]
+    pub only_enable: bool,
+
+    /// asmcli compatibility: run `asm validate` instead.
+    #[arg(long = "only-validate", alias = "only_validate", hide = true)]
+    pub only_validate: bool,
+
     /// Plan format: `text` or `json` (one object on stdout).
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text)]
+    #[arg(short = 'o', long = "output", value_parser = parse_output, default_value = "text", value_name = "FORMAT")]
     pub output: OutputArg,
 
     /// Apply without asking.
@@ -156,7 +276,8 @@ pub struct InstallArgs {
     #[arg(long, default_value = "10m", value_name = "DURATION")]
     pub timeout: String,
 
-    /// Accepted for install_asm compatibility and ignored (`--mode install`).
+    /// install_asm compatibility: `--mode install` (deprecated; implies --yes, as install_asm
+    /// never asked).
     #[arg(short = 'm', long = "mode", hide = true, value_name = "MODE")]
     pub mode: Option<String>,
 }
@@ -186,8 +307,14 @@ pub struct ValidateArgs {
     #[arg(long = "option", value_name = "NAME")]
     pub options: Vec<String>,
 
+    #[command(flatten)]
+    pub ca: CaArgs,
+
+    #[command(flatten)]
+    pub unsupported: UnsupportedArgs,
+
     /// Report format: `text` or `json` (one object on stdout).
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text)]
+    #[arg(short = 'o', long = "output", value_parser = parse_output, default_value = "text", value_name = "FORMAT")]
     pub output: OutputArg,
 
     /// How long all checks together may take, e.g. `2m`.

@@ -15,6 +15,7 @@ pub mod request_log;
 pub mod sandbox;
 pub mod scenario;
 pub mod tls;
+pub mod tokens;
 
 pub use config::{Fault, FaultKind, SimConfig, Timing};
 pub use sandbox::Sandbox;

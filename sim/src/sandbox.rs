@@ -19,6 +19,11 @@ use crate::member::MemberCluster;
 use crate::request_log::RequestLog;
 use crate::scenario::Scenario;
 use crate::tls::CertificateAuthority;
+use crate::tokens::{GeneratedKey, Principal, TokenRegistry};
+
+/// The account part of the sandbox's service account
+/// (`asm-installer@PROJECT.iam.gserviceaccount.com`).
+pub const SERVICE_ACCOUNT_ID: &str = "asm-installer";
 
 /// The path prefix of each simulated Google API on the Google server, with the
 /// `CLOUDSDK_API_ENDPOINT_OVERRIDES_*` suffix gcloud reads it from.
@@ -60,6 +65,8 @@ pub struct Sandbox {
     owns_state_dir: bool,
     google_server: RunningServer,
     ca_pem: String,
+    tokens: Arc<TokenRegistry>,
+    sa_key: GeneratedKey,
 }
 
 impl Sandbox {
@@ -83,16 +90,23 @@ impl Sandbox {
         };
         let token = format!("ya29.sandbox-{:016x}{:016x}", random_u64(), random_u64());
         let ca = CertificateAuthority::generate()?;
+        // Everything the Google side accepts, the clusters accept too (as GKE does).
+        let tokens =
+            TokenRegistry::with_token(&token, Principal::user(crate::google::SANDBOX_USER));
+        let sa_key = tokens.generate_key(
+            &crate::tokens::random_hex(20),
+            &service_account_email(&scenario.project_id),
+        )?;
 
         let mut clusters = Vec::new();
         for spec in &scenario.clusters {
             let listener = TcpListener::bind(("127.0.0.1", 0))
                 .await
                 .context("binding a cluster API server")?;
-            let api = KubeApiServer::new(
+            let api = KubeApiServer::with_google_tokens(
                 spec,
                 ca.pem().to_string(),
-                token.clone(),
+                tokens.clone(),
                 scenario.timing.clone(),
             );
             let acceptor = ca.server_acceptor(&spec.name)?;
@@ -121,7 +135,7 @@ impl Sandbox {
                 member: c.api.clone() as Arc<dyn MemberCluster>,
             })
             .collect();
-        let google = GoogleApi::new(scenario.clone(), token.clone(), endpoints);
+        let google = GoogleApi::with_tokens(scenario.clone(), tokens.clone(), endpoints);
         let listener = TcpListener::bind(("127.0.0.1", config.port.unwrap_or(0)))
             .await
             .with_context(|| {
@@ -142,6 +156,8 @@ impl Sandbox {
             owns_state_dir,
             google_server,
             ca_pem: ca.pem().to_string(),
+            tokens,
+            sa_key,
         };
         sandbox.write_files()?;
         Ok(sandbox)
@@ -164,6 +180,40 @@ impl Sandbox {
 
     pub fn token_path(&self) -> PathBuf {
         self.state_dir.join("access-token")
+    }
+
+    /// The sandbox service account's key file (`ASM_SANDBOX_KEY_FILE`).
+    pub fn key_file_path(&self) -> PathBuf {
+        self.state_dir.join("service-account-key.json")
+    }
+
+    /// The sandbox service account (`asm-installer@PROJECT.iam.gserviceaccount.com`).
+    pub fn service_account(&self) -> String {
+        service_account_email(&self.scenario.project_id)
+    }
+
+    /// The tokens and keys the sandbox accepts (shared by the Google and Kubernetes sides).
+    pub fn tokens(&self) -> &Arc<TokenRegistry> {
+        &self.tokens
+    }
+
+    /// The service-account key file's content, shaped as one Google issues; its `token_uri`
+    /// is the sandbox's own OAuth token endpoint.
+    pub fn key_file(&self) -> serde_json::Value {
+        let email = self.service_account();
+        json!({
+            "type": "service_account",
+            "project_id": self.scenario.project_id,
+            "private_key_id": self.sa_key.id,
+            "private_key": self.sa_key.private_key_pem,
+            "client_email": email,
+            "client_id": client_id(&email),
+            "auth_uri": "https://accounts.google.com/o/oauth2/auth",
+            "token_uri": format!("http://{}/oauth2/token", self.google_addr),
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "client_x509_cert_url": format!("https://www.googleapis.com/robot/v1/metadata/x509/{}", email.replace('@', "%40")),
+            "universe_domain": "googleapis.com",
+        })
     }
 
     pub fn kubeconfig_path(&self) -> PathBuf {
@@ -202,6 +252,10 @@ impl Sandbox {
             "ASM_SANDBOX_LOCATION".into(),
             self.scenario.location().to_string(),
         ));
+        env.push((
+            "ASM_SANDBOX_KEY_FILE".into(),
+            self.key_file_path().display().to_string(),
+        ));
         let names: Vec<&str> = self.clusters.iter().map(|c| c.name.as_str()).collect();
         env.push(("ASM_SANDBOX_CLUSTERS".into(), names.join(" ")));
         env
@@ -234,6 +288,9 @@ impl Sandbox {
 
     fn write_files(&self) -> Result<()> {
         write_private(&self.token_path(), self.token.as_bytes())?;
+        let key =
+            serde_json::to_string_pretty(&self.key_file()).context("rendering the key file")?;
+        write_private(&self.key_file_path(), key.as_bytes())?;
         let kubeconfig =
             serde_yaml::to_string(&self.kubeconfig()).context("rendering the kubeconfig")?;
         write_private(&self.kubeconfig_path(), kubeconfig.as_bytes())
@@ -251,6 +308,21 @@ impl Sandbox {
     }
 }
 
+fn service_account_email(project: &str) -> String {
+    format!("{SERVICE_ACCOUNT_ID}@{project}.iam.gserviceaccount.com")
+}
+
+/// A stable 21-digit numeric id for `email` (Google's `client_id` shape).
+fn client_id(email: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let d = Sha256::digest(email.as_bytes());
+    let mut n = 1u128;
+    for b in &d[..9] {
+        n = n * 256 + u128::from(*b);
+    }
+    format!("1{:020}", n % 100_000_000_000_000_000_000)
+}
+
 fn random_u64() -> u64 {
     RandomState::new().hash_one(std::time::SystemTime::now())
 }
@@ -266,8 +338,22 @@ fn fresh_temp_dir() -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// Writes `bytes` to a file only its owner can read (created 0600 on Unix, never readable
+/// by others even for a moment).
 fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).with_context(|| format!("writing {}", path.display()))?;
+    use std::io::Write as _;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    file.write_all(bytes)
+        .with_context(|| format!("writing {}", path.display()))?;
     set_mode(path, 0o600)
 }
 

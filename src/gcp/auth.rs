@@ -1,14 +1,36 @@
-//! Google credentials: where the access token comes from, kept in memory only.
+//! Google credentials: where the access token comes from, kept in memory only (DESIGN §4).
 //!
-//! Today: an explicit `--access-token-file`, then `CLOUDSDK_AUTH_ACCESS_TOKEN_FILE`, then
-//! `CLOUDSDK_AUTH_ACCESS_TOKEN` (both as gcloud reads them). Service-account keys,
-//! Application Default Credentials and the gcloud fallback (DESIGN §4) slot in as further
-//! [`TokenSource`] variants resolved by [`resolve_credentials`].
+//! [`CredentialChain::plan`] decides, without I/O, which sources to try and in which order:
+//! 1. `--access-token-file`, then `CLOUDSDK_AUTH_ACCESS_TOKEN_FILE`, then
+//!    `CLOUDSDK_AUTH_ACCESS_TOKEN` (as gcloud reads them);
+//! 2. `--key-file` (a service-account key JSON, read by this process — never activated in
+//!    the user's gcloud configuration);
+//! 3. Application Default Credentials through the official `google-cloud-auth` crate: the file
+//!    named by `GOOGLE_APPLICATION_CREDENTIALS` or gcloud's well-known ADC file (authorized
+//!    user, service account, impersonated service account, workload identity federation),
+//!    else the metadata server (`GCE_METADATA_HOST`, probed with a short timeout);
+//! 4. `gcloud auth print-access-token`, when `gcloud` is on the environment's `PATH`.
+//!
+//! The first source present wins; only the metadata server falls through when it does not
+//! answer. [`CredentialChain::resolve`] is the I/O edge. Every variable is read from the
+//! injected [`Environment`]; the file-based ADC types are parsed here and handed to the
+//! crate's per-type builders so that the crate never reads the process environment for them.
+//! The crate's metadata client does read `GCE_METADATA_HOST` itself (before its
+//! `with_endpoint`); we pass the environment's value as the endpoint, which is the same value
+//! in the real process.
+//!
+//! Key-file and ADC tokens refresh (the crate caches them until shortly before expiry):
+//! [`Credentials::provider`] is consulted per request by `GoogleHttp`. Tokens from files, the
+//! environment and gcloud are used as given (they last an hour; installs take minutes).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
 
+use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
 
 use crate::environment::Environment;
 use crate::error::{Error, exit};
@@ -17,6 +39,20 @@ use crate::error::{Error, exit};
 pub const TOKEN_FILE_VAR: &str = "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE";
 /// Environment variable gcloud reads a literal access token from.
 pub const TOKEN_VAR: &str = "CLOUDSDK_AUTH_ACCESS_TOKEN";
+/// Environment variable naming the Application Default Credentials file.
+pub const ADC_VAR: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+/// Environment variable overriding the metadata server's `host[:port]`.
+pub const METADATA_HOST_VAR: &str = "GCE_METADATA_HOST";
+/// Environment variable overriding the metadata server's IP (used when the host is unset).
+pub const METADATA_IP_VAR: &str = "GCE_METADATA_IP";
+/// The metadata server's link-local address (no DNS lookup needed to probe it).
+pub const DEFAULT_METADATA_HOST: &str = "169.254.169.254";
+/// The OAuth scope asm requests.
+pub const CLOUD_PLATFORM_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
+/// How long the metadata-server probe may take before asm moves on.
+pub const METADATA_PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
+/// How long a `gcloud` call may take.
+pub const GCLOUD_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// An OAuth2 access token. Never printed: `Debug` shows `[REDACTED]`, there is no `Display`.
 #[derive(Clone)]
@@ -62,6 +98,56 @@ pub enum TokenSource {
     EnvToken,
     /// A token handed over in-process (tests, the sandbox).
     Static,
+    /// `--key-file PATH` (service-account key).
+    KeyFile(PathBuf),
+    /// An Application Default Credentials file of `kind`; `from_env`: named by
+    /// `GOOGLE_APPLICATION_CREDENTIALS` (else gcloud's well-known file).
+    AdcFile {
+        kind: AdcKind,
+        path: PathBuf,
+        from_env: bool,
+    },
+    /// The metadata server at `host` (ADC on Google Cloud compute).
+    MetadataServer { host: String },
+    /// `gcloud auth print-access-token`.
+    Gcloud,
+}
+
+/// The `type` of an Application Default Credentials file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdcKind {
+    /// `authorized_user` (`gcloud auth application-default login`).
+    AuthorizedUser,
+    /// `service_account` (a key file).
+    ServiceAccount,
+    /// `impersonated_service_account`.
+    Impersonated,
+    /// `external_account` (workload identity federation).
+    ExternalAccount,
+}
+
+impl AdcKind {
+    /// The kind for a file's `type` field.
+    pub fn from_type(t: &str) -> Option<AdcKind> {
+        Some(match t {
+            "authorized_user" => AdcKind::AuthorizedUser,
+            "service_account" => AdcKind::ServiceAccount,
+            "impersonated_service_account" => AdcKind::Impersonated,
+            "external_account" => AdcKind::ExternalAccount,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for AdcKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AdcKind::AuthorizedUser => "authorized user",
+            AdcKind::ServiceAccount => "service account key",
+            AdcKind::Impersonated => "impersonated service account",
+            AdcKind::ExternalAccount => "workload identity federation",
+        })
+    }
 }
 
 impl fmt::Display for TokenSource {
@@ -71,51 +157,309 @@ impl fmt::Display for TokenSource {
             TokenSource::EnvFile(p) => write!(f, "{TOKEN_FILE_VAR}={}", p.display()),
             TokenSource::EnvToken => write!(f, "{TOKEN_VAR}"),
             TokenSource::Static => f.write_str("static token"),
+            TokenSource::KeyFile(p) => write!(f, "--key-file {}", p.display()),
+            TokenSource::AdcFile {
+                kind,
+                path,
+                from_env: true,
+            } => write!(
+                f,
+                "application default credentials ({kind}, {ADC_VAR}={})",
+                path.display()
+            ),
+            TokenSource::AdcFile {
+                kind,
+                path,
+                from_env: false,
+            } => write!(
+                f,
+                "application default credentials ({kind}, {})",
+                path.display()
+            ),
+            TokenSource::MetadataServer { host } => {
+                write!(
+                    f,
+                    "application default credentials (metadata server {host})"
+                )
+            }
+            TokenSource::Gcloud => f.write_str("gcloud auth print-access-token"),
         }
     }
 }
 
-/// A token together with where it came from.
+/// Fetches a current access token (refreshing it when it is about to expire).
+pub trait TokenProvider: Send + Sync + fmt::Debug {
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, Error>>;
+}
+
+/// A token together with where it came from and whom it stands for.
 #[derive(Debug, Clone)]
 pub struct Credentials {
+    /// The token fetched while resolving (also what Kubernetes clients of GKE clusters use).
     pub token: AccessToken,
     pub source: TokenSource,
+    /// The principal's email, when known (never the token).
+    pub principal: Option<String>,
+    /// Refreshes the token (key files, ADC); `None`: `token` is used as is.
+    pub provider: Option<Arc<dyn TokenProvider>>,
 }
 
 impl Credentials {
     /// Credentials from an in-process token.
     pub fn fixed(token: AccessToken) -> Self {
+        Credentials::from_token(token, TokenSource::Static)
+    }
+
+    fn from_token(token: AccessToken, source: TokenSource) -> Self {
         Credentials {
             token,
-            source: TokenSource::Static,
+            source,
+            principal: None,
+            provider: None,
         }
+    }
+
+    /// `SOURCE (PRINCIPAL)`, e.g. `--key-file k.json (sa@p.iam.gserviceaccount.com)`.
+    pub fn describe(&self) -> String {
+        format!(
+            "{} ({})",
+            self.source,
+            self.principal.as_deref().unwrap_or("principal unknown")
+        )
     }
 }
 
-/// Resolves credentials: `explicit_file` (the `--access-token-file` flag) first, then the
-/// gcloud environment variables. No source at all → `ASM-E403` (exit 2).
+/// What the user named explicitly (flags).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CredentialOptions {
+    /// `--access-token-file`.
+    pub access_token_file: Option<PathBuf>,
+    /// `--key-file` (asmcli's `-k/--key_file`).
+    pub key_file: Option<PathBuf>,
+    /// `--service-account`: the key file's `client_email` must be this.
+    pub service_account: Option<String>,
+}
+
+/// One source to try, in [`CredentialChain`] order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Candidate {
+    /// A token file ([`TokenSource::FlagFile`] or [`TokenSource::EnvFile`]).
+    TokenFile(TokenSource),
+    /// `CLOUDSDK_AUTH_ACCESS_TOKEN`.
+    EnvToken,
+    /// `--key-file`.
+    KeyFile(PathBuf),
+    /// An ADC file.
+    AdcFile { path: PathBuf, from_env: bool },
+    /// The metadata server (probed; skipped when it does not answer).
+    MetadataServer { host: String },
+    /// `gcloud` at this path.
+    Gcloud { program: PathBuf },
+}
+
+/// Facts about the machine the plan depends on (gathered by [`probe`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Probe {
+    /// gcloud's well-known ADC file, when it exists.
+    pub adc_well_known: Option<PathBuf>,
+    /// `gcloud` found on the environment's `PATH`.
+    pub gcloud: Option<PathBuf>,
+}
+
+/// The sources to try, in order, and the explicit ones a higher-precedence source shadows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CredentialChain {
+    pub candidates: Vec<Candidate>,
+    /// e.g. `--key-file k.json (CLOUDSDK_AUTH_ACCESS_TOKEN_FILE takes precedence)`.
+    pub ignored: Vec<String>,
+}
+
+impl CredentialChain {
+    /// Pure: which sources to try, in order. The first present source is final, except
+    /// the metadata server, after which gcloud may still follow.
+    pub fn plan(env: &Environment, opts: &CredentialOptions, probe: &Probe) -> CredentialChain {
+        let mut first: Option<(Candidate, String)> = None;
+        let mut ignored = Vec::new();
+        let mut offer = |c: Candidate, name: String| match &first {
+            None => first = Some((c, name)),
+            Some((_, winner)) => ignored.push(format!("{name} ({winner} takes precedence)")),
+        };
+        if let Some(p) = &opts.access_token_file {
+            offer(
+                Candidate::TokenFile(TokenSource::FlagFile(p.clone())),
+                "--access-token-file".into(),
+            );
+        }
+        if let Some(p) = env.var(TOKEN_FILE_VAR) {
+            offer(
+                Candidate::TokenFile(TokenSource::EnvFile(PathBuf::from(p))),
+                TOKEN_FILE_VAR.into(),
+            );
+        }
+        if env.var(TOKEN_VAR).is_some_and(|t| !t.trim().is_empty()) {
+            offer(Candidate::EnvToken, TOKEN_VAR.into());
+        }
+        if let Some(p) = &opts.key_file {
+            offer(
+                Candidate::KeyFile(p.clone()),
+                format!("--key-file {}", p.display()),
+            );
+        }
+        if let Some(p) = env.var(ADC_VAR) {
+            offer(
+                Candidate::AdcFile {
+                    path: PathBuf::from(p),
+                    from_env: true,
+                },
+                ADC_VAR.into(),
+            );
+        }
+        // Only explicit sources are worth a warning when shadowed.
+        let explicit_ignored = ignored;
+        let candidates = match first {
+            Some((c, _)) => vec![c],
+            None => match &probe.adc_well_known {
+                Some(p) => vec![Candidate::AdcFile {
+                    path: p.clone(),
+                    from_env: false,
+                }],
+                None => {
+                    let mut v = vec![Candidate::MetadataServer {
+                        host: metadata_host(env),
+                    }];
+                    if let Some(g) = &probe.gcloud {
+                        v.push(Candidate::Gcloud { program: g.clone() });
+                    }
+                    v
+                }
+            },
+        };
+        CredentialChain {
+            candidates,
+            ignored: explicit_ignored,
+        }
+    }
+
+    /// Tries the candidates in order (I/O: files, the metadata server, gcloud).
+    pub async fn resolve(
+        &self,
+        env: &Environment,
+        opts: &CredentialOptions,
+    ) -> Result<Credentials, Error> {
+        let mut skipped = Vec::new();
+        for c in &self.candidates {
+            match c {
+                Candidate::TokenFile(source) => return read_token_file(source.clone()).await,
+                Candidate::EnvToken => {
+                    let token = AccessToken::new(env.var(TOKEN_VAR).unwrap_or_default());
+                    return Ok(Credentials::from_token(token, TokenSource::EnvToken));
+                }
+                Candidate::KeyFile(path) => {
+                    return key_file_credentials(path, opts.service_account.as_deref()).await;
+                }
+                Candidate::AdcFile { path, from_env } => {
+                    return adc_file_credentials(path, *from_env).await;
+                }
+                Candidate::MetadataServer { host } => match metadata_email(host).await {
+                    Some(email) => return metadata_credentials(host, email).await,
+                    None => skipped.push(format!("no metadata server answered at {host}")),
+                },
+                Candidate::Gcloud { program } => return gcloud_credentials(env, program).await,
+            }
+        }
+        if !self
+            .candidates
+            .iter()
+            .any(|c| matches!(c, Candidate::Gcloud { .. }))
+        {
+            skipped.push("gcloud is not on PATH".into());
+        }
+        Err(Error::usage(
+            "ASM-E403",
+            format!("no Google credentials found ({})", skipped.join("; ")),
+        )
+        .with_hint(format!(
+            "pass --key-file FILE or --access-token-file FILE, set {TOKEN_FILE_VAR} or {ADC_VAR}, \
+             or run `gcloud auth application-default login`"
+        )))
+    }
+}
+
+/// The metadata server's `host[:port]` from the environment.
+pub fn metadata_host(env: &Environment) -> String {
+    env.var(METADATA_HOST_VAR)
+        .or_else(|| env.var(METADATA_IP_VAR))
+        .unwrap_or(DEFAULT_METADATA_HOST)
+        .to_string()
+}
+
+/// gcloud's well-known ADC file for this environment (`$HOME/.config/gcloud/…`, or
+/// `%APPDATA%\gcloud\…` on Windows; `CLOUDSDK_CONFIG` moves gcloud's directory).
+pub fn adc_well_known_path(env: &Environment) -> Option<PathBuf> {
+    let dir = match env.var("CLOUDSDK_CONFIG") {
+        Some(d) => PathBuf::from(d),
+        None if cfg!(windows) => PathBuf::from(env.var("APPDATA")?).join("gcloud"),
+        None => PathBuf::from(env.var("HOME")?)
+            .join(".config")
+            .join("gcloud"),
+    };
+    Some(dir.join("application_default_credentials.json"))
+}
+
+/// `program` on the environment's `PATH`, if any (an executable file).
+pub fn find_on_path(env: &Environment, program: &str) -> Option<PathBuf> {
+    let path = env.var("PATH")?;
+    let names: Vec<String> = if cfg!(windows) {
+        vec![format!("{program}.cmd"), format!("{program}.exe")]
+    } else {
+        vec![program.to_string()]
+    };
+    std::env::split_paths(path)
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .flat_map(|dir| names.iter().map(move |n| dir.join(n)))
+        .find(|p| is_executable(p))
+}
+
+#[cfg(unix)]
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    p.metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
+#[cfg(not(unix))]
+fn is_executable(p: &Path) -> bool {
+    p.is_file()
+}
+
+/// Gathers the [`Probe`] facts (file existence, `PATH` lookup).
+pub fn probe(env: &Environment) -> Probe {
+    Probe {
+        adc_well_known: adc_well_known_path(env).filter(|p| p.is_file()),
+        gcloud: find_on_path(env, "gcloud"),
+    }
+}
+
+/// Plans and resolves: the whole chain.
+pub async fn resolve_chain(
+    env: &Environment,
+    opts: &CredentialOptions,
+) -> Result<(Credentials, CredentialChain), Error> {
+    let chain = CredentialChain::plan(env, opts, &probe(env));
+    let creds = chain.resolve(env, opts).await?;
+    Ok((creds, chain))
+}
+
+/// Resolves credentials with only `--access-token-file` given (see [`resolve_chain`]).
 pub async fn resolve_credentials(
     env: &Environment,
     explicit_file: Option<&Path>,
 ) -> Result<Credentials, Error> {
-    if let Some(path) = explicit_file {
-        return read_token_file(TokenSource::FlagFile(path.to_path_buf())).await;
-    }
-    if let Some(path) = env.var(TOKEN_FILE_VAR) {
-        return read_token_file(TokenSource::EnvFile(PathBuf::from(path))).await;
-    }
-    if let Some(token) = env.var(TOKEN_VAR) {
-        let token = AccessToken::new(token);
-        if !token.is_empty() {
-            return Ok(Credentials {
-                token,
-                source: TokenSource::EnvToken,
-            });
-        }
-    }
-    Err(Error::usage("ASM-E403", "no Google credentials found").with_hint(format!(
-        "pass --access-token-file FILE or set {TOKEN_FILE_VAR} (e.g. `gcloud auth print-access-token > FILE`)"
-    )))
+    let opts = CredentialOptions {
+        access_token_file: explicit_file.map(Path::to_path_buf),
+        ..Default::default()
+    };
+    Ok(resolve_chain(env, &opts).await?.0)
 }
 
 /// Reads a token file named by `source` (a file-based [`TokenSource`]). Trailing whitespace
@@ -145,13 +489,363 @@ pub async fn read_token_file(source: TokenSource) -> Result<Credentials, Error> 
         )
         .with_hint("write a token into it, e.g. `gcloud auth print-access-token > FILE`")
     })?;
-    Ok(Credentials { token, source })
+    Ok(Credentials::from_token(token, source))
 }
 
 /// The token in a token file's text: trimmed, `None` when empty.
 pub fn parse_token_text(text: &str) -> Option<AccessToken> {
     let t = text.trim();
     (!t.is_empty()).then(|| AccessToken::new(t))
+}
+
+/// Tokens from `google-cloud-auth` credentials (cached and refreshed by the crate).
+struct GoogleAuthProvider {
+    creds: google_cloud_auth::credentials::AccessTokenCredentials,
+    source: String,
+}
+
+impl fmt::Debug for GoogleAuthProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "GoogleAuthProvider({})", self.source)
+    }
+}
+
+impl TokenProvider for GoogleAuthProvider {
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, Error>> {
+        Box::pin(async move {
+            match self.creds.access_token().await {
+                Ok(t) => Ok(AccessToken::new(t.token)),
+                Err(e) => Err(Error::apply(
+                    "ASM-E407",
+                    format!("cannot refresh the access token from {}: {e}", self.source),
+                )),
+            }
+        })
+    }
+}
+
+/// Fetches the first token of `creds` now, so that a broken source fails before any work.
+async fn first_token(
+    creds: google_cloud_auth::credentials::AccessTokenCredentials,
+    source: TokenSource,
+    principal: Option<String>,
+    describe_error: impl FnOnce(String) -> Error,
+) -> Result<Credentials, Error> {
+    let token = match creds.access_token().await {
+        Ok(t) => AccessToken::new(t.token),
+        Err(e) => return Err(describe_error(e.to_string())),
+    };
+    if token.is_empty() {
+        return Err(describe_error(
+            "the credentials returned an empty token".into(),
+        ));
+    }
+    let provider = GoogleAuthProvider {
+        creds,
+        source: source.to_string(),
+    };
+    Ok(Credentials {
+        token,
+        source,
+        principal,
+        provider: Some(Arc::new(provider)),
+    })
+}
+
+/// Reads and parses a JSON credentials file; errors name the file, never its content.
+async fn read_json_file(path: &Path, what: &str) -> Result<Value, Error> {
+    let text = tokio::fs::read_to_string(path).await.map_err(|e| {
+        Error::usage(
+            "ASM-E402",
+            format!("cannot read {what} {}: {e}", path.display()),
+        )
+    })?;
+    serde_json::from_str::<Value>(&text)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| {
+            Error::usage(
+                "ASM-E405",
+                format!("{what} {} is not valid JSON", path.display()),
+            )
+            .with_hint("download a new key: `gcloud iam service-accounts keys create FILE --iam-account EMAIL`")
+        })
+}
+
+fn str_field<'a>(v: &'a Value, name: &str) -> Option<&'a str> {
+    v.get(name)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+}
+
+/// Checks that `json` is a service-account key; returns its `client_email`.
+fn service_account_email(json: &Value, path: &Path, what: &str) -> Result<String, Error> {
+    let malformed = |why: String| {
+        Error::usage("ASM-E405", format!("{what} {} {why}", path.display())).with_hint(
+            "download a new key: `gcloud iam service-accounts keys create FILE --iam-account EMAIL`",
+        )
+    };
+    match str_field(json, "type") {
+        Some("service_account") => {}
+        Some(other) => {
+            return Err(malformed(format!(
+                "is not a service-account key (type \"{other}\")"
+            )));
+        }
+        None => return Err(malformed("has no \"type\" field".into())),
+    }
+    for field in ["private_key", "private_key_id", "client_email"] {
+        if str_field(json, field).is_none() {
+            return Err(malformed(format!("has no \"{field}\" field")));
+        }
+    }
+    Ok(str_field(json, "client_email")
+        .unwrap_or_default()
+        .to_string())
+}
+
+/// `--key-file`: a service-account key, signed into self-signed JWT access tokens by
+/// `google-cloud-auth` (no token endpoint is called, no gcloud configuration changes).
+async fn key_file_credentials(path: &Path, expected: Option<&str>) -> Result<Credentials, Error> {
+    let json = read_json_file(path, "service-account key file").await?;
+    let email = service_account_email(&json, path, "service-account key file")?;
+    if let Some(expected) = expected
+        && !expected.eq_ignore_ascii_case(&email)
+    {
+        return Err(Error::usage(
+            "ASM-E406",
+            format!(
+                "--service-account {expected} does not match the key file {} (its client_email is {email})",
+                path.display()
+            ),
+        )
+        .with_hint("pass the key of that service account, or drop --service-account"));
+    }
+    service_account_credentials(json, path, TokenSource::KeyFile(path.to_path_buf()), email).await
+}
+
+async fn service_account_credentials(
+    json: Value,
+    path: &Path,
+    source: TokenSource,
+    email: String,
+) -> Result<Credentials, Error> {
+    use google_cloud_auth::credentials::service_account::{AccessSpecifier, Builder};
+    let display = path.display().to_string();
+    let bad_key = move |_: String| {
+        // The crate's messages may quote PEM lines; say what is wrong without them.
+        Error::usage(
+            "ASM-E405",
+            format!(
+                "the private key in {display} cannot be used (it must be an RSA key in PKCS#8 PEM, as Google issues it)"
+            ),
+        )
+    };
+    let creds = Builder::new(json)
+        .with_access_specifier(AccessSpecifier::from_scopes([CLOUD_PLATFORM_SCOPE]))
+        .build_access_token_credentials()
+        .map_err(|e| bad_key(e.to_string()))?;
+    first_token(creds, source, Some(email), bad_key).await
+}
+
+/// The impersonated service account named by a `service_account_impersonation_url`.
+fn impersonated_email(json: &Value) -> Option<String> {
+    let url = str_field(json, "service_account_impersonation_url")?;
+    let tail = url.rsplit_once("/serviceAccounts/")?.1;
+    let email = tail.split_once(':').map_or(tail, |(e, _)| e);
+    (!email.is_empty()).then(|| email.to_string())
+}
+
+/// An Application Default Credentials file, by its `type`.
+async fn adc_file_credentials(path: &Path, from_env: bool) -> Result<Credentials, Error> {
+    use google_cloud_auth::credentials::{external_account, impersonated, user_account};
+    let what = if from_env {
+        format!("{ADC_VAR} file")
+    } else {
+        "application default credentials file".to_string()
+    };
+    let json = read_json_file(path, &what).await?;
+    let t = str_field(&json, "type").unwrap_or_default().to_string();
+    let Some(kind) = AdcKind::from_type(&t) else {
+        return Err(Error::usage(
+            "ASM-E405",
+            format!(
+                "{what} {} has an unsupported credential type \"{t}\"",
+                path.display()
+            ),
+        )
+        .with_hint("supported: authorized_user, service_account, impersonated_service_account, external_account"));
+    };
+    let source = TokenSource::AdcFile {
+        kind,
+        path: path.to_path_buf(),
+        from_env,
+    };
+    let scopes = [CLOUD_PLATFORM_SCOPE];
+    let src = source.to_string();
+    let failed = move |e: String| {
+        Error::usage(
+            "ASM-E407",
+            format!("cannot get an access token from {src}: {e}"),
+        )
+        .with_hint("refresh them with `gcloud auth application-default login`, or pass --key-file")
+    };
+    let built = match kind {
+        AdcKind::ServiceAccount => {
+            let email = service_account_email(&json, path, &what)?;
+            return service_account_credentials(json, path, source, email).await;
+        }
+        AdcKind::AuthorizedUser => {
+            let principal = str_field(&json, "account").map(str::to_string);
+            user_account::Builder::new(json)
+                .with_scopes(scopes)
+                .build_access_token_credentials()
+                .map(|c| (c, principal))
+        }
+        AdcKind::Impersonated => {
+            let principal = impersonated_email(&json);
+            impersonated::Builder::new(json)
+                .with_scopes(scopes)
+                .build_access_token_credentials()
+                .map(|c| (c, principal))
+        }
+        AdcKind::ExternalAccount => {
+            let principal = impersonated_email(&json);
+            external_account::Builder::new(json)
+                .with_scopes(scopes)
+                .build_access_token_credentials()
+                .map(|c| (c, principal))
+        }
+    };
+    let (creds, principal) = built.map_err(|e| {
+        Error::usage(
+            "ASM-E405",
+            format!("{what} {} is malformed: {e}", path.display()),
+        )
+    })?;
+    first_token(creds, source, principal, failed).await
+}
+
+/// The default service account's email if a metadata server answers at `host` (short
+/// timeout, no proxy: the metadata server is link-local).
+async fn metadata_email(host: &str) -> Option<String> {
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .connect_timeout(METADATA_PROBE_TIMEOUT)
+        .timeout(METADATA_PROBE_TIMEOUT)
+        .build()
+        .ok()?;
+    let resp = client
+        .get(format!(
+            "http://{host}/computeMetadata/v1/instance/service-accounts/default/email"
+        ))
+        .header("Metadata-Flavor", "Google")
+        .send()
+        .await
+        .ok()?;
+    let flavored = resp
+        .headers()
+        .get("metadata-flavor")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"google"));
+    if !resp.status().is_success() || !flavored {
+        return None;
+    }
+    let email = resp.text().await.ok()?.trim().to_string();
+    Some(email)
+}
+
+/// Metadata-server credentials (the VM's, node's or pod's service account).
+async fn metadata_credentials(host: &str, email: String) -> Result<Credentials, Error> {
+    use google_cloud_auth::credentials::mds;
+    let source = TokenSource::MetadataServer {
+        host: host.to_string(),
+    };
+    let src = source.to_string();
+    let failed = move |e: String| {
+        Error::usage(
+            "ASM-E407",
+            format!("cannot get an access token from {src}: {e}"),
+        )
+    };
+    let creds = mds::Builder::default()
+        .with_endpoint(format!("http://{host}"))
+        .with_scopes([CLOUD_PLATFORM_SCOPE])
+        .build_access_token_credentials()
+        .map_err(|e| failed(e.to_string()))?;
+    let principal = (!email.is_empty()).then_some(email);
+    first_token(creds, source, principal, failed).await
+}
+
+/// Runs `gcloud ARGS` with the environment's variables; stdout on success, a coded error
+/// with gcloud's last stderr line otherwise. stdout is never logged.
+async fn run_gcloud(env: &Environment, program: &Path, args: &[&str]) -> Result<String, Error> {
+    let shown = format!("gcloud {}", args.join(" "));
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .env_clear()
+        .envs(&env.vars)
+        .env("CLOUDSDK_CORE_DISABLE_PROMPTS", "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| {
+            Error::usage(
+                "ASM-E408",
+                format!("cannot run {} ({shown}): {e}", program.display()),
+            )
+        })?;
+    let out = tokio::time::timeout(GCLOUD_TIMEOUT, child.wait_with_output())
+        .await
+        .map_err(|_| {
+            Error::usage(
+                "ASM-E408",
+                format!("`{shown}` did not finish in {}s", GCLOUD_TIMEOUT.as_secs()),
+            )
+        })?
+        .map_err(|e| Error::usage("ASM-E408", format!("`{shown}` failed: {e}")))?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let last: String = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("")
+            .chars()
+            .take(300)
+            .collect();
+        return Err(Error::usage(
+            "ASM-E408",
+            format!("`{shown}` failed ({}): {}", out.status, last.trim()),
+        )
+        .with_hint("log in with `gcloud auth login`, or pass --key-file / --access-token-file"));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// `gcloud auth print-access-token` (whatever account gcloud is logged in as, including
+/// its `auth/impersonate_service_account`), and `gcloud config get-value account`.
+async fn gcloud_credentials(env: &Environment, program: &Path) -> Result<Credentials, Error> {
+    let out = run_gcloud(env, program, &["auth", "print-access-token"]).await?;
+    let token = parse_token_text(&out).ok_or_else(|| {
+        Error::usage(
+            "ASM-E408",
+            "`gcloud auth print-access-token` printed no token",
+        )
+        .with_hint("log in with `gcloud auth login`")
+    })?;
+    let principal = run_gcloud(env, program, &["config", "get-value", "account"])
+        .await
+        .ok()
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty() && a != "(unset)");
+    Ok(Credentials {
+        token,
+        source: TokenSource::Gcloud,
+        principal,
+        provider: None,
+    })
 }
 
 #[cfg(test)]

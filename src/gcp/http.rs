@@ -18,7 +18,7 @@ use reqwest::header::{ACCEPT, RETRY_AFTER};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::auth::AccessToken;
+use super::auth::{AccessToken, TokenProvider};
 use crate::error::{Error, exit};
 
 /// When and how often to retry a failed request.
@@ -531,6 +531,8 @@ pub type GcpResult<T> = Result<T, GcpError>;
 pub struct GoogleHttp {
     client: reqwest::Client,
     token: Arc<AccessToken>,
+    /// When set, asked for the bearer token before every attempt (refreshing credentials).
+    provider: Option<Arc<dyn TokenProvider>>,
     retry: RetryPolicy,
     requests: Arc<AtomicU64>,
     trace: Option<TraceFn>,
@@ -557,6 +559,7 @@ impl GoogleHttp {
         Ok(GoogleHttp {
             client,
             token: Arc::new(token),
+            provider: None,
             retry,
             requests: Arc::new(AtomicU64::new(0)),
             trace: None,
@@ -566,6 +569,13 @@ impl GoogleHttp {
     /// Sends every attempt's [`RequestTrace`] to `trace` as well as to `tracing` (debug).
     pub fn with_trace(mut self, trace: TraceFn) -> Self {
         self.trace = Some(trace);
+        self
+    }
+
+    /// Asks `provider` for the bearer token before every attempt (tokens that expire and
+    /// refresh); the token given to [`GoogleHttp::new`] remains [`GoogleHttp::token`].
+    pub fn with_token_provider(mut self, provider: Option<Arc<dyn TokenProvider>>) -> Self {
+        self.provider = provider;
         self
     }
 
@@ -669,11 +679,16 @@ impl GoogleHttp {
         loop {
             attempt += 1;
             self.requests.fetch_add(1, Ordering::Relaxed);
+            let fresh = match &self.provider {
+                Some(p) => Some(p.token().await?),
+                None => None,
+            };
+            let token = fresh.as_ref().unwrap_or(&self.token);
             let started = Instant::now();
             let mut req = self
                 .client
                 .request(method.clone(), url)
-                .bearer_auth(self.token.expose())
+                .bearer_auth(token.expose())
                 .header(ACCEPT, "application/json");
             if let Some(b) = body {
                 req = req.json(b);

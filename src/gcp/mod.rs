@@ -49,6 +49,23 @@ impl GcpClients {
         ))
     }
 
+    /// Clients with endpoints from `env`, authenticating with `creds` (refreshing its token
+    /// per request when it has a provider).
+    pub fn from_credentials(
+        env: &Environment,
+        creds: &Credentials,
+        retry: RetryPolicy,
+    ) -> Result<Self, Error> {
+        let endpoints = Endpoints::from_env(env)?;
+        let http = GoogleHttp::new(creds.token.clone(), retry)?
+            .with_token_provider(creds.provider.clone());
+        Ok(GcpClients::from_parts(
+            http,
+            endpoints,
+            PollPolicy::default(),
+        ))
+    }
+
     /// Clients over an already configured `http` (trace callback, shared counter).
     pub fn from_parts(http: GoogleHttp, endpoints: Endpoints, poll: PollPolicy) -> Self {
         GcpClients {

@@ -4,7 +4,9 @@
 //! `CLOUDSDK_API_ENDPOINT_OVERRIDES_*`).
 //!
 //! Every request goes through the same gate, in the order Google's front end applies it:
-//! 1. the bearer token (401 UNAUTHENTICATED when missing or wrong);
+//! 1. the bearer token (401 UNAUTHENTICATED when missing or wrong): an access token the
+//!    sandbox issued, or a JWT self-signed with a registered service-account key (see
+//!    [`crate::tokens`]);
 //! 2. the project (unknown projects are answered like forbidden ones: 403);
 //! 3. the API being enabled in the project (403 SERVICE_DISABLED);
 //! 4. the permission of the route (403 PERMISSION_DENIED with ErrorInfo
@@ -42,6 +44,11 @@
 //! | gkehub v2 | `PATCH …/memberships/M/features/F` | `gkehub.membershipfeatures.update` (and `.create` with `allowMissing` when absent) |
 //! | gkehub | `GET …/operations/ID` | `gkehub.operations.get` |
 //!
+//! Besides the APIs, `POST /oauth2/token` is the OAuth token endpoint of the sandbox's
+//! service-account key file (`token_uri`): a `jwt-bearer` grant signed with a registered key
+//! is exchanged for an opaque access token of that service account. Every authenticated
+//! principal has the scenario's permissions.
+//!
 //! The APIs checked for enablement are `container.googleapis.com`, `gkehub.googleapis.com`,
 //! `serviceusage.googleapis.com` and `cloudresourcemanager.googleapis.com`.
 
@@ -61,6 +68,7 @@ use crate::config::FaultKind;
 use crate::http::{Handler, HandlerFuture, Request, Response};
 use crate::member::MemberCluster;
 use crate::scenario::Scenario;
+use crate::tokens::{Principal, TokenRegistry};
 use errors::ApiError;
 use state::State;
 
@@ -76,11 +84,14 @@ pub struct ClusterEndpoint {
     pub member: Arc<dyn MemberCluster>,
 }
 
+/// The principal of the sandbox's own access token (the `access-token` file).
+pub const SANDBOX_USER: &str = "sandbox-admin@asm-sim.invalid";
+
 /// The Google API router and its state.
 #[derive(Debug)]
 pub struct GoogleApi {
     state: Mutex<State>,
-    token: String,
+    tokens: Arc<TokenRegistry>,
     /// Lets timer and controller tasks reach the API without keeping it alive.
     this: Weak<GoogleApi>,
 }
@@ -198,10 +209,20 @@ pub(crate) fn query_bool(req: &Request, name: &str) -> bool {
 impl GoogleApi {
     /// Builds the state of `scenario`; `token` is the only accepted access token.
     pub fn new(scenario: Scenario, token: String, clusters: Vec<ClusterEndpoint>) -> Arc<Self> {
+        let tokens = TokenRegistry::with_token(&token, Principal::user(SANDBOX_USER));
+        GoogleApi::with_tokens(scenario, tokens, clusters)
+    }
+
+    /// Builds the state of `scenario`, accepting the tokens `tokens` accepts.
+    pub fn with_tokens(
+        scenario: Scenario,
+        tokens: Arc<TokenRegistry>,
+        clusters: Vec<ClusterEndpoint>,
+    ) -> Arc<Self> {
         let state = State::from_scenario(&scenario, &clusters);
         let api = Arc::new_cyclic(|this| GoogleApi {
             state: Mutex::new(state),
-            token,
+            tokens,
             this: this.clone(),
         });
         // The `installed` scenario starts with the controllers' work already done in the
@@ -226,9 +247,16 @@ impl GoogleApi {
             "gkehub" => Api::GkeHub,
             "serviceusage" => Api::ServiceUsage,
             "crm" => Api::ResourceManager,
+            "oauth2" if rest == "token" && req.method == "POST" => {
+                return (self.oauth_token(req), Vec::new());
+            }
             _ => return (not_found_url(req).into_response(), Vec::new()),
         };
-        if req.bearer_token() != Some(self.token.as_str()) {
+        if req
+            .bearer_token()
+            .and_then(|t| self.tokens.authenticate(t))
+            .is_none()
+        {
             return (ApiError::unauthenticated().into_response(), Vec::new());
         }
         let now = Instant::now();
@@ -248,6 +276,38 @@ impl GoogleApi {
         let timers = std::mem::take(&mut ctx.timers);
         drop(st);
         (result.unwrap_or_else(ApiError::into_response), timers)
+    }
+
+    /// `POST /oauth2/token`: a `jwt-bearer` grant → an opaque access token (RFC 7523).
+    fn oauth_token(&self, req: &Request) -> Response {
+        let form = crate::http::parse_query(&String::from_utf8_lossy(&req.body));
+        let field = |name: &str| {
+            form.iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.as_str())
+        };
+        let oauth_error = |error: &str, description: &str| {
+            Response::json(
+                400,
+                &serde_json::json!({"error": error, "error_description": description}),
+            )
+        };
+        if field("grant_type") != Some("urn:ietf:params:oauth:grant-type:jwt-bearer") {
+            return oauth_error("unsupported_grant_type", "Invalid grant_type.");
+        }
+        let Some(claims) = field("assertion").and_then(|a| self.tokens.verify_assertion(a)) else {
+            return oauth_error("invalid_grant", "Invalid JWT Signature.");
+        };
+        let Some(email) = claims.get("iss").and_then(serde_json::Value::as_str) else {
+            return oauth_error("invalid_grant", "Invalid JWT: no issuer.");
+        };
+        let token = format!("ya29.c.sandbox-{}", crate::tokens::random_hex(16));
+        self.tokens
+            .add_token(&token, Principal::service_account(email));
+        Response::json(
+            200,
+            &serde_json::json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
+        )
     }
 
     /// Settles due operations and lets the simulated controllers react.

@@ -1,0 +1,287 @@
+//! Who a Google bearer token stands for, shared by the Google side and every Kubernetes API
+//! server of a sandbox (GKE accepts Google OAuth tokens as cluster credentials).
+//!
+//! Two kinds of token are accepted, as Google's front end accepts them:
+//! - opaque access tokens the sandbox issued (the `access-token` file, and tokens the
+//!   simulated OAuth token endpoint mints), each mapped to a principal;
+//! - self-signed JWTs (`alg: RS256`, `kid` = a registered key id, `iss` = `sub` = the
+//!   service account's email, an `exp` in the future and a `scope` or `aud`), which is what
+//!   the official client libraries send for a service-account key. The signature is checked
+//!   with the registered public key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::{RSA_PKCS1_2048_8192_SHA256, UnparsedPublicKey};
+use base64::Engine as _;
+use serde_json::Value;
+
+/// A Google principal as IAM writes it: `user:EMAIL` or `serviceAccount:EMAIL`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal(pub String);
+
+impl Principal {
+    /// `serviceAccount:EMAIL`.
+    pub fn service_account(email: &str) -> Principal {
+        Principal(format!("serviceAccount:{email}"))
+    }
+
+    /// `user:EMAIL`.
+    pub fn user(email: &str) -> Principal {
+        Principal(format!("user:{email}"))
+    }
+
+    /// The email part.
+    pub fn email(&self) -> &str {
+        self.0.split_once(':').map_or(self.0.as_str(), |(_, e)| e)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct RegisteredKey {
+    email: String,
+    /// PKCS#1 `RSAPublicKey` DER.
+    public_key: Vec<u8>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    tokens: HashMap<String, Principal>,
+    keys: HashMap<String, RegisteredKey>,
+}
+
+/// The tokens and service-account keys a sandbox accepts.
+#[derive(Debug, Default)]
+pub struct TokenRegistry {
+    inner: Mutex<Inner>,
+}
+
+/// A freshly generated service-account key.
+#[derive(Debug, Clone)]
+pub struct GeneratedKey {
+    /// The key id (`private_key_id`, the JWT `kid`).
+    pub id: String,
+    /// PKCS#8 PEM (`-----BEGIN PRIVATE KEY-----`).
+    pub private_key_pem: String,
+}
+
+impl TokenRegistry {
+    pub fn new() -> Arc<TokenRegistry> {
+        Arc::new(TokenRegistry::default())
+    }
+
+    /// A registry accepting one opaque `token` as `principal` (nothing when `token` is empty).
+    pub fn with_token(token: &str, principal: Principal) -> Arc<TokenRegistry> {
+        let r = TokenRegistry::new();
+        if !token.is_empty() {
+            r.add_token(token, principal);
+        }
+        r
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// Accepts the opaque `token` as `principal`.
+    pub fn add_token(&self, token: &str, principal: Principal) {
+        self.lock().tokens.insert(token.to_string(), principal);
+    }
+
+    /// Accepts JWTs signed by key `id` (PKCS#1 public key DER) for service account `email`.
+    pub fn add_key(&self, id: &str, email: &str, public_key: Vec<u8>) {
+        self.lock().keys.insert(
+            id.to_string(),
+            RegisteredKey {
+                email: email.to_string(),
+                public_key,
+            },
+        );
+    }
+
+    /// Generates an RSA-2048 key for `email`, registers it under `id` and returns its PEM.
+    pub fn generate_key(&self, id: &str, email: &str) -> anyhow::Result<GeneratedKey> {
+        let kp = KeyPair::generate(KeySize::Rsa2048)
+            .map_err(|_| anyhow::anyhow!("generating an RSA key"))?;
+        let der = kp
+            .as_der()
+            .map_err(|_| anyhow::anyhow!("encoding the RSA key"))?;
+        let b64 = base64::engine::general_purpose::STANDARD.encode(der.as_ref());
+        let mut pem = String::from("-----BEGIN PRIVATE KEY-----\n");
+        for chunk in b64.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(chunk));
+            pem.push('\n');
+        }
+        pem.push_str("-----END PRIVATE KEY-----\n");
+        use aws_lc_rs::signature::KeyPair as _;
+        self.add_key(id, email, kp.public_key().as_ref().to_vec());
+        Ok(GeneratedKey {
+            id: id.to_string(),
+            private_key_pem: pem,
+        })
+    }
+
+    /// The principal `token` stands for, or `None` (401).
+    pub fn authenticate(&self, token: &str) -> Option<Principal> {
+        let inner = self.lock();
+        if let Some(p) = inner.tokens.get(token) {
+            return Some(p.clone());
+        }
+        let claims = verify_jwt(&inner, token)?;
+        // An access JWT names what it is for: OAuth scopes or an API audience.
+        let has_scope = claims.get("scope").and_then(Value::as_str).is_some();
+        let has_aud = claims.get("aud").and_then(Value::as_str).is_some();
+        if !has_scope && !has_aud {
+            return None;
+        }
+        Some(Principal::service_account(claims["iss"].as_str()?))
+    }
+
+    /// The claims of `assertion` when it is a valid JWT signed by a registered key (as the
+    /// OAuth token endpoint checks a `jwt-bearer` grant).
+    pub fn verify_assertion(&self, assertion: &str) -> Option<Value> {
+        verify_jwt(&self.lock(), assertion)
+    }
+}
+
+/// Checks signature (RS256, registered `kid`), `iss` (= the key's account), `exp` and `iat`.
+fn verify_jwt(inner: &Inner, token: &str) -> Option<Value> {
+    let mut parts = token.split('.');
+    let (h, c, s) = (parts.next()?, parts.next()?, parts.next()?);
+    if parts.next().is_some() {
+        return None;
+    }
+    let header: Value = serde_json::from_slice(&b64url_decode(h)?).ok()?;
+    if header.get("alg").and_then(Value::as_str) != Some("RS256") {
+        return None;
+    }
+    let key = inner.keys.get(header.get("kid")?.as_str()?)?;
+    let sig = b64url_decode(s)?;
+    let signed = &token.as_bytes()[..h.len() + 1 + c.len()];
+    UnparsedPublicKey::new(&RSA_PKCS1_2048_8192_SHA256, &key.public_key)
+        .verify(signed, &sig)
+        .ok()?;
+    let claims: Value = serde_json::from_slice(&b64url_decode(c)?).ok()?;
+    if claims.get("iss").and_then(Value::as_str) != Some(key.email.as_str()) {
+        return None;
+    }
+    let now = now_secs();
+    let exp = claims.get("exp").and_then(Value::as_i64)?;
+    let iat = claims.get("iat").and_then(Value::as_i64).unwrap_or(now);
+    // Google accepts self-signed JWTs valid for at most an hour, with a little clock skew.
+    if exp <= now || iat > now + 300 || exp - iat > 3600 + 600 {
+        return None;
+    }
+    Some(claims)
+}
+
+/// `bytes` random bytes as lowercase hex (token and key ids).
+pub fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    // The system RNG does not fail on supported platforms; zeros would still be unique enough
+    // for a loopback sandbox.
+    let _ = aws_lc_rs::rand::fill(&mut buf);
+    buf.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn b64url_decode(s: &str) -> Option<Vec<u8>> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .ok()
+}
+
+fn now_secs() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use aws_lc_rs::rsa::KeyPair;
+    use aws_lc_rs::signature::RSA_PKCS1_SHA256;
+    use serde_json::json;
+
+    fn b64(v: &[u8]) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
+    }
+
+    fn sign(pem: &str, header: &Value, claims: &Value) -> String {
+        let b64body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+        let der = base64::engine::general_purpose::STANDARD
+            .decode(b64body)
+            .unwrap();
+        let kp = KeyPair::from_pkcs8(&der).unwrap();
+        let msg = format!(
+            "{}.{}",
+            b64(header.to_string().as_bytes()),
+            b64(claims.to_string().as_bytes())
+        );
+        let mut sig = vec![0; kp.public_modulus_len()];
+        kp.sign(
+            &RSA_PKCS1_SHA256,
+            &aws_lc_rs::rand::SystemRandom::new(),
+            msg.as_bytes(),
+            &mut sig,
+        )
+        .unwrap();
+        format!("{msg}.{}", b64(&sig))
+    }
+
+    #[test]
+    fn opaque_and_self_signed_tokens() {
+        let r = TokenRegistry::with_token("ya29.t", Principal::user("a@b"));
+        assert_eq!(r.authenticate("ya29.t"), Some(Principal::user("a@b")));
+        assert_eq!(r.authenticate("ya29.other"), None);
+
+        let email = "sa@p.iam.gserviceaccount.com";
+        let key = r.generate_key("k1", email).unwrap();
+        let now = now_secs();
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": "k1"});
+        let claims = json!({"iss": email, "sub": email, "scope": "https://www.googleapis.com/auth/cloud-platform", "iat": now, "exp": now + 3600});
+        let jwt = sign(&key.private_key_pem, &header, &claims);
+        assert_eq!(
+            r.authenticate(&jwt),
+            Some(Principal::service_account(email))
+        );
+        assert_eq!(r.authenticate(&jwt).unwrap().email(), email);
+
+        // Tampered claims, expired, unknown kid, wrong issuer: all rejected.
+        let mut parts: Vec<&str> = jwt.split('.').collect();
+        let other = b64(
+            json!({"iss": email, "scope": "x", "iat": now, "exp": now + 7000})
+                .to_string()
+                .as_bytes(),
+        );
+        parts[1] = &other;
+        assert_eq!(r.authenticate(&parts.join(".")), None);
+        let expired = json!({"iss": email, "scope": "x", "iat": now - 4000, "exp": now - 400});
+        assert_eq!(
+            r.authenticate(&sign(&key.private_key_pem, &header, &expired)),
+            None
+        );
+        let unknown = json!({"alg": "RS256", "kid": "k2"});
+        assert_eq!(
+            r.authenticate(&sign(&key.private_key_pem, &unknown, &claims)),
+            None
+        );
+        let wrong = json!({"iss": "x@y", "scope": "x", "iat": now, "exp": now + 60});
+        assert_eq!(
+            r.authenticate(&sign(&key.private_key_pem, &header, &wrong)),
+            None
+        );
+        // No scope and no audience: not an access token.
+        let bare = json!({"iss": email, "iat": now, "exp": now + 60});
+        let bare = sign(&key.private_key_pem, &header, &bare);
+        assert_eq!(r.authenticate(&bare), None);
+        assert!(r.verify_assertion(&bare).is_some());
+    }
+}

@@ -61,6 +61,10 @@ where
         Command::Sandbox(cmd) => commands::sandbox::run(cmd, &env, &printer).await,
         Command::Install(args) => commands::install::run(*args, &env, &printer).await,
         Command::Validate(args) => commands::validate::run(*args, &env, &printer).await,
+        Command::CreateRemoteSecret(args) => {
+            commands::create_remote_secret::run(*args, &env, &printer).await
+        }
+        Command::CreateMesh(args) => commands::create_mesh::run(*args, &env, &printer).await,
     };
     match outcome {
         Ok(code) => code,

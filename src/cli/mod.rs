@@ -1,7 +1,9 @@
 //! clap definitions only: what the user can type. Validation into typed specs happens in
 //! `spec`; behaviour lives in `commands`.
 
+pub mod create_mesh;
 pub mod install;
+pub mod remote_secret;
 pub mod sandbox;
 
 use clap::{ArgAction, Parser, Subcommand};
@@ -33,6 +35,12 @@ pub enum Command {
     Install(Box<install::InstallArgs>),
     /// Run every precheck of `install --managed` at once and report them; change nothing.
     Validate(Box<install::ValidateArgs>),
+    /// Print an istioctl-compatible remote secret giving other clusters' control planes
+    /// read access to this cluster, or apply it to other clusters (`--apply-to`).
+    CreateRemoteSecret(Box<remote_secret::CreateRemoteSecretArgs>),
+    /// Endpoint discovery among clusters: give every cluster the remote secret of every
+    /// other one (N×(N−1)), concurrently; a re-run changes nothing.
+    CreateMesh(Box<create_mesh::CreateMeshArgs>),
     /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
     /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
     #[command(subcommand)]

@@ -1,5 +1,8 @@
 //! One module per command: turn validated input into effects through the Printer.
 
+pub mod confirm;
+pub mod create_mesh;
+pub mod create_remote_secret;
 pub mod install;
 pub mod sandbox;
 pub mod validate;

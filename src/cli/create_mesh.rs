@@ -1,0 +1,60 @@
+//! `asm create-mesh`: endpoint discovery among clusters (N×(N−1) remote secrets).
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::install::OutputArg;
+
+/// `asm create-mesh`.
+#[derive(Debug, Args, Clone)]
+pub struct CreateMeshArgs {
+    /// A cluster as PROJECT/LOCATION/NAME, reached through GKE. Repeatable.
+    #[arg(long = "cluster", value_name = "PROJECT/LOCATION/NAME")]
+    pub clusters: Vec<String>,
+
+    /// A kubeconfig context. Repeatable (combinable with --cluster).
+    #[arg(long = "context", value_name = "CONTEXT")]
+    pub contexts: Vec<String>,
+
+    /// Kubeconfig for --context (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(short = 'c', long, value_name = "FILE")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Fleet host project (with --all-memberships, or for --register).
+    #[arg(long = "fleet-id", value_name = "PROJECT", alias = "fleet_id")]
+    pub fleet_id: Option<String>,
+
+    /// Every GKE cluster registered to --fleet-id.
+    #[arg(long = "all-memberships", requires = "fleet_id")]
+    pub all_memberships: bool,
+
+    /// Register unregistered clusters to the fleet first.
+    #[arg(long)]
+    pub register: bool,
+
+    /// After applying, check that every secret's kubeconfig authenticates to its cluster
+    /// and may list pods, services, endpoints and secrets.
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Show the plan and stop; send no mutating request.
+    #[arg(long = "dry-run")]
+    pub dry_run: bool,
+
+    /// Plan format: `text` or `json` (one object on stdout).
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text)]
+    pub output: OutputArg,
+
+    /// Apply without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// How long the whole run may take, e.g. `5m`.
+    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    pub timeout: String,
+
+    /// Read the Google access token from this file instead of the default credentials.
+    #[arg(long, value_name = "FILE")]
+    pub access_token_file: Option<PathBuf>,
+}

@@ -11,7 +11,8 @@ use tokio::time::Instant;
 use crate::cli::install::InstallArgs;
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
-use crate::gcp::{GcpClients, RetryPolicy, auth::resolve_credentials};
+use crate::gcp::auth::{CredentialOptions, resolve_chain};
+use crate::gcp::{GcpClients, RetryPolicy};
 use crate::output::{Printer, Verbosity};
 use crate::plan::execute::{Outcome, execute};
 use crate::plan::render::{self, Mood, TextOptions, millis};
@@ -24,20 +25,29 @@ use crate::steps::{MeshPlan, Observed, plan_mesh};
 /// Actions run at most this many at a time.
 pub const CONCURRENCY: usize = 16;
 
-/// Clients for a mesh command: credentials resolved, endpoints from the environment, `-v`
+/// Clients for a mesh command: credentials resolved (DESIGN §4 chain; one progress line
+/// names the source and principal, never the token), endpoints from the environment, `-v`
 /// request traces to the printer (method, URL, status, duration — never headers).
 pub async fn clients(
     env: &Environment,
     spec: &MeshSpec,
+    creds: &CredentialOptions,
     printer: &Printer,
 ) -> Result<GcpClients, Error> {
-    let creds = resolve_credentials(env, spec.access_token_file.as_deref()).await?;
+    let mut opts = creds.clone();
+    if opts.access_token_file.is_none() {
+        opts.access_token_file = spec.access_token_file.clone();
+    }
+    let (creds, chain) = resolve_chain(env, &opts).await?;
+    for ignored in &chain.ignored {
+        printer.warning(&format!("ignoring {ignored}"));
+    }
+    printer.progress(&format!("Using credentials: {}", creds.describe()));
     let retry = match env.var("ASM_RETRY_POLICY") {
         Some("fast") => RetryPolicy::fast(),
         _ => RetryPolicy::standard(),
     };
-    let gcp = GcpClients::new(env, creds.token, retry)?;
-    printer.detail(&format!("credentials: {}", creds.source));
+    let gcp = GcpClients::from_credentials(env, &creds, retry)?;
     if printer.verbosity() >= Verbosity::Verbose {
         let p = printer.clone();
         Ok(gcp.with_trace(Arc::new(move |t| p.detail(&format!("  {t}")))))
@@ -165,7 +175,7 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
     }
     let started = Instant::now();
     let mesh = &spec.mesh;
-    let gcp = clients(env, mesh, printer).await?;
+    let gcp = clients(env, mesh, &args.target.credential_options(), printer).await?;
     let (_obs, handles, plan) = observe_and_plan(&gcp, env, mesh, printer).await;
     let color = stdout_color(env);
     let summary = plan.summary();

@@ -20,7 +20,7 @@ pub async fn run(
     printer: &crate::output::Printer,
 ) -> Result<i32> {
     let spec = MeshSpec::from_validate(&args)?;
-    let gcp = clients(env, &spec, printer).await?;
+    let gcp = clients(env, &spec, &args.target.credential_options(), printer).await?;
     let work = observe_and_plan(&gcp, env, &spec, printer);
     let (_, _, plan) = match tokio::time::timeout(spec.timeout, work).await {
         Ok(r) => r,

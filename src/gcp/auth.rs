@@ -890,14 +890,206 @@ mod tests {
         assert_eq!(err.exit_code, exit::USAGE);
         assert!(err.message.contains("empty"), "{}", err.message);
 
-        let err = resolve_credentials(&Environment::default(), None)
+        // Nothing at all: the metadata server is probed at a closed loopback port (never
+        // 169.254.169.254 from a test) and there is no gcloud on an empty PATH.
+        let started = std::time::Instant::now();
+        let err = resolve_credentials(&closed_env([]), None)
             .await
             .unwrap_err();
         assert_eq!(err.code, "ASM-E403");
+        assert!(err.message.contains("127.0.0.1:9"), "{}", err.message);
+        assert!(started.elapsed() < METADATA_PROBE_TIMEOUT, "not fast");
 
         let err = resolve_credentials(&env, Some(&dir.path().join("nope")))
             .await
             .unwrap_err();
         assert_eq!(err.code, "ASM-E402");
+    }
+
+    /// An environment whose metadata server is a closed loopback port, with `vars`.
+    fn closed_env<const N: usize>(vars: [(&str, &str); N]) -> Environment {
+        let mut all: Vec<(String, String)> = vec![
+            (METADATA_HOST_VAR.into(), "127.0.0.1:9".into()),
+            ("PATH".into(), String::new()),
+        ];
+        all.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        Environment::with_vars(all)
+    }
+
+    fn plan(env: &Environment, opts: &CredentialOptions, probe: &Probe) -> Vec<Candidate> {
+        CredentialChain::plan(env, opts, probe).candidates
+    }
+
+    #[test]
+    fn chain_order() {
+        let opts = CredentialOptions {
+            access_token_file: Some("flag.tok".into()),
+            key_file: Some("key.json".into()),
+            service_account: None,
+        };
+        let probe = Probe {
+            adc_well_known: Some("/h/adc.json".into()),
+            gcloud: Some("/bin/gcloud".into()),
+        };
+        let env = closed_env([
+            (TOKEN_FILE_VAR, "env.tok"),
+            (TOKEN_VAR, "ya29.x"),
+            (ADC_VAR, "adc.json"),
+        ]);
+        // Flag token file beats everything, and the explicit sources it shadows are named.
+        let chain = CredentialChain::plan(&env, &opts, &probe);
+        assert_eq!(
+            chain.candidates,
+            vec![Candidate::TokenFile(TokenSource::FlagFile(
+                "flag.tok".into()
+            ))]
+        );
+        assert_eq!(chain.ignored.len(), 4, "{:?}", chain.ignored);
+        assert!(chain.ignored[0].starts_with(TOKEN_FILE_VAR));
+
+        let no_flag = CredentialOptions {
+            access_token_file: None,
+            ..opts.clone()
+        };
+        assert_eq!(
+            plan(&env, &no_flag, &probe),
+            vec![Candidate::TokenFile(TokenSource::EnvFile("env.tok".into()))]
+        );
+        let env = closed_env([(TOKEN_VAR, "ya29.x"), (ADC_VAR, "adc.json")]);
+        assert_eq!(plan(&env, &no_flag, &probe), vec![Candidate::EnvToken]);
+        let env = closed_env([(ADC_VAR, "adc.json")]);
+        assert_eq!(
+            plan(&env, &no_flag, &probe),
+            vec![Candidate::KeyFile("key.json".into())]
+        );
+        let none = CredentialOptions::default();
+        assert_eq!(
+            plan(&env, &none, &probe),
+            vec![Candidate::AdcFile {
+                path: "adc.json".into(),
+                from_env: true
+            }]
+        );
+        let env = closed_env([]);
+        assert_eq!(
+            plan(&env, &none, &probe),
+            vec![Candidate::AdcFile {
+                path: "/h/adc.json".into(),
+                from_env: false
+            }]
+        );
+        // No file: metadata server (probed), then gcloud when it is on PATH.
+        let no_adc = Probe {
+            adc_well_known: None,
+            ..probe.clone()
+        };
+        assert_eq!(
+            plan(&env, &none, &no_adc),
+            vec![
+                Candidate::MetadataServer {
+                    host: "127.0.0.1:9".into()
+                },
+                Candidate::Gcloud {
+                    program: "/bin/gcloud".into()
+                }
+            ]
+        );
+        assert_eq!(
+            plan(&Environment::default(), &none, &Probe::default()),
+            vec![Candidate::MetadataServer {
+                host: DEFAULT_METADATA_HOST.into()
+            }]
+        );
+        // An empty literal token is no source.
+        let env = closed_env([(TOKEN_VAR, " ")]);
+        assert_eq!(
+            plan(&env, &no_flag, &Probe::default()),
+            vec![Candidate::KeyFile("key.json".into())]
+        );
+    }
+
+    #[test]
+    fn well_known_path_and_path_lookup() {
+        let env = Environment::with_vars([("HOME".to_string(), "/home/u".to_string())]);
+        if !cfg!(windows) {
+            assert_eq!(
+                adc_well_known_path(&env),
+                Some(PathBuf::from(
+                    "/home/u/.config/gcloud/application_default_credentials.json"
+                ))
+            );
+        }
+        let env = Environment::with_vars([("CLOUDSDK_CONFIG".to_string(), "/c".to_string())]);
+        assert_eq!(
+            adc_well_known_path(&env),
+            Some(PathBuf::from("/c/application_default_credentials.json"))
+        );
+        assert_eq!(find_on_path(&Environment::default(), "gcloud"), None);
+    }
+
+    #[test]
+    fn principals_and_descriptions() {
+        let j = serde_json::json!({"service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken"});
+        assert_eq!(
+            impersonated_email(&j).as_deref(),
+            Some("sa@p.iam.gserviceaccount.com")
+        );
+        assert_eq!(impersonated_email(&serde_json::json!({})), None);
+        let mut c = Credentials::from_token(
+            AccessToken::new("ya29.secret"),
+            TokenSource::KeyFile("k.json".into()),
+        );
+        assert_eq!(c.describe(), "--key-file k.json (principal unknown)");
+        c.principal = Some("sa@p".into());
+        assert_eq!(c.describe(), "--key-file k.json (sa@p)");
+        assert!(!format!("{c:?}").contains("secret"));
+        let adc = TokenSource::AdcFile {
+            kind: AdcKind::AuthorizedUser,
+            path: "/a.json".into(),
+            from_env: true,
+        };
+        assert_eq!(
+            adc.to_string(),
+            "application default credentials (authorized user, GOOGLE_APPLICATION_CREDENTIALS=/a.json)"
+        );
+    }
+
+    #[tokio::test]
+    async fn key_file_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let bad = dir.path().join("bad.json");
+        std::fs::write(&bad, "{not json").unwrap();
+        let err = key_file_credentials(&bad, None).await.unwrap_err();
+        assert_eq!((err.code, err.exit_code), ("ASM-E405", exit::USAGE));
+        assert!(err.message.contains("bad.json"), "{}", err.message);
+
+        let user = dir.path().join("user.json");
+        std::fs::write(&user, r#"{"type": "authorized_user"}"#).unwrap();
+        let err = key_file_credentials(&user, None).await.unwrap_err();
+        assert!(
+            err.message.contains("not a service-account key"),
+            "{}",
+            err.message
+        );
+
+        let key = dir.path().join("key.json");
+        let pem = "-----BEGIN PRIVATE KEY-----\nTUlJQ0FBQUFB\n-----END PRIVATE KEY-----\n";
+        let json = serde_json::json!({"type": "service_account", "project_id": "p",
+            "private_key_id": "k1", "private_key": pem, "client_email": "sa@p.iam.gserviceaccount.com"});
+        std::fs::write(&key, json.to_string()).unwrap();
+        let err = key_file_credentials(&key, Some("other@p.iam.gserviceaccount.com"))
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "ASM-E406");
+        assert!(err.message.contains("sa@p.iam.gserviceaccount.com"));
+        let err = key_file_credentials(&key, None).await.unwrap_err();
+        assert_eq!(err.code, "ASM-E405");
+        assert!(!err.message.contains("TUlJ"), "{}", err.message);
+
+        let err = key_file_credentials(&dir.path().join("nope.json"), None)
+            .await
+            .unwrap_err();
+        assert_eq!(err.code, "ASM-E402");
+        assert!(err.message.contains("nope.json"));
     }
 }

@@ -23,6 +23,8 @@ mod selectors;
 mod status;
 mod store;
 mod table;
+#[cfg(test)]
+mod tests;
 mod util;
 mod validate;
 mod watch;

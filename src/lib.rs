@@ -27,7 +27,8 @@ where
     I: IntoIterator<Item = T>,
     T: Into<std::ffi::OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let argv: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let cli = match Cli::try_parse_from(&argv) {
         Ok(cli) => cli,
         Err(e) => {
             let code = if e.use_stderr() {
@@ -57,10 +58,19 @@ where
         _ => Verbosity::Verbose,
     };
     let printer = printer.with_verbosity(verbosity);
+    if matches!(
+        cli.command,
+        Command::Install(_) | Command::Validate(_) | Command::Apply(_)
+    ) {
+        for w in cli::compat::deprecated_spellings(&argv) {
+            printer.warning(&w);
+        }
+    }
     let outcome = match cli.command {
         Command::Sandbox(cmd) => commands::sandbox::run(cmd, &env, &printer).await,
         Command::Install(args) => commands::install::run(*args, &env, &printer).await,
         Command::Validate(args) => commands::validate::run(*args, &env, &printer).await,
+        Command::Apply(args) => commands::apply::run(*args, &env, &printer).await,
         Command::CreateRemoteSecret(args) => {
             commands::create_remote_secret::run(*args, &env, &printer).await
         }

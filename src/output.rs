@@ -26,6 +26,8 @@ pub struct Printer {
     stderr: Stream,
     color: bool,
     verbosity: Verbosity,
+    /// `--output-dir`'s log: every stderr line (details included), without colour.
+    log: Option<(Stream, std::time::Instant)>,
 }
 
 impl std::fmt::Debug for Printer {
@@ -45,6 +47,25 @@ impl Printer {
             stderr: Arc::new(Mutex::new(stderr)),
             color,
             verbosity: Verbosity::Normal,
+            log: None,
+        }
+    }
+
+    /// Also writes every stderr line, at any verbosity and without colour, to `log`, each
+    /// prefixed with the seconds since this call.
+    pub fn with_log(mut self, log: Box<dyn Write + Send>) -> Self {
+        self.log = Some((Arc::new(Mutex::new(log)), std::time::Instant::now()));
+        self
+    }
+
+    fn log_line(&self, line: &str) {
+        if let Some((log, started)) = &self.log {
+            let t = started.elapsed().as_secs_f64();
+            let mut text = String::new();
+            for l in strip_ansi(line).lines() {
+                text.push_str(&format!("[{t:>8.3}s] {l}\n"));
+            }
+            write_all(log, text.as_bytes());
         }
     }
 
@@ -77,6 +98,7 @@ impl Printer {
 
     /// One progress line on stderr (suppressed by `-q`).
     pub fn progress(&self, line: &str) {
+        self.log_line(line);
         if self.verbosity >= Verbosity::Normal {
             write_all(&self.stderr, format!("{line}\n").as_bytes());
         }
@@ -84,6 +106,7 @@ impl Printer {
 
     /// A detail line on stderr, shown with `-v` only.
     pub fn detail(&self, line: &str) {
+        self.log_line(line);
         if self.verbosity >= Verbosity::Verbose {
             write_all(&self.stderr, format!("{line}\n").as_bytes());
         }
@@ -91,6 +114,7 @@ impl Printer {
 
     /// A warning on stderr (always shown).
     pub fn warning(&self, message: &str) {
+        self.log_line(&format!("warning: {message}"));
         let label = self.paint("warning", "33");
         write_all(&self.stderr, format!("{label}: {message}\n").as_bytes());
     }
@@ -102,6 +126,7 @@ impl Printer {
         if let Some(hint) = &err.hint {
             text.push_str(&format!("  hint: {hint}\n"));
         }
+        self.log_line(&strip_ansi(&text));
         write_all(&self.stderr, text.as_bytes());
     }
 
@@ -113,6 +138,24 @@ impl Printer {
             text.to_string()
         }
     }
+}
+
+/// `text` without ANSI colour sequences (`ESC [ … m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for d in chars.by_ref() {
+                if d == 'm' {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn write_all(stream: &Stream, bytes: &[u8]) {

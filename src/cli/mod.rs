@@ -1,6 +1,8 @@
 //! clap definitions only: what the user can type. Validation into typed specs happens in
 //! `spec`; behaviour lives in `commands`.
 
+pub mod apply;
+pub mod compat;
 pub mod create_mesh;
 pub mod install;
 pub mod remote_secret;
@@ -35,6 +37,9 @@ pub enum Command {
     Install(Box<install::InstallArgs>),
     /// Run every precheck of `install --managed` at once and report them; change nothing.
     Validate(Box<install::ValidateArgs>),
+    /// Apply a plan saved by `install --plan-out FILE`, exactly; refuse (exit 2) if the
+    /// state it was made from has changed since.
+    Apply(Box<apply::ApplyArgs>),
     /// Print an istioctl-compatible remote secret giving other clusters' control planes
     /// read access to this cluster, or apply it to other clusters (`--apply-to`).
     CreateRemoteSecret(Box<remote_secret::CreateRemoteSecretArgs>),

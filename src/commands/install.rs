@@ -8,19 +8,21 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::cli::install::InstallArgs;
+use crate::cli::install::{InstallArgs, ValidateArgs};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::gcp::auth::{CredentialOptions, resolve_chain};
 use crate::gcp::{GcpClients, RetryPolicy};
 use crate::output::{Printer, Verbosity};
 use crate::plan::execute::{Outcome, execute};
+use crate::plan::output_dir::OutputDir;
 use crate::plan::render::{self, Mood, TextOptions, millis};
-use crate::plan::{CheckStatus, Op};
-use crate::spec::{InstallSpec, MeshSpec, OutputFormat};
+use crate::plan::saved;
+use crate::plan::{Action, CheckStatus, Op};
+use crate::spec::{InstallSpec, MeshSpec, OutputFormat, Scope};
 use crate::steps::apply::Executor;
-use crate::steps::observe::{Handles, observe};
-use crate::steps::{MeshPlan, Observed, plan_mesh};
+use crate::steps::observe::{Handles, fingerprint, observe};
+use crate::steps::{MeshPlan, Observed, Step, plan_mesh};
 
 /// Actions run at most this many at a time.
 pub const CONCURRENCY: usize = 16;
@@ -85,7 +87,7 @@ pub async fn observe_and_plan(
     (obs, handles, plan)
 }
 
-fn blocked_error(plan: &MeshPlan) -> Error {
+pub fn blocked_error(plan: &MeshPlan) -> Error {
     let n = plan
         .checks
         .iter()
@@ -165,26 +167,146 @@ fn next_steps(revs: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// Runs `asm install`.
-pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Result<i32> {
-    let spec = InstallSpec::from_args(&args)?;
-    if let Some(mode) = &args.mode {
+/// `-D/--output-dir`: creates (or reuses) the directory before any request and tees the
+/// printer's stderr lines into its log.
+pub fn prepare_output(
+    dir: Option<&std::path::Path>,
+    printer: &Printer,
+) -> Result<(Option<OutputDir>, Printer), Error> {
+    let Some(dir) = dir else {
+        return Ok((None, printer.clone()));
+    };
+    let out = OutputDir::prepare(dir)?;
+    let printer = printer.clone().with_log(Box::new(out.log()?));
+    printer.detail(&format!(
+        "asm {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        dir.display()
+    ));
+    if out.open_to_others {
         printer.warning(&format!(
-            "--mode {mode} is deprecated and ignored (asm install always installs)"
+            "--output-dir {} is readable by others; asm's files in it are 0600",
+            dir.display()
         ));
     }
+    Ok((Some(out), printer))
+}
+
+/// Writes `plan.txt`/`plan.json` (and, for a dry run, the manifests it would apply).
+fn write_plan_files(
+    out: Option<&OutputDir>,
+    plan: &MeshPlan,
+    mesh: &MeshSpec,
+    mood: Mood,
+    printer: &Printer,
+) -> Result<(), Error> {
+    let Some(out) = out else { return Ok(()) };
+    let mut v = render::json(plan, None);
+    v["dry_run"] = json!(mood == Mood::Conditional);
+    out.write_plan(&render::text(plan, TextOptions { mood, color: false }), &v)?;
+    if mood == Mood::Conditional {
+        for a in &plan.actions {
+            write_manifest(Some(out), mesh, a, printer);
+        }
+    }
+    printer.detail(&format!("wrote the plan to {}", out.path.display()));
+    Ok(())
+}
+
+/// Writes the object of an `Apply` action to the output directory, if any.
+fn write_manifest(out: Option<&OutputDir>, mesh: &MeshSpec, a: &Action<Step>, printer: &Printer) {
+    let (Some(out), Step::Apply { cluster, object }) = (out, &a.payload) else {
+        return;
+    };
+    let c = mesh
+        .clusters
+        .get(*cluster)
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    if let Err(e) = out.write_manifest(&c, object) {
+        printer.warning(&e.message);
+    }
+}
+
+/// Prints the install_asm/asmcli compatibility notes of `args`.
+fn compat_notes(args: &InstallArgs, mesh: &MeshSpec, printer: &Printer) {
+    if let Some(mode) = &args.mode {
+        printer.warning(&format!(
+            "--mode {mode} is deprecated (install_asm): asm install always installs and, like \
+             install_asm, applies without asking (as with --yes); drop --mode and pass --yes"
+        ));
+    }
+    if mesh.management == crate::spec::Management::Automatic && !mesh.options.is_empty() {
+        let names: Vec<&str> = args.options.iter().map(String::as_str).collect();
+        printer.warning(&format!(
+            "--option {}: fleet automatic management provisions managed CNI itself; the option \
+             applies to --management revision only and is ignored",
+            names.join(", ")
+        ));
+    }
+    if args.enable.enable_meshconfig_init {
+        printer.warning("--enable_meshconfig_init is implied by --managed and ignored");
+    }
+}
+
+/// The `asm validate` arguments of `install --only_validate`.
+fn as_validate(args: &InstallArgs) -> ValidateArgs {
+    ValidateArgs {
+        managed: args.managed,
+        target: args.target.clone(),
+        enable: args.enable.clone(),
+        management: args.management,
+        channel: args.channel,
+        options: args.options.clone(),
+        ca: args.ca.clone(),
+        unsupported: args.unsupported.clone(),
+        output: args.output,
+        timeout: args.timeout.clone(),
+    }
+}
+
+/// Runs `asm install`.
+pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Result<i32> {
+    if args.only_validate {
+        if args.only_enable || args.dry_run || args.plan_out.is_some() {
+            return Err(Error::usage(
+                "ASM-E101",
+                "--only_validate runs `asm validate`: it excludes --only-enable, --dry-run and --plan-out",
+            )
+            .into());
+        }
+        printer.warning("--only_validate is deprecated (asmcli): use `asm validate`");
+        return super::validate::run(as_validate(&args), env, printer).await;
+    }
+    let spec = InstallSpec::from_args(&args)?;
+    let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
+    let printer = &printer;
+    compat_notes(&args, &spec.mesh, printer);
     let started = Instant::now();
     let mesh = &spec.mesh;
     let gcp = clients(env, mesh, &args.target.credential_options(), printer).await?;
-    let (_obs, handles, plan) = observe_and_plan(&gcp, env, mesh, printer).await;
+    let (obs, handles, plan) = observe_and_plan(&gcp, env, mesh, printer).await;
     let color = stdout_color(env);
     let summary = plan.summary();
+    let plan_only = spec.dry_run || spec.plan_out.is_some();
 
-    if spec.dry_run || plan.blocked() {
+    if plan_only || plan.blocked() {
+        write_plan_files(out.as_ref(), &plan, mesh, Mood::Conditional, printer)?;
+        if let Some(file) = &spec.plan_out
+            && !plan.blocked()
+        {
+            let fp = fingerprint(mesh, &obs);
+            saved::write(file, &saved::document(&plan, mesh, &fp))?;
+            printer.progress(&format!(
+                "Saved the plan to {}; apply exactly it with `asm apply {}`.",
+                file.display(),
+                file.display()
+            ));
+        }
         match mesh.output {
             OutputFormat::Json => {
                 let mut v = render::json(&plan, None);
-                v["dry_run"] = json!(spec.dry_run);
+                v["dry_run"] = json!(true);
                 printer.result(&format!("{v:#}\n"));
             }
             OutputFormat::Text => printer.result(&render::text(
@@ -198,12 +320,59 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
         if plan.blocked() {
             return Err(blocked_error(&plan).into());
         }
+        if spec.detailed_exitcode && summary.changes() > 0 {
+            return Ok(exit::CHANGES_PENDING);
+        }
         return Ok(exit::SUCCESS);
     }
+    apply_plan(ApplyRun {
+        env,
+        printer,
+        gcp: &gcp,
+        mesh,
+        plan: &plan,
+        handles,
+        yes: spec.yes,
+        started,
+        out: out.as_ref(),
+    })
+    .await
+}
 
+/// Everything [`apply_plan`] needs.
+pub struct ApplyRun<'a> {
+    pub env: &'a Environment,
+    pub printer: &'a Printer,
+    pub gcp: &'a GcpClients,
+    pub mesh: &'a MeshSpec,
+    pub plan: &'a MeshPlan,
+    pub handles: Handles,
+    pub yes: bool,
+    /// When the command started (the `--timeout` deadline counts from here).
+    pub started: Instant,
+    pub out: Option<&'a OutputDir>,
+}
+
+/// Shows `plan` in the imperative mood, asks (or refuses without `--yes` off a terminal),
+/// executes it, re-observes and reports. Shared by `install` and `apply`.
+pub async fn apply_plan(run: ApplyRun<'_>) -> Result<i32> {
+    let ApplyRun {
+        env,
+        printer,
+        gcp,
+        mesh,
+        plan,
+        handles,
+        yes,
+        started,
+        out,
+    } = run;
+    let color = stdout_color(env);
+    let summary = plan.summary();
+    write_plan_files(out, plan, mesh, Mood::Imperative, printer)?;
     if mesh.output == OutputFormat::Text {
         printer.result(&render::text(
-            &plan,
+            plan,
             TextOptions {
                 mood: Mood::Imperative,
                 color,
@@ -211,7 +380,7 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
         ));
     }
     let changes = summary.changes();
-    if changes > 0 && !spec.yes {
+    if changes > 0 && !yes {
         if env.stdin_is_tty && env.stderr_is_tty {
             if !confirm(changes).await {
                 return Err(Error::new(
@@ -244,16 +413,19 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
     };
     let apply_started = Instant::now();
     let report = execute(
-        &plan,
+        plan,
         CONCURRENCY,
         |a| executor.run(a),
         |a, outcome| match outcome {
-            Outcome::Done(d) => printer.progress(&format!(
-                "{} {} ({:.1}s)",
-                printer.paint("✔", "32"),
-                a.done,
-                d.as_secs_f64()
-            )),
+            Outcome::Done(d) => {
+                write_manifest(out, mesh, a, printer);
+                printer.progress(&format!(
+                    "{} {} ({:.1}s)",
+                    printer.paint("✔", "32"),
+                    a.done,
+                    d.as_secs_f64()
+                ))
+            }
             Outcome::Failed(e, d) => printer.progress(&format!(
                 "{} {}: failed after {:.1}s: {}",
                 printer.paint("✖", "31"),
@@ -276,7 +448,7 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
 
     // Verify: what is there now.
     let (obs_after, _, replan) = if report.succeeded() {
-        observe_and_plan(&gcp, env, mesh, printer).await
+        observe_and_plan(gcp, env, mesh, printer).await
     } else {
         (unobserved(mesh), Handles::default(), MeshPlan::default())
     };
@@ -291,10 +463,11 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
     } else {
         exit::APPLY_FAILED
     };
+    let control_plane = mesh.scope == Scope::Full;
 
     match mesh.output {
         OutputFormat::Json => {
-            let mut v = render::json(&plan, Some(&measured));
+            let mut v = render::json(plan, Some(&measured));
             v["dry_run"] = json!(false);
             v["result"] = json!({
                 "status": if code == exit::SUCCESS { "applied" } else { "failed" },
@@ -302,7 +475,7 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
                 "critical_path_ms": millis(critical_total),
                 "google_requests": gcp.requests(),
                 "failures": failures.iter().map(|(id, e)| json!({"id": id, "code": e.code, "message": e.message, "hint": e.hint})).collect::<Vec<Value>>(),
-                "revisions": if code == exit::SUCCESS { json!(revs) } else { json!({}) },
+                "revisions": if code == exit::SUCCESS && control_plane { json!(revs) } else { json!({}) },
                 "remaining_changes": remaining,
             });
             printer.result(&format!("{v:#}\n"));
@@ -316,10 +489,10 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
                 } else {
                     "Partly applied:"
                 },
-                count_done(&plan, &report, Op::Create).min(s.create),
-                count_done(&plan, &report, Op::Update).min(s.update),
-                count_done(&plan, &report, Op::Delete).min(s.delete),
-                count_done(&plan, &report, Op::Wait).min(s.wait),
+                count_done(plan, &report, Op::Create).min(s.create),
+                count_done(plan, &report, Op::Update).min(s.update),
+                count_done(plan, &report, Op::Delete).min(s.delete),
+                count_done(plan, &report, Op::Wait).min(s.wait),
                 wall.as_secs_f64(),
                 critical_total.as_secs_f64(),
                 if critical.is_empty() {
@@ -328,12 +501,16 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
                     critical.join(" → ")
                 },
             );
-            if code == exit::SUCCESS {
+            if code == exit::SUCCESS && control_plane {
                 out.push_str("Managed Cloud Service Mesh control plane is ready on ");
                 let list: Vec<String> = revs.iter().map(|(c, r)| format!("{c} ({r})")).collect();
                 out.push_str(&list.join(", "));
                 out.push_str(".\n");
                 out.push_str(&next_steps(&revs));
+            } else if code == exit::SUCCESS {
+                out.push_str(
+                    "The enable-* prerequisites are in place (--only-enable); run without it to install the control plane.\n",
+                );
             }
             printer.result(&out);
         }

@@ -1,5 +1,6 @@
 //! One module per command: turn validated input into effects through the Printer.
 
+pub mod apply;
 pub mod confirm;
 pub mod create_mesh;
 pub mod create_remote_secret;

@@ -5,7 +5,9 @@
 //! unit-tested without a server. [`execute`] runs a plan's DAG with bounded concurrency.
 
 pub mod execute;
+pub mod output_dir;
 pub mod render;
+pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -107,6 +107,48 @@ pub fn merge_asm_opts(existing: Option<&str>, wanted: &[&str]) -> Option<String>
     (changed && !wanted.is_empty()).then(|| deduped.join(";"))
 }
 
+/// ConfigMap `istio-system/asm-options` with the spec's `ASM_OPTS` entries merged in, when
+/// something is missing; returns the action id.
+fn plan_asm_options(
+    p: &mut Planner,
+    i: usize,
+    kube: &KubeObs,
+    ns: &[String],
+    manifests: &Manifests,
+) -> Option<String> {
+    let c = p.cluster(i).clone();
+    let label = p.label(i);
+    let wanted_owned = p.spec.asm_opts();
+    let wanted: Vec<&str> = wanted_owned.iter().map(String::as_str).collect();
+    let merged = merge_asm_opts(kube.asm_options.as_deref(), &wanted)?;
+    let aid = format!("{label}/{ASM_OPTIONS}");
+    let exists = kube.asm_options.is_some();
+    Some(p.action(
+        aid,
+        if exists { Op::Update } else { Op::Create },
+        Some(i),
+        ns_target("ConfigMap", "v1", ASM_OPTIONS),
+        match &kube.asm_options {
+            Some(o) => format!("ASM_OPTS is {o:?}"),
+            None => "ConfigMap not found".to_string(),
+        },
+        ns.to_vec(),
+        format!(
+            "Would set ASM_OPTS={merged} in ConfigMap {NAMESPACE}/{ASM_OPTIONS} of cluster {}",
+            c.name
+        ),
+        format!(
+            "Set ASM_OPTS={merged} in ConfigMap {NAMESPACE}/{ASM_OPTIONS} of cluster {}",
+            c.name
+        ),
+        estimate::KUBE_APPLY,
+        Step::Apply {
+            cluster: i,
+            object: asm_options_object(manifests, &merged),
+        },
+    ))
+}
+
 fn ns_target(kind: &str, api: &str, name: &str) -> Target {
     Target {
         api: api.into(),
@@ -211,7 +253,12 @@ pub fn plan(p: &mut Planner, i: usize, cp: &ClusterPlan) {
     }
 
     match p.spec.management {
-        Management::Automatic => plan_automatic(p, i, cp, &kube, ns_deps),
+        Management::Automatic => {
+            // CA options must be in place before the fleet provisions the control plane.
+            let mut deps = ns_deps.clone();
+            deps.extend(plan_asm_options(p, i, &kube, &ns_deps, &manifests));
+            plan_automatic(p, i, cp, &kube, deps)
+        }
         Management::Revision => plan_revision(p, i, cp, &kube, ns_deps, &manifests),
     }
 }
@@ -407,35 +454,7 @@ fn plan_revision(
     }
 
     // asm-options.
-    let wanted: Vec<&str> = p.spec.options.iter().map(|o| o.asm_opt()).collect();
-    if let Some(merged) = merge_asm_opts(kube.asm_options.as_deref(), &wanted) {
-        let aid = format!("{label}/{ASM_OPTIONS}");
-        let exists = kube.asm_options.is_some();
-        cr_deps.push(p.action(
-            aid,
-            if exists { Op::Update } else { Op::Create },
-            Some(i),
-            ns_target("ConfigMap", "v1", ASM_OPTIONS),
-            match &kube.asm_options {
-                Some(o) => format!("ASM_OPTS is {o:?}"),
-                None => "ConfigMap not found".to_string(),
-            },
-            ns.clone(),
-            format!(
-                "Would set ASM_OPTS={merged} in ConfigMap {NAMESPACE}/{ASM_OPTIONS} of cluster {}",
-                c.name
-            ),
-            format!(
-                "Set ASM_OPTS={merged} in ConfigMap {NAMESPACE}/{ASM_OPTIONS} of cluster {}",
-                c.name
-            ),
-            estimate::KUBE_APPLY,
-            Step::Apply {
-                cluster: i,
-                object: asm_options_object(manifests, &merged),
-            },
-        ));
-    }
+    cr_deps.extend(plan_asm_options(p, i, kube, &ns, manifests));
 
     // The ControlPlaneRevision of the cluster's channel (+ tag for --channel).
     let revision = cp.channel.revision();

@@ -11,6 +11,7 @@ pub mod control_plane;
 pub mod fleet;
 pub mod iam;
 pub mod observe;
+pub mod remote_secret;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -18,11 +19,12 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::plan::{Action, Check, Op, Plan, Target};
-use crate::spec::{Channel, ClusterRef, MeshSpec, ProjectId};
+use crate::spec::{Channel, ClusterRef, MeshSpec, ProjectId, Scope};
 
 /// The executable payload of an action: the exact change to make. Clusters are indexes
-/// into `MeshSpec::clusters`.
-#[derive(Debug, Clone, PartialEq)]
+/// into `MeshSpec::clusters`. Serialized into saved plans (`--plan-out`); no secrets.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// `serviceusage batchEnable` on `project`.
     EnableApis {
@@ -143,6 +145,8 @@ pub struct FeatureObs {
     pub state: Option<String>,
     /// `membershipStates[KEY].servicemesh.controlPlaneManagement`, by key.
     pub membership_states: BTreeMap<String, ControlPlaneState>,
+    /// `updateTime` (part of the saved-plan fingerprint).
+    pub update_time: Option<String>,
 }
 
 /// The gkehub v2 membership feature `servicemesh` of one membership.
@@ -152,6 +156,8 @@ pub struct MembershipFeatureObs {
     pub management: Option<String>,
     /// `state.servicemesh.controlPlaneManagement`.
     pub control_plane: Option<ControlPlaneState>,
+    /// `updateTime` (part of the saved-plan fingerprint).
+    pub update_time: Option<String>,
 }
 
 /// What GKE says about a cluster.
@@ -165,6 +171,8 @@ pub struct GkeObs {
     pub workload_pool: Option<String>,
     pub labels: BTreeMap<String, String>,
     pub self_link: Option<String>,
+    /// `labelFingerprint` (part of the saved-plan fingerprint).
+    pub label_fingerprint: Option<String>,
 }
 
 /// A ControlPlaneRevision in the cluster.
@@ -192,6 +200,9 @@ pub struct KubeObs {
     pub cprs: Vec<CprObs>,
     /// In-cluster istiod Deployments (`namespace/name`).
     pub istiod: Vec<String>,
+    /// `resourceVersion` of each object read, keyed `Kind/[namespace/]name` (part of the
+    /// saved-plan fingerprint).
+    pub versions: BTreeMap<String, String>,
 }
 
 /// Everything observed about one cluster. `None` = not read (an earlier read failed).
@@ -374,7 +385,53 @@ pub fn plan_mesh(spec: &MeshSpec, obs: &Observed) -> MeshPlan {
     iam::plan(&mut p);
     // Checks: blocking first is not wanted — keep a stable order: fleet checks, then
     // clusters in order (the order they were added).
-    p.plan
+    match spec.scope {
+        Scope::Full => p.plan,
+        Scope::EnableOnly => enable_only(p.plan),
+    }
+}
+
+/// Whether a step is one of the enable-* actions (`--only-enable`).
+pub fn is_enable_step(step: &Step) -> bool {
+    matches!(
+        step,
+        Step::EnableApis { .. }
+            | Step::CreateFeature { .. }
+            | Step::EnableWorkloadIdentity { .. }
+            | Step::SetClusterLabel { .. }
+            | Step::RegisterMembership { .. }
+    )
+}
+
+/// `--only-enable`: keeps the enable-* actions and the checks about them; drops the
+/// namespace, options, control plane and their waits.
+fn enable_only(plan: MeshPlan) -> MeshPlan {
+    let actions: Vec<_> = plan
+        .actions
+        .into_iter()
+        .filter(|a| is_enable_step(&a.payload))
+        .collect();
+    let kept: BTreeSet<String> = actions.iter().map(|a| a.id.clone()).collect();
+    let actions = actions
+        .into_iter()
+        .map(|mut a| {
+            a.depends_on.retain(|d| kept.contains(d));
+            a
+        })
+        .collect();
+    let dropped = [
+        codes::NAMESPACE,
+        codes::CONTROL_PLANE,
+        codes::IN_CLUSTER_ISTIOD,
+    ];
+    Plan {
+        checks: plan
+            .checks
+            .into_iter()
+            .filter(|c| !dropped.contains(&c.code))
+            .collect(),
+        actions,
+    }
 }
 
 /// Estimates used for the dry run's critical path (typical real-world durations).

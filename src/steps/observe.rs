@@ -68,6 +68,10 @@ fn feature_obs(f: &Feature) -> FeatureObs {
     FeatureObs {
         state: f.resource_state.as_ref().map(|s| s.state.clone()),
         membership_states,
+        update_time: raw
+            .get("updateTime")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     }
 }
 
@@ -78,6 +82,10 @@ fn membership_feature_obs(mf: &MembershipFeature) -> MembershipFeatureObs {
         control_plane: raw
             .pointer("/state/servicemesh/controlPlaneManagement")
             .and_then(cp_state),
+        update_time: raw
+            .get("updateTime")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     }
 }
 
@@ -89,6 +97,7 @@ fn gke_obs(c: &Cluster) -> GkeObs {
         workload_pool: c.workload_pool().map(str::to_string),
         labels: c.resource_labels.clone(),
         self_link: Some(c.self_link.clone()).filter(|s| !s.is_empty()),
+        label_fingerprint: Some(c.label_fingerprint.clone()).filter(|s| !s.is_empty()),
     }
 }
 
@@ -330,7 +339,7 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
     let ns = async {
         kube_retry(|| get_opt(client, "v1", "Namespace", None, NAMESPACE))
             .await
-            .map(|o| o.is_some())
+            .map(|o| o.map(|o| rv(&o)))
             .map_err(|e| e.to_string())
     };
     let crd = async {
@@ -346,9 +355,10 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
         .await
         .map(|o| {
             o.map(|o| {
-                serde_json::to_value(&o)
+                let established = serde_json::to_value(&o)
                     .map(|v| has_true_condition(&v, "Established"))
-                    .unwrap_or(false)
+                    .unwrap_or(false);
+                (established, rv(&o))
             })
         })
         .map_err(|e| e.to_string())
@@ -358,16 +368,18 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
             .await
             .map(|o| {
                 o.map(|o| {
-                    o.data
+                    let opts = o
+                        .data
                         .pointer("/data/ASM_OPTS")
                         .and_then(Value::as_str)
                         .unwrap_or_default()
-                        .to_string()
+                        .to_string();
+                    (opts, rv(&o))
                 })
             })
             .map_err(|e| e.to_string())
     };
-    let cprs = list_cprs(ctx);
+    let cprs = list_cprs_versioned(ctx);
     let istiod = async {
         use k8s_openapi::api::apps::v1::Deployment;
         use kube::api::{Api, ListParams};
@@ -394,18 +406,47 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
         .map_err(|e| e.to_string())
     };
     let (version, ns, crd, cm, cprs, istiod) = tokio::join!(version, ns, crd, cm, cprs, istiod);
+    let (ns, crd, cm, cprs) = (ns?, crd?, cm?, cprs?);
+    let mut versions = BTreeMap::new();
+    if let Some(v) = &ns {
+        versions.insert(format!("Namespace/{NAMESPACE}"), v.clone());
+    }
+    if let Some((_, v)) = &crd {
+        versions.insert(format!("CustomResourceDefinition/{CPR_CRD}"), v.clone());
+    }
+    if let Some((_, v)) = &cm {
+        versions.insert(format!("ConfigMap/{NAMESPACE}/{ASM_OPTIONS}"), v.clone());
+    }
+    for (r, v) in &cprs {
+        versions.insert(
+            format!("ControlPlaneRevision/{NAMESPACE}/{}", r.name),
+            v.clone(),
+        );
+    }
     Ok(KubeObs {
         version: version?,
-        namespace: ns?,
-        crd: crd?,
-        asm_options: cm?,
-        cprs: cprs?,
+        namespace: ns.is_some(),
+        crd: crd.map(|(e, _)| e),
+        asm_options: cm.map(|(o, _)| o),
+        cprs: cprs.into_iter().map(|(r, _)| r).collect(),
         istiod: istiod?,
+        versions,
     })
+}
+
+fn rv(o: &kube::api::DynamicObject) -> String {
+    o.metadata.resource_version.clone().unwrap_or_default()
 }
 
 /// The ControlPlaneRevisions in istio-system (empty when the CRD is not served).
 pub async fn list_cprs(ctx: &KubeContext) -> Result<Vec<CprObs>, String> {
+    list_cprs_versioned(ctx)
+        .await
+        .map(|v| v.into_iter().map(|(r, _)| r).collect())
+}
+
+/// [`list_cprs`] with each object's `resourceVersion`.
+async fn list_cprs_versioned(ctx: &KubeContext) -> Result<Vec<(CprObs, String)>, String> {
     use kube::api::ListParams;
     use kube::core::GroupVersionKind;
     let client = &ctx.client;
@@ -429,7 +470,7 @@ pub async fn list_cprs(ctx: &KubeContext) -> Result<Vec<CprObs>, String> {
             .iter()
             .map(|o| {
                 let v = serde_json::to_value(o).unwrap_or(Value::Null);
-                CprObs {
+                let cpr = CprObs {
                     name: o.metadata.name.clone().unwrap_or_default(),
                     channel: v
                         .pointer("/spec/channel")
@@ -441,11 +482,163 @@ pub async fn list_cprs(ctx: &KubeContext) -> Result<Vec<CprObs>, String> {
                         .as_ref()
                         .and_then(|a| a.get(TAGS_ANNOTATION).cloned()),
                     provisioning_finished: has_true_condition(&v, "ProvisioningFinished"),
-                }
+                };
+                (cpr, rv(o))
             })
             .collect()),
         // The group is not served yet (no CRD): the apiserver's plain-text 404.
         Err(e) if e.status().is_some_and(|s| s.code == 404) => Ok(Vec::new()),
         Err(e) => Err(format!("{e} ({CPR_API})")),
     }
+}
+
+/// What a saved plan was made from: one human-readable descriptor per thing observed
+/// (project number, enabled APIs, memberships and the fleet feature with its `updateTime`,
+/// each cluster's status and `labelFingerprint`, each Kubernetes object's
+/// `resourceVersion`, permissions). `asm apply` recomputes it and refuses when it differs.
+pub fn fingerprint(spec: &MeshSpec, obs: &Observed) -> BTreeMap<String, String> {
+    fn or_err<T>(r: &Result<T, String>, f: impl FnOnce(&T) -> String) -> String {
+        match r {
+            Ok(v) => f(v),
+            Err(e) => format!("unreadable ({e})"),
+        }
+    }
+    let fleet = &spec.fleet_project;
+    let mut m = BTreeMap::new();
+    m.insert(
+        format!("project {fleet}: number"),
+        or_err(&obs.fleet.project_number, Clone::clone),
+    );
+    m.insert(
+        format!("project {fleet}: mesh APIs enabled"),
+        or_err(&obs.fleet.enabled_services, |s| {
+            let on: Vec<&str> = super::MESH_SERVICES
+                .iter()
+                .copied()
+                .filter(|x| s.contains(*x))
+                .collect();
+            if on.is_empty() {
+                "none".into()
+            } else {
+                on.join(",")
+            }
+        }),
+    );
+    m.insert(
+        format!("fleet {fleet}: memberships"),
+        or_err(&obs.fleet.memberships, |ms| {
+            let mut v: Vec<String> = ms
+                .iter()
+                .map(|x| format!("{} {}", x.name, x.state.as_deref().unwrap_or("-")))
+                .collect();
+            v.sort();
+            if v.is_empty() {
+                "none".into()
+            } else {
+                v.join(", ")
+            }
+        }),
+    );
+    m.insert(
+        format!("fleet {fleet}: servicemesh feature"),
+        or_err(&obs.fleet.feature, |f| match f {
+            None => "absent".into(),
+            Some(f) => format!(
+                "state={} updateTime={}",
+                f.state.as_deref().unwrap_or("-"),
+                f.update_time.as_deref().unwrap_or("-")
+            ),
+        }),
+    );
+    for (project, granted) in &obs.permissions {
+        m.insert(
+            format!("project {project}: permissions granted"),
+            or_err(granted, |g| g.iter().cloned().collect::<Vec<_>>().join(",")),
+        );
+    }
+    for (c, o) in spec.clusters.iter().zip(&obs.clusters) {
+        m.insert(
+            format!("cluster {c}: GKE"),
+            or_err(&o.gke, |g| match g {
+                None => "absent".into(),
+                Some(g) => format!(
+                    "status={} labelFingerprint={} workloadPool={} channel={} labels={}",
+                    g.status.as_deref().unwrap_or("-"),
+                    g.label_fingerprint.as_deref().unwrap_or("-"),
+                    g.workload_pool.as_deref().unwrap_or("-"),
+                    g.channel.as_deref().unwrap_or("-"),
+                    g.labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            }),
+        );
+        let kube = match &o.kube {
+            None => "not read".to_string(),
+            Some(Err(e)) => format!("unreachable ({e})"),
+            Some(Ok(k)) => {
+                let mut objects = vec![
+                    format!("Namespace/{NAMESPACE}"),
+                    format!("CustomResourceDefinition/{CPR_CRD}"),
+                    format!("ConfigMap/{NAMESPACE}/{ASM_OPTIONS}"),
+                ];
+                objects.extend(k.versions.keys().cloned());
+                objects.sort();
+                objects.dedup();
+                for key in objects {
+                    let v = k
+                        .versions
+                        .get(&key)
+                        .map(|rv| format!("resourceVersion={rv}"))
+                        .unwrap_or_else(|| "absent".into());
+                    m.insert(format!("cluster {c}: {key}"), v);
+                }
+                format!(
+                    "version={} istiod={}",
+                    k.version,
+                    if k.istiod.is_empty() {
+                        "none".to_string()
+                    } else {
+                        k.istiod.join(",")
+                    }
+                )
+            }
+        };
+        m.insert(format!("cluster {c}: Kubernetes"), kube);
+        let mf = match &o.membership_feature {
+            None => "not read".to_string(),
+            Some(Err(e)) => format!("unreadable ({e})"),
+            Some(Ok(None)) => "absent".into(),
+            Some(Ok(Some(f))) => format!(
+                "management={} state={} updateTime={}",
+                f.management.as_deref().unwrap_or("-"),
+                f.control_plane
+                    .as_ref()
+                    .and_then(|s| s.state.clone())
+                    .unwrap_or_else(|| "-".into()),
+                f.update_time.as_deref().unwrap_or("-")
+            ),
+        };
+        m.insert(format!("cluster {c}: servicemesh membership feature"), mf);
+    }
+    m
+}
+
+/// What differs between two fingerprints, one line per key: `KEY: OLD → NEW`.
+pub fn drift(saved: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
+    let keys: BTreeSet<&String> = saved.keys().chain(now.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (a, b) = (saved.get(k), now.get(k));
+            (a != b).then(|| {
+                format!(
+                    "{k}: {} → {}",
+                    a.map(String::as_str).unwrap_or("(not observed)"),
+                    b.map(String::as_str).unwrap_or("(not observed)")
+                )
+            })
+        })
+        .collect()
 }

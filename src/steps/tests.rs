@@ -23,6 +23,8 @@ pub fn spec(clusters: &[&str], enable: EnableFlags, management: Management) -> M
         timeout: Duration::from_secs(600),
         kube: KubeAccess::Gke,
         access_token_file: None,
+        ca: Default::default(),
+        scope: Default::default(),
     }
 }
 
@@ -48,6 +50,7 @@ fn fresh_cluster() -> ClusterObs {
             workload_pool: Some("asm-fresh.svc.id.goog".into()),
             labels: [("env".to_string(), "dev".to_string())].into(),
             self_link: None,
+            label_fingerprint: Some("a1b2c3".into()),
         })),
         kube: Some(Ok(KubeObs {
             version: "v1.32.6".into(),
@@ -92,6 +95,7 @@ pub fn installed(spec: &MeshSpec) -> Observed {
     o.fleet.feature = Ok(Some(FeatureObs {
         state: Some("ACTIVE".into()),
         membership_states: BTreeMap::new(),
+        update_time: None,
     }));
     for c in &mut o.clusters {
         if let Ok(Some(g)) = &mut c.gke {
@@ -114,6 +118,7 @@ pub fn installed(spec: &MeshSpec) -> Observed {
                 state: Some("ACTIVE".into()),
                 codes: vec!["REVISION_READY".into()],
             }),
+            update_time: None,
         })));
     }
     o

@@ -1,0 +1,96 @@
+//! `asm apply FILE`: re-reads the saved inputs (validated like flags), re-observes, and
+//! refuses (exit 2) when what the plan was made from drifted — naming what changed — or when
+//! the plan computed now would differ from the saved actions. Otherwise it executes exactly
+//! the saved actions, under the same `--yes` rules as `install`.
+
+use tokio::time::Instant;
+
+use crate::cli::apply::ApplyArgs;
+use crate::cli::install::OutputArg;
+use crate::environment::Environment;
+use crate::error::{Error, Result};
+use crate::output::Printer;
+use crate::plan::saved;
+use crate::spec::OutputFormat;
+use crate::steps::observe::{drift, fingerprint};
+
+use super::install::{
+    ApplyRun, apply_plan, blocked_error, clients, observe_and_plan, prepare_output,
+};
+
+/// At most this many drifted items are listed.
+const SHOWN: usize = 20;
+
+fn refuse(file: &std::path::Path, what: &str, lines: &[String]) -> Error {
+    let mut msg = format!("refusing to apply {}: {what}:", file.display());
+    for l in lines.iter().take(SHOWN) {
+        msg.push_str(&format!("\n  {l}"));
+    }
+    if lines.len() > SHOWN {
+        msg.push_str(&format!("\n  … and {} more", lines.len() - SHOWN));
+    }
+    Error::usage("ASM-E107", msg).with_hint(
+        "nothing was changed; make a new plan (`asm install --managed … --plan-out FILE`), review it, apply it",
+    )
+}
+
+/// Runs `asm apply`.
+pub async fn run(args: ApplyArgs, env: &Environment, printer: &Printer) -> Result<i32> {
+    let file = &args.file;
+    let text = std::fs::read_to_string(file).map_err(|e| {
+        Error::usage(
+            "ASM-E106",
+            format!("cannot read plan file {:?}: {e}", file.display()),
+        )
+    })?;
+    let saved = saved::read(file, &text)?;
+    let mut mesh = saved.spec.clone();
+    mesh.output = match args.output {
+        OutputArg::Text => OutputFormat::Text,
+        OutputArg::Json => OutputFormat::Json,
+    };
+    if let Some(t) = saved::timeout_override(args.timeout.as_deref())? {
+        mesh.timeout = t;
+    }
+    let (out, printer) = prepare_output(args.output_dir.as_deref(), printer)?;
+    let printer = &printer;
+    let started = Instant::now();
+    let gcp = clients(env, &mesh, &args.credential_options(), printer).await?;
+    let (obs, handles, plan) = observe_and_plan(&gcp, env, &mesh, printer).await;
+    let now = fingerprint(&mesh, &obs);
+    let drifted = drift(&saved.fingerprint, &now);
+    if !drifted.is_empty() {
+        return Err(refuse(file, "the state it was planned from has changed", &drifted).into());
+    }
+    let differences = saved::action_differences(&saved.actions, &plan);
+    if !differences.is_empty() {
+        return Err(refuse(
+            file,
+            "the actions planned now differ from the saved ones",
+            &differences,
+        )
+        .into());
+    }
+    if plan.blocked() {
+        return Err(blocked_error(&plan).into());
+    }
+    printer.progress(&format!(
+        "The state matches the plan in {} ({} observations); applying its {} action{}.",
+        file.display(),
+        now.len(),
+        plan.actions.len(),
+        if plan.actions.len() == 1 { "" } else { "s" }
+    ));
+    apply_plan(ApplyRun {
+        env,
+        printer,
+        gcp: &gcp,
+        mesh: &mesh,
+        plan: &plan,
+        handles,
+        yes: args.yes,
+        started,
+        out: out.as_ref(),
+    })
+    .await
+}

@@ -1,0 +1,359 @@
+//! Saved plans (`asm install --plan-out FILE`, `asm apply FILE`): the `asm.plan/v1` object
+//! `-o json` prints, plus what `asm apply` needs — `inputs` (the validated spec), each
+//! action's `payload` (the exact change) and `fingerprint` (what the plan was made from:
+//! etags, label fingerprints, resourceVersions, states). Never a secret: no token, no
+//! credential file, no key.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::spec::{
+    CertificateAuthority, Channel, ClusterRef, EnableFlags, KubeAccess, Management, MeshOption,
+    MeshSpec, OutputFormat, ProjectId, Scope, parse_duration,
+};
+use crate::steps::MeshPlan;
+
+use super::render::{self, millis};
+
+/// Version of the saved-plan extension fields (`inputs`, `fingerprint`, `payload`).
+pub const SAVED_VERSION: u32 = 1;
+
+fn management_name(m: Management) -> &'static str {
+    match m {
+        Management::Automatic => "automatic",
+        Management::Revision => "revision",
+    }
+}
+
+/// The validated spec as JSON (`inputs`).
+pub fn inputs(spec: &MeshSpec) -> Value {
+    let e = &spec.enable;
+    json!({
+        "clusters": spec.clusters.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "fleet_project": spec.fleet_project,
+        "management": management_name(spec.management),
+        "channel": spec.channel.map(Channel::as_str),
+        "options": spec.options.iter().map(|o| match o {
+            MeshOption::CniManaged => "cni-managed",
+        }).collect::<Vec<_>>(),
+        "ca": match &spec.ca {
+            CertificateAuthority::MeshCa => json!({"kind": "mesh_ca"}),
+            CertificateAuthority::PrivateCa { pool } => json!({"kind": "gcp_cas", "pool": pool}),
+        },
+        "enable": {
+            "apis": e.apis,
+            "iam_roles": e.iam_roles,
+            "components": e.components,
+            "cluster_labels": e.cluster_labels,
+            "registration": e.registration,
+            "namespace_creation": e.namespace_creation,
+        },
+        "scope": match spec.scope {
+            Scope::Full => "full",
+            Scope::EnableOnly => "enable-only",
+        },
+        "timeout_ms": millis(spec.timeout),
+        "kube": match &spec.kube {
+            KubeAccess::Gke => json!({"access": "gke"}),
+            KubeAccess::Kubeconfig { path, context } => json!({
+                "access": "kubeconfig",
+                "path": path.as_ref().map(|p| p.display().to_string()),
+                "context": context,
+            }),
+        },
+    })
+}
+
+/// The saved plan: `-o json`'s object with `dry_run: true`, `inputs`, `fingerprint` and a
+/// `payload` on every action.
+pub fn document(plan: &MeshPlan, spec: &MeshSpec, fingerprint: &BTreeMap<String, String>) -> Value {
+    let mut v = render::json(plan, None);
+    v["dry_run"] = json!(true);
+    if let Some(actions) = v["actions"].as_array_mut() {
+        for (a, out) in plan.actions.iter().zip(actions.iter_mut()) {
+            out["payload"] = serde_json::to_value(&a.payload).unwrap_or(Value::Null);
+        }
+    }
+    v["saved"] = json!({
+        "version": SAVED_VERSION,
+        "asm_version": env!("CARGO_PKG_VERSION"),
+    });
+    v["inputs"] = inputs(spec);
+    v["fingerprint"] = json!(fingerprint);
+    v
+}
+
+/// Writes the saved plan to `path` (mode 0600).
+pub fn write(path: &Path, doc: &Value) -> Result<(), Error> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: std::io::Error| {
+        Error::usage(
+            "ASM-E105",
+            format!("--plan-out {:?}: cannot write: {e}", path.display()),
+        )
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(fail)?;
+    f.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .map_err(fail)?;
+    f.write_all(format!("{doc:#}\n").as_bytes()).map_err(fail)
+}
+
+/// A saved plan read back: the spec it was made for, its fingerprint and actions.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub spec: MeshSpec,
+    pub fingerprint: BTreeMap<String, String>,
+    /// `(id, op, payload)` of every saved action, in order.
+    pub actions: Vec<(String, String, Value)>,
+    pub doc: Value,
+}
+
+fn bad(file: &Path, what: impl std::fmt::Display) -> Error {
+    Error::usage(
+        "ASM-E106",
+        format!("plan file {:?}: {what}", file.display()),
+    )
+    .with_hint("make a new one with `asm install --managed … --plan-out FILE`")
+}
+
+fn str_at<'v>(v: &'v Value, key: &str, file: &Path) -> Result<&'v str, Error> {
+    v[key]
+        .as_str()
+        .ok_or_else(|| bad(file, format!("inputs.{key} is missing or not a string")))
+}
+
+fn bool_at(v: &Value, key: &str, file: &Path) -> Result<bool, Error> {
+    v[key].as_bool().ok_or_else(|| {
+        bad(
+            file,
+            format!("inputs.enable.{key} is missing or not a boolean"),
+        )
+    })
+}
+
+/// Reads and validates a saved plan; every input goes through the same validation as the
+/// command line (a hand-edited file cannot smuggle in what a flag could not).
+pub fn read(file: &Path, text: &str) -> Result<Saved, Error> {
+    let doc: Value = serde_json::from_str(text).map_err(|e| bad(file, format!("not JSON: {e}")))?;
+    if doc["schema"] != render::SCHEMA {
+        return Err(bad(
+            file,
+            format!("schema is {}, expected {}", doc["schema"], render::SCHEMA),
+        ));
+    }
+    if doc["saved"]["version"] != SAVED_VERSION {
+        return Err(bad(
+            file,
+            "not a saved plan (no `saved.version`; `-o json` output cannot be applied)",
+        ));
+    }
+    let i = &doc["inputs"];
+    let clusters = i["clusters"]
+        .as_array()
+        .ok_or_else(|| bad(file, "inputs.clusters is missing"))?
+        .iter()
+        .map(|c| {
+            c.as_str()
+                .ok_or_else(|| bad(file, "inputs.clusters holds a non-string"))
+                .and_then(|c| ClusterRef::parse(c).map_err(|e| bad(file, e.message)))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if clusters.is_empty() {
+        return Err(bad(file, "inputs.clusters is empty"));
+    }
+    let fleet_project = ProjectId::parse("inputs.fleet_project", str_at(i, "fleet_project", file)?)
+        .map_err(|e| bad(file, e.message))?;
+    let management = match str_at(i, "management", file)? {
+        "automatic" => Management::Automatic,
+        "revision" => Management::Revision,
+        other => return Err(bad(file, format!("inputs.management {other:?} is unknown"))),
+    };
+    let channel = match &i["channel"] {
+        Value::Null => None,
+        Value::String(s) => Some(match s.as_str() {
+            "regular" => Channel::Regular,
+            "rapid" => Channel::Rapid,
+            "stable" => Channel::Stable,
+            other => return Err(bad(file, format!("inputs.channel {other:?} is unknown"))),
+        }),
+        _ => return Err(bad(file, "inputs.channel is not a string")),
+    };
+    let options = i["options"]
+        .as_array()
+        .ok_or_else(|| bad(file, "inputs.options is missing"))?
+        .iter()
+        .map(|o| {
+            MeshOption::parse(o.as_str().unwrap_or_default()).map_err(|e| bad(file, e.message))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let ca = match i["ca"]["kind"].as_str() {
+        Some("mesh_ca") => CertificateAuthority::MeshCa,
+        Some("gcp_cas") => CertificateAuthority::PrivateCa {
+            pool: CertificateAuthority::parse_pool(i["ca"]["pool"].as_str().unwrap_or_default())
+                .map_err(|e| bad(file, e.message))?,
+        },
+        _ => return Err(bad(file, "inputs.ca.kind must be mesh_ca or gcp_cas")),
+    };
+    let e = &i["enable"];
+    let enable = EnableFlags {
+        apis: bool_at(e, "apis", file)?,
+        iam_roles: bool_at(e, "iam_roles", file)?,
+        components: bool_at(e, "components", file)?,
+        cluster_labels: bool_at(e, "cluster_labels", file)?,
+        registration: bool_at(e, "registration", file)?,
+        namespace_creation: bool_at(e, "namespace_creation", file)?,
+    };
+    let scope = match str_at(i, "scope", file)? {
+        "full" => Scope::Full,
+        "enable-only" => Scope::EnableOnly,
+        other => return Err(bad(file, format!("inputs.scope {other:?} is unknown"))),
+    };
+    let timeout = i["timeout_ms"]
+        .as_u64()
+        .map(Duration::from_millis)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| bad(file, "inputs.timeout_ms is missing or zero"))?;
+    let kube = match i["kube"]["access"].as_str() {
+        Some("gke") => KubeAccess::Gke,
+        Some("kubeconfig") => {
+            if clusters.len() != 1 {
+                return Err(bad(file, "kubeconfig access reaches exactly one cluster"));
+            }
+            KubeAccess::Kubeconfig {
+                path: i["kube"]["path"].as_str().map(Into::into),
+                context: i["kube"]["context"].as_str().map(str::to_string),
+            }
+        }
+        _ => return Err(bad(file, "inputs.kube.access must be gke or kubeconfig")),
+    };
+    let fingerprint: BTreeMap<String, String> = serde_json::from_value(doc["fingerprint"].clone())
+        .map_err(|e| bad(file, format!("fingerprint: {e}")))?;
+    if fingerprint.is_empty() {
+        return Err(bad(file, "fingerprint is empty"));
+    }
+    let actions = doc["actions"]
+        .as_array()
+        .ok_or_else(|| bad(file, "actions is missing"))?
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap_or_default().to_string(),
+                a["op"].as_str().unwrap_or_default().to_string(),
+                a["payload"].clone(),
+            )
+        })
+        .collect();
+    Ok(Saved {
+        spec: MeshSpec {
+            clusters,
+            fleet_project,
+            management,
+            channel,
+            options,
+            enable,
+            output: OutputFormat::Text,
+            timeout,
+            kube,
+            access_token_file: None,
+            ca,
+            scope,
+        },
+        fingerprint,
+        actions,
+        doc,
+    })
+}
+
+/// Lines naming how `plan` differs from the saved actions (empty when identical).
+pub fn action_differences(saved: &[(String, String, Value)], plan: &MeshPlan) -> Vec<String> {
+    let now: Vec<(String, String, Value)> = plan
+        .actions
+        .iter()
+        .map(|a| {
+            (
+                a.id.clone(),
+                serde_json::to_value(a.op)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                serde_json::to_value(&a.payload).unwrap_or(Value::Null),
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for s in saved {
+        match now.iter().find(|n| n.0 == s.0) {
+            None => out.push(format!("{} ({}) is no longer planned", s.0, s.1)),
+            Some(n) if n != s => out.push(format!("{} would now send a different request", s.0)),
+            Some(_) => {}
+        }
+    }
+    for n in &now {
+        if !saved.iter().any(|s| s.0 == n.0) {
+            out.push(format!("{} ({}) is planned now but not saved", n.0, n.1));
+        }
+    }
+    out
+}
+
+/// Parses a `--timeout` override for `asm apply`.
+pub fn timeout_override(value: Option<&str>) -> Result<Option<Duration>, Error> {
+    value.map(|v| parse_duration("--timeout", v)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::steps::tests::{fresh, spec};
+
+    #[test]
+    fn round_trips_the_spec_and_never_holds_a_token() {
+        let mut s = spec(
+            &["asm-fresh/us-central1-c/cluster-1"],
+            EnableFlags::all(),
+            Management::Revision,
+        );
+        s.options = vec![MeshOption::CniManaged];
+        s.channel = Some(Channel::Rapid);
+        s.ca = CertificateAuthority::PrivateCa {
+            pool: "projects/p/locations/us-central1/caPools/pool-1".into(),
+        };
+        s.access_token_file = Some("/secret/token".into());
+        let obs = fresh(&s);
+        let plan = crate::steps::plan_mesh(&s, &obs);
+        let fp = crate::steps::observe::fingerprint(&s, &obs);
+        let doc = document(&plan, &s, &fp);
+        let text = format!("{doc:#}");
+        assert!(!text.contains("/secret/token"));
+        assert_eq!(doc["schema"], "asm.plan/v1");
+        assert!(doc["actions"][0]["payload"]["step"].is_string());
+        let back = read(Path::new("p.json"), &text).unwrap();
+        let mut expected = s.clone();
+        expected.access_token_file = None;
+        assert_eq!(back.spec, expected);
+        assert_eq!(back.fingerprint, fp);
+        assert!(action_differences(&back.actions, &plan).is_empty());
+        // A tampered input is validated like a flag.
+        let bad = text.replace("asm-fresh/us-central1-c/cluster-1", "Bad/x/y");
+        assert_eq!(read(Path::new("p.json"), &bad).unwrap_err().exit_code, 2);
+        // `-o json` output is not a saved plan.
+        let plain = format!("{:#}", render::json(&plan, None));
+        assert!(
+            read(Path::new("p.json"), &plain)
+                .unwrap_err()
+                .message
+                .contains("not a saved plan")
+        );
+    }
+}

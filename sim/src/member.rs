@@ -18,4 +18,9 @@ pub trait MemberCluster: Send + Sync + std::fmt::Debug {
         namespace: Option<&str>,
         name: &str,
     ) -> Option<Value>;
+
+    /// Does at once what the cluster's controllers would do to this object after their
+    /// delays (a CRD becomes Established, a ControlPlaneRevision ProvisioningFinished), so a
+    /// scenario can start in a settled state.
+    fn settle(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str);
 }

@@ -23,6 +23,7 @@ use crate::member::MemberCluster;
 
 /// The CRD GKE Hub installs (the golden exchange's request body).
 const CRD: &str = include_str!("controlplanerevision-crd.json");
+const CRD_NAME: &str = "controlplanerevisions.mesh.cloud.google.com";
 
 /// How often a waiting controller looks again.
 const POLL: Duration = Duration::from_millis(100);
@@ -86,22 +87,25 @@ pub fn apply_initial(api: &Arc<GoogleApi>) {
         if let Err(e) = member.apply_object(crd()) {
             tracing::warn!("installing the ControlPlaneRevision CRD: {e:#}");
         }
+        member.settle(
+            "apiextensions.k8s.io/v1",
+            "CustomResourceDefinition",
+            None,
+            CRD_NAME,
+        );
         if let Some((rev, ch)) = cpr {
-            let mut obj = control_plane_revision(&rev, &ch);
-            obj["status"] = json!({"conditions": [{
-                "type": "ProvisioningFinished", "status": "True", "reason": "Provisioned",
-                "message": "Provisioning finished", "lastTransitionTime": super::state::rfc3339(SystemTime::now()),
-            }]});
             if let Err(e) = member.apply_object(namespace()) {
                 tracing::warn!("creating istio-system: {e:#}");
             }
-            // The CRD was just created: the cluster serves its kind only once it is
-            // Established, a moment later, as a real API server does.
-            match member.apply_object(obj.clone()) {
-                Ok(_) => {}
-                Err(_) if tokio::runtime::Handle::try_current().is_ok() => {
-                    tokio::spawn(async move { apply_when_served(&*member, obj).await });
-                }
+            // Status is not writable through apply (the API server drops it); the cluster's
+            // controller provisions the revision, here at once instead of after its delay.
+            match member.apply_object(control_plane_revision(&rev, &ch)) {
+                Ok(_) => member.settle(
+                    "mesh.cloud.google.com/v1beta1",
+                    "ControlPlaneRevision",
+                    Some("istio-system"),
+                    &rev,
+                ),
                 Err(e) => tracing::warn!("applying the ControlPlaneRevision: {e:#}"),
             }
         }

@@ -565,6 +565,8 @@ impl MemberCluster for FakeCluster {
         }
         Some(found)
     }
+
+    fn settle(&self, _api_version: &str, _kind: &str, _ns: Option<&str>, _name: &str) {}
 }
 
 fn fake_endpoint() -> (Arc<FakeCluster>, ClusterEndpoint) {

@@ -222,7 +222,7 @@ impl KubeApiServer {
     }
 
     /// The apiextensions server: names accepted, then Established (which serves the types).
-    fn establish_crd(&self, name: &str, established: bool) {
+    pub(super) fn establish_crd(&self, name: &str, established: bool) {
         let mut st = self.lock();
         let Some(rt) = st.type_for_kind("apiextensions.k8s.io/v1", "CustomResourceDefinition")
         else {
@@ -278,7 +278,7 @@ impl KubeApiServer {
 
     /// The managed control plane: a ControlPlaneRevision becomes ProvisioningFinished and
     /// its injection webhook `istiod-<name>` appears.
-    fn provision_cpr(&self, ns: &str, name: &str) {
+    pub(super) fn provision_cpr(&self, ns: &str, name: &str) {
         {
             let mut st = self.lock();
             let Some(rt) =

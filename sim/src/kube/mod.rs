@@ -385,4 +385,16 @@ impl MemberCluster for KubeApiServer {
         let rt = st.type_for_kind(api_version, kind)?;
         st.get(&rt, namespace.unwrap_or_default(), name).cloned()
     }
+
+    fn settle(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) {
+        match (api_version, kind) {
+            ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
+                self.establish_crd(name, true)
+            }
+            ("mesh.cloud.google.com/v1beta1", "ControlPlaneRevision") => {
+                self.provision_cpr(namespace.unwrap_or_default(), name)
+            }
+            _ => {}
+        }
+    }
 }

@@ -3,6 +3,7 @@
 mod support;
 
 mod clients;
+mod credentials;
 mod gcloud_fidelity;
 mod golden_replay;
 mod install;

@@ -202,19 +202,20 @@ fn now_secs() -> i64 {
         .unwrap_or(0)
 }
 
+/// Test helpers: sign a JWT with a PKCS#8 PEM key, as the client libraries do.
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
+pub(crate) mod testing {
     use aws_lc_rs::rsa::KeyPair;
     use aws_lc_rs::signature::RSA_PKCS1_SHA256;
-    use serde_json::json;
+    use base64::Engine as _;
+    use serde_json::Value;
 
-    fn b64(v: &[u8]) -> String {
+    pub fn b64(v: &[u8]) -> String {
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v)
     }
 
-    fn sign(pem: &str, header: &Value, claims: &Value) -> String {
+    pub fn sign(pem: &str, header: &Value, claims: &Value) -> String {
         let b64body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
         let der = base64::engine::general_purpose::STANDARD
             .decode(b64body)
@@ -235,6 +236,19 @@ mod tests {
         .unwrap();
         format!("{msg}.{}", b64(&sig))
     }
+
+    /// Seconds since the epoch.
+    pub fn now() -> i64 {
+        super::now_secs()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::testing::{b64, sign};
+    use super::*;
+    use serde_json::json;
 
     #[test]
     fn opaque_and_self_signed_tokens() {

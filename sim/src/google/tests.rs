@@ -789,3 +789,63 @@ fn fault_responses_are_google_statuses() {
         500
     );
 }
+
+#[tokio::test]
+async fn self_signed_jwts_and_the_oauth_token_endpoint() {
+    use crate::tokens::testing::{now, sign};
+    let tokens = TokenRegistry::with_token(TOKEN, Principal::user(SANDBOX_USER));
+    let email = "asm-installer@asm-fresh.iam.gserviceaccount.com";
+    let key = tokens.generate_key("kid-1", email).unwrap();
+    let api = GoogleApi::with_tokens(Scenario::build("fresh", &[]).unwrap(), tokens, Vec::new());
+    let header = json!({"alg": "RS256", "typ": "JWT", "kid": "kid-1"});
+    let t = now();
+    let path = "/crm/v1/projects/asm-fresh";
+    let bearer = |token: &str| {
+        Request::new("GET", path, Vec::new())
+            .with_header("Authorization", &format!("Bearer {token}"))
+    };
+    // What google-cloud-auth sends for a key file: a self-signed JWT with a scope.
+    let jwt = sign(
+        &key.private_key_pem,
+        &header,
+        &json!({"iss": email, "sub": email, "scope": "https://www.googleapis.com/auth/cloud-platform", "iat": t, "exp": t + 3600}),
+    );
+    assert_eq!(api.clone().handle(bearer(&jwt)).await.status, 200);
+    let forged = sign(
+        &key.private_key_pem,
+        &header,
+        &json!({"iss": "other@x.iam.gserviceaccount.com", "scope": "s", "iat": t, "exp": t + 60}),
+    );
+    assert_eq!(api.clone().handle(bearer(&forged)).await.status, 401);
+
+    // The key file's token_uri: a jwt-bearer grant for an opaque token of the same account.
+    let assertion = sign(
+        &key.private_key_pem,
+        &header,
+        &json!({"iss": email, "aud": "http://127.0.0.1/oauth2/token", "scope": "https://www.googleapis.com/auth/cloud-platform", "iat": t, "exp": t + 3600}),
+    );
+    let form = format!(
+        "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion={assertion}"
+    );
+    let r = api
+        .clone()
+        .handle(Request::new("POST", "/oauth2/token", form))
+        .await;
+    assert_eq!(r.status, 200);
+    let body = r.body_json();
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["expires_in"], 3599);
+    let access = body["access_token"].as_str().unwrap();
+    assert_eq!(api.clone().handle(bearer(access)).await.status, 200);
+
+    let r = api
+        .clone()
+        .handle(Request::new(
+            "POST",
+            "/oauth2/token",
+            "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer&assertion=x.y.z",
+        ))
+        .await;
+    assert_eq!(r.status, 400);
+    assert_eq!(r.body_json()["error"], "invalid_grant");
+}

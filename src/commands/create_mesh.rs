@@ -330,7 +330,13 @@ impl SecretExecutor {
                     return Ok(c);
                 }
                 Err(e) if Instant::now() + Duration::from_millis(200) >= self.deadline => {
-                    return Err(if e.code == "ASM-E471" {
+                    // Nothing filled yet reads as "no token" (the controller fills both).
+                    let has_token = live
+                        .as_ref()
+                        .and_then(|v| v.pointer("/data/token"))
+                        .is_some();
+                    let bearer = matches!(m.auth, AuthType::BearerToken);
+                    return Err(if bearer && !has_token {
                         missing_token_error(&format!("{}/{secret}", m.namespace), started.elapsed())
                     } else {
                         e

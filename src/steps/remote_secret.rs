@@ -1155,12 +1155,12 @@ pub fn plan_secrets(
             .and_then(|r| r.as_ref().ok())
     };
     let in_pairs = |i: usize| pairs.iter().any(|(s, t)| *s == i || *t == i);
-    let mut ns_actions: Vec<Option<String>> = vec![None; members.len()];
-    for i in 0..members.len() {
-        if let (true, Some(o)) = (in_pairs(i), get(i)) {
-            ns_actions[i] = b.namespace(i, o);
-        }
-    }
+    let ns_actions: Vec<Option<String>> = (0..members.len())
+        .map(|i| match (in_pairs(i), get(i)) {
+            (true, Some(o)) => b.namespace(i, o),
+            _ => None,
+        })
+        .collect();
     let mut sources: BTreeMap<usize, SourcePlan> = BTreeMap::new();
     for &(s, _) in pairs {
         if sources.contains_key(&s) {
@@ -1312,8 +1312,11 @@ mod tests {
             assert_eq!(e.exit_code, 2);
             assert!(e.message.contains("--name"), "{}", e.message);
         }
-        assert!(ClusterId::parse("--name", &"a".repeat(233)).is_ok());
-        assert!(ClusterId::parse("--name", &"a".repeat(234)).is_err());
+        let long = |last: usize| format!("{0}.{0}.{0}.{1}", "a".repeat(58), "a".repeat(last));
+        assert_eq!(long(56).len(), 233);
+        assert!(ClusterId::parse("--name", &long(56)).is_ok());
+        assert!(ClusterId::parse("--name", &long(57)).is_err());
+        assert!(ClusterId::parse("--name", &"a".repeat(64)).is_err());
         assert!(ClusterId::for_gke("google.com:p", "us-central1", "c").is_err());
     }
 

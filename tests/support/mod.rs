@@ -151,6 +151,7 @@ impl Drop for TestSandbox {
 pub const CLOSED_LOOPBACK: &str = "127.0.0.1:9";
 
 /// Whether an external tool exists. In CI (`CI=true`) a missing tool fails the test instead.
+#[allow(clippy::print_stderr)] // the one place a test says why it skips
 pub fn tool_available(tool: &str) -> bool {
     let found = Command::new(tool).arg("--help").output().is_ok();
     if !found && std::env::var("CI").is_ok_and(|v| v == "true") {

@@ -57,11 +57,11 @@ pub fn asm(sb: &TestSandbox, args: &[String]) -> Output {
         .expect("asm runs")
 }
 
-fn strs(v: &[&str]) -> Vec<String> {
+pub fn strs(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-fn with(base: &[String], extra: &[&str]) -> Vec<String> {
+pub fn with(base: &[String], extra: &[&str]) -> Vec<String> {
     let mut v = base.to_vec();
     v.extend(strs(extra));
     v

@@ -3,12 +3,15 @@
 mod support;
 
 mod clients;
+mod compat;
 mod credentials;
 mod create_mesh;
 mod gcloud_fidelity;
 mod golden_replay;
 mod install;
 mod kubectl_fidelity;
+mod output_dir;
 mod remote_secret;
+mod saved_plan;
 mod sandbox_cli;
 mod validate;

@@ -12,6 +12,6 @@ mod install;
 mod kubectl_fidelity;
 mod output_dir;
 mod remote_secret;
-mod saved_plan;
 mod sandbox_cli;
+mod saved_plan;
 mod validate;

@@ -1,17 +1,25 @@
 //! End-to-end benchmark of `asm install --managed --enable-all --yes` against asm-sim with
-//! 20 ms latency injected on every request: 1 cluster and 10 clusters (`fleet-N`), automatic
+//! 20 ms latency injected on every request: 1, 10 and 50 clusters (`fleet-N`), automatic
 //! and revision management. Reports wall time, requests, the plan's critical path (measured
-//! action durations) and the ratio wall / critical path, then 10 clusters vs 1.
+//! action durations), the ratio wall / critical path and asm's peak memory, then 10 and 50
+//! clusters vs 1 (target for 50: ≤ 2× the wall time of 1).
 //!
-//! `cargo bench --bench install` (asm runs in-process: no process spawn in the measurement).
+//! `cargo bench --bench install`. asm runs in-process (no process spawn in the measurement);
+//! each run is measured in a fresh process of this bench, and the sandbox runs as a separate
+//! `asm sandbox serve` process, so the peak memory reported (`VmHWM` of the measuring
+//! process) is asm's own (plus the bench's small harness), not the simulator's API servers.
 
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 
 use std::time::{Duration, Instant};
 
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
 use asm::environment::Environment;
 use asm::output::Captured;
-use asm_sim::{Sandbox, SimConfig, request_log};
+use asm_sim::request_log;
 use serde_json::Value;
 
 struct Run {
@@ -23,6 +31,81 @@ struct Run {
     google: usize,
     kube: usize,
     mutating: usize,
+    /// asm's peak resident set during the run.
+    peak_kib: u64,
+}
+
+/// A sandbox served by a child `asm sandbox serve` process.
+struct Served {
+    child: Child,
+    exports: Vec<(String, String)>,
+}
+
+impl Served {
+    fn start(clusters: usize, log: &Path) -> Served {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_asm"))
+            .args([
+                "sandbox",
+                "serve",
+                "--scenario",
+                &format!("fleet-{clusters}"),
+            ])
+            .args(["--latency-ms", "20", "--request-log"])
+            .arg(log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut exports = Vec::new();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) else {
+                continue;
+            };
+            let v = v.trim_matches('\'').replace("'\\''", "'");
+            let last = k == "ASM_SANDBOX_CLUSTERS";
+            exports.push((k.to_string(), v));
+            if last {
+                break;
+            }
+        }
+        Served { child, exports }
+    }
+
+    fn var(&self, k: &str) -> &str {
+        self.exports
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap()
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `VmHWM` (peak resident set) of this process in KiB.
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Resets `VmHWM` to the current resident set (Linux ≥ 4.0).
+fn reset_peak() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }
 
 async fn run_once(clusters: usize, management: &'static str) -> Run {
@@ -33,17 +116,19 @@ async fn run_once(clusters: usize, management: &'static str) -> Run {
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("requests.jsonl");
     let _ = std::fs::remove_file(&log);
-    let config = SimConfig::new(format!("fleet-{clusters}"))
-        .latency_ms(20)
-        .request_log(&log);
-    let sandbox = Sandbox::start(config).await.unwrap();
+    let served = Served::start(clusters, &log);
+    let project = served.var("ASM_SANDBOX_PROJECT").to_string();
+    let location = served.var("ASM_SANDBOX_LOCATION").to_string();
+    let names: Vec<String> = served
+        .var("ASM_SANDBOX_CLUSTERS")
+        .split_whitespace()
+        .map(String::from)
+        .collect();
+    assert_eq!(names.len(), clusters);
     let mut args: Vec<String> = vec!["asm".into(), "install".into(), "--managed".into()];
-    for c in &sandbox.clusters {
+    for c in &names {
         args.push("--cluster".into());
-        args.push(format!(
-            "{}/{}/{}",
-            sandbox.scenario.project_id, c.location, c.name
-        ));
+        args.push(format!("{project}/{location}/{c}"));
     }
     args.extend(
         [
@@ -56,15 +141,17 @@ async fn run_once(clusters: usize, management: &'static str) -> Run {
         ]
         .map(String::from),
     );
-    let env = Environment::with_vars(sandbox.exports());
+    let env = Environment::with_vars(served.exports.clone());
     let out = Captured::default();
+    reset_peak();
     let started = Instant::now();
     let code = asm::run(args, env, out.printer()).await;
     let wall = started.elapsed();
+    let peak = peak_kib();
     assert_eq!(code, 0, "{}", out.stderr_text());
     let v: Value = serde_json::from_str(&out.stdout_text()).unwrap();
+    drop(served);
     let reqs = request_log::read(&log).unwrap();
-    sandbox.shutdown();
     let _ = std::fs::remove_dir_all(&dir);
     Run {
         clusters,
@@ -75,6 +162,39 @@ async fn run_once(clusters: usize, management: &'static str) -> Run {
         google: reqs.iter().filter(|r| r.server == "google").count(),
         kube: reqs.iter().filter(|r| r.server != "google").count(),
         mutating: reqs.iter().filter(|r| r.is_mutating()).count(),
+        peak_kib: peak,
+    }
+}
+
+/// Set in the child that measures one run: `CLUSTERS:MANAGEMENT`.
+const ONE: &str = "ASM_BENCH_ONE";
+
+/// Runs one measurement in a fresh process of this bench, so that each run's peak memory
+/// starts from a clean heap (freed memory is not always returned to the system).
+fn measure_in_child(clusters: usize, management: &'static str) -> Run {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .env(ONE, format!("{clusters}:{management}"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ms = |k: &str| Duration::from_millis(v[k].as_u64().unwrap());
+    let n = |k: &str| v[k].as_u64().unwrap() as usize;
+    Run {
+        clusters,
+        management,
+        wall: ms("wall_ms"),
+        apply_wall: ms("apply_ms"),
+        critical: ms("critical_ms"),
+        google: n("google"),
+        kube: n("kube"),
+        mutating: n("mutating"),
+        peak_kib: v["peak_kib"].as_u64().unwrap(),
     }
 }
 
@@ -84,8 +204,26 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
+    if let Ok(one) = std::env::var(ONE) {
+        let (n, management) = one.split_once(':').unwrap();
+        let management = if management == "revision" {
+            "revision"
+        } else {
+            "automatic"
+        };
+        let r = rt.block_on(run_once(n.parse().unwrap(), management));
+        let ms = |d: Duration| d.as_millis() as u64;
+        println!(
+            "{}",
+            serde_json::json!({
+                "wall_ms": ms(r.wall), "apply_ms": ms(r.apply_wall), "critical_ms": ms(r.critical),
+                "google": r.google, "kube": r.kube, "mutating": r.mutating, "peak_kib": r.peak_kib,
+            })
+        );
+        return;
+    }
     println!(
-        "{:>8} {:>10} {:>9} {:>9} {:>9} {:>7} {:>6} {:>8} {:>12}",
+        "{:>8} {:>10} {:>9} {:>9} {:>9} {:>7} {:>6} {:>8} {:>12} {:>9}",
         "clusters",
         "management",
         "wall",
@@ -94,14 +232,15 @@ fn main() {
         "google",
         "kube",
         "mutating",
-        "apply/crit"
+        "apply/crit",
+        "peak MiB"
     );
     let mut runs = Vec::new();
     for management in ["automatic", "revision"] {
-        for clusters in [1usize, 10] {
-            let r = rt.block_on(run_once(clusters, management));
+        for clusters in [1usize, 10, 50] {
+            let r = measure_in_child(clusters, management);
             println!(
-                "{:>8} {:>10} {:>8.2}s {:>8.2}s {:>8.2}s {:>7} {:>6} {:>8} {:>12.2}",
+                "{:>8} {:>10} {:>8.2}s {:>8.2}s {:>8.2}s {:>7} {:>6} {:>8} {:>12.2} {:>9.1}",
                 r.clusters,
                 r.management,
                 r.wall.as_secs_f64(),
@@ -111,6 +250,7 @@ fn main() {
                 r.kube,
                 r.mutating,
                 r.apply_wall.as_secs_f64() / r.critical.as_secs_f64().max(1e-9),
+                r.peak_kib as f64 / 1024.0,
             );
             runs.push(r);
         }
@@ -120,14 +260,26 @@ fn main() {
             .iter()
             .find(|r| r.management == management && r.clusters == 1)
             .unwrap();
-        let ten = runs
-            .iter()
-            .find(|r| r.management == management && r.clusters == 10)
-            .unwrap();
-        println!(
-            "{management}: 10 clusters vs 1: wall ×{:.2}, requests ×{:.2}",
-            ten.wall.as_secs_f64() / one.wall.as_secs_f64(),
-            (ten.google + ten.kube) as f64 / (one.google + one.kube) as f64
-        );
+        for n in [10usize, 50] {
+            let many = runs
+                .iter()
+                .find(|r| r.management == management && r.clusters == n)
+                .unwrap();
+            let ratio = many.wall.as_secs_f64() / one.wall.as_secs_f64();
+            println!(
+                "{management}: {n} clusters vs 1: wall ×{ratio:.2}, requests ×{:.2}, peak memory ×{:.2}{}",
+                (many.google + many.kube) as f64 / (one.google + one.kube) as f64,
+                many.peak_kib as f64 / one.peak_kib.max(1) as f64,
+                if n == 50 {
+                    if ratio <= 2.0 {
+                        " (target ≤ 2×: met)"
+                    } else {
+                        " (target ≤ 2×: MISSED)"
+                    }
+                } else {
+                    ""
+                }
+            );
+        }
     }
 }

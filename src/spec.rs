@@ -737,13 +737,23 @@ impl InstallSpec {
                 "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
             ));
         }
-        if let Some(f) = &args.plan_out
-            && (f.as_os_str().is_empty() || f.is_dir())
-        {
-            return Err(usage(format!(
-                "--plan-out {:?} must name a file, not a directory",
-                f.display()
-            )));
+        if let Some(f) = &args.plan_out {
+            if f.as_os_str().is_empty() || f.is_dir() {
+                return Err(usage(format!(
+                    "--plan-out {:?} must name a file, not a directory",
+                    f.display()
+                )));
+            }
+            if let Some(parent) = f.parent()
+                && !parent.as_os_str().is_empty()
+                && !parent.is_dir()
+            {
+                return Err(usage(format!(
+                    "--plan-out {:?}: directory {:?} does not exist",
+                    f.display(),
+                    parent.display()
+                )));
+            }
         }
         if let Some(d) = &args.output_dir
             && (d.as_os_str().is_empty() || (d.exists() && !d.is_dir()))

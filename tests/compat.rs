@@ -357,6 +357,10 @@ fn unsupported_inputs_exit_2_naming_the_flag_with_zero_requests() {
         ),
         (vec!["--detailed-exitcode"], "--detailed-exitcode"),
         (vec!["--only_enable", "--only_validate"], "exclude"),
+        (
+            vec!["--dry-run", "--plan-out", "/nonexistent-dir/plan.json"],
+            "does not exist",
+        ),
     ];
     for (extra, needle) in cases {
         let mut a = strs(&["install", "--managed"]);

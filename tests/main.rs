@@ -4,8 +4,8 @@ mod support;
 
 mod clients;
 mod compat;
-mod credentials;
 mod create_mesh;
+mod credentials;
 mod gcloud_fidelity;
 mod golden_replay;
 mod install;

@@ -95,8 +95,14 @@ async fn exec(args: SandboxExecArgs, env: &Environment, printer: &Printer) -> Re
 /// `PATH` with the directory of this executable first, so `asm sandbox exec -- asm …` runs
 /// this very asm.
 fn path_with_own_dir(env: &Environment) -> String {
-    let current = env.var("PATH").unwrap_or("/usr/local/bin:/usr/bin:/bin").to_string();
-    match std::env::current_exe().ok().and_then(|p| p.parent().map(|d| d.display().to_string())) {
+    let current = env
+        .var("PATH")
+        .unwrap_or("/usr/local/bin:/usr/bin:/bin")
+        .to_string();
+    match std::env::current_exe()
+        .ok()
+        .and_then(|p| p.parent().map(|d| d.display().to_string()))
+    {
         Some(dir) => format!("{dir}:{current}"),
         None => current,
     }

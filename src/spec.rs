@@ -158,7 +158,6 @@ pub struct MeshSpec {
     pub output: OutputFormat,
     pub timeout: Duration,
     pub kube: KubeAccess,
-    pub access_token_file: Option<PathBuf>,
     pub ca: CertificateAuthority,
     pub scope: Scope,
 }
@@ -618,7 +617,6 @@ fn mesh_spec(
         },
         timeout: parse_duration("--timeout", timeout)?,
         kube,
-        access_token_file: target.access_token_file.clone(),
         ca,
         scope: Scope::Full,
     })

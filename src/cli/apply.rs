@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::credentials::CredentialArgs;
 use super::install::{OutputArg, parse_output};
 
 /// `asm apply`.
@@ -34,37 +35,6 @@ pub struct ApplyArgs {
     )]
     pub output_dir: Option<PathBuf>,
 
-    /// Read the Google access token from this file instead of the default credentials.
-    #[arg(long, value_name = "FILE")]
-    pub access_token_file: Option<PathBuf>,
-
-    /// Authenticate as the service account of this JSON key file.
-    #[arg(
-        short = 'k',
-        long = "key-file",
-        value_name = "FILE",
-        alias = "key_file"
-    )]
-    pub key_file: Option<PathBuf>,
-
-    /// The service account the --key-file must belong to.
-    #[arg(
-        short = 's',
-        long = "service-account",
-        value_name = "EMAIL",
-        alias = "service_account",
-        requires = "key_file"
-    )]
-    pub service_account: Option<String>,
-}
-
-impl ApplyArgs {
-    /// The credential flags, for [`crate::gcp::auth::CredentialChain`].
-    pub fn credential_options(&self) -> crate::gcp::auth::CredentialOptions {
-        crate::gcp::auth::CredentialOptions {
-            access_token_file: self.access_token_file.clone(),
-            key_file: self.key_file.clone(),
-            service_account: self.service_account.clone(),
-        }
-    }
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
 }

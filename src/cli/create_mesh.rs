@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::credentials::CredentialArgs;
 use super::install::OutputArg;
 
 /// `asm create-mesh`.
@@ -54,7 +55,6 @@ pub struct CreateMeshArgs {
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     pub timeout: String,
 
-    /// Read the Google access token from this file instead of the default credentials.
-    #[arg(long, value_name = "FILE")]
-    pub access_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
 }

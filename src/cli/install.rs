@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use super::credentials::CredentialArgs;
+
 /// Which clusters, and how to reach them.
 #[derive(Debug, Args, Clone, Default)]
 pub struct TargetArgs {
@@ -56,40 +58,8 @@ pub struct TargetArgs {
     #[arg(long, value_name = "NAME", alias = "ctx")]
     pub context: Option<String>,
 
-    /// Read the Google access token from this file instead of the default credentials.
-    #[arg(long, value_name = "FILE")]
-    pub access_token_file: Option<PathBuf>,
-
-    /// Authenticate as the service account of this JSON key file (read by asm; the gcloud
-    /// configuration is not changed).
-    #[arg(
-        short = 'k',
-        long = "key-file",
-        value_name = "FILE",
-        alias = "key_file"
-    )]
-    pub key_file: Option<PathBuf>,
-
-    /// The service account the --key-file must belong to (checked against its client_email).
-    #[arg(
-        short = 's',
-        long = "service-account",
-        value_name = "EMAIL",
-        alias = "service_account",
-        requires = "key_file"
-    )]
-    pub service_account: Option<String>,
-}
-
-impl TargetArgs {
-    /// The credential flags, for [`crate::gcp::auth::CredentialChain`].
-    pub fn credential_options(&self) -> crate::gcp::auth::CredentialOptions {
-        crate::gcp::auth::CredentialOptions {
-            access_token_file: self.access_token_file.clone(),
-            key_file: self.key_file.clone(),
-            service_account: self.service_account.clone(),
-        }
-    }
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
 }
 
 /// What asm may change besides the control plane itself (asmcli's permission predicates).

@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod compat;
 pub mod create_mesh;
+pub mod credentials;
 pub mod install;
 pub mod remote_secret;
 pub mod sandbox;

@@ -14,9 +14,8 @@ use crate::plan::saved;
 use crate::spec::OutputFormat;
 use crate::steps::observe::{drift, fingerprint};
 
-use super::install::{
-    ApplyRun, apply_plan, blocked_error, clients, observe_and_plan, prepare_output,
-};
+use super::google::google_clients;
+use super::install::{ApplyRun, apply_plan, blocked_error, observe_and_plan, prepare_output};
 
 /// At most this many drifted items are listed.
 const SHOWN: usize = 20;
@@ -55,7 +54,7 @@ pub async fn run(args: ApplyArgs, env: &Environment, printer: &Printer) -> Resul
     let (out, printer) = prepare_output(args.output_dir.as_deref(), printer)?;
     let printer = &printer;
     let started = Instant::now();
-    let gcp = clients(env, &mesh, &args.credential_options(), printer).await?;
+    let gcp = google_clients(env, &args.credentials.options(), printer).await?;
     let (obs, handles, plan) = observe_and_plan(&gcp, env, &mesh, printer).await;
     let now = fingerprint(&mesh, &obs);
     let drifted = drift(&saved.fingerprint, &now);

@@ -1,8 +1,5 @@
 //! The confirmation gate of mutating commands (DESIGN §7): `--yes` applies; on a terminal
 //! without `--yes` asm asks; elsewhere it refuses with exit 2 (never hangs in CI).
-//!
-//! `commands::install` still has its own copy of this logic (it was being edited when this
-//! module was written); both behave the same.
 
 use std::io::BufRead;
 

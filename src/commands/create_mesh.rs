@@ -18,15 +18,16 @@ use tokio::time::Instant;
 use crate::cli::create_mesh::CreateMeshArgs;
 use crate::cli::install::OutputArg;
 use crate::commands::confirm;
+use crate::commands::google::google_clients;
 use crate::commands::install::{CONCURRENCY, stdout_color};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
+use crate::gcp::GcpClients;
 use crate::gcp::container::Cluster;
-use crate::gcp::{GcpClients, RetryPolicy, auth::resolve_credentials};
 use crate::kube::apply::{ApplyOptions, apply, get_opt};
 use crate::kube::client::read_kubeconfig;
 use crate::kube::{KubeContext, KubeError, client_for_gke, client_from_kubeconfig};
-use crate::output::{Printer, Verbosity};
+use crate::output::Printer;
 use crate::plan::Action;
 use crate::plan::execute::{Outcome, execute};
 use crate::plan::render::{self, Mood, TextOptions, millis};
@@ -120,27 +121,6 @@ impl CreateMeshSpec {
             yes: a.yes,
             timeout: parse_duration("--timeout", &a.timeout)?,
         })
-    }
-}
-
-/// Google clients with `-v` traces (never headers or bodies).
-pub async fn gcp_clients(
-    env: &Environment,
-    token_file: Option<&std::path::Path>,
-    printer: &Printer,
-) -> Result<GcpClients, Error> {
-    let creds = resolve_credentials(env, token_file).await?;
-    let retry = match env.var("ASM_RETRY_POLICY") {
-        Some("fast") => RetryPolicy::fast(),
-        _ => RetryPolicy::standard(),
-    };
-    let gcp = GcpClients::new(env, creds.token, retry)?;
-    printer.detail(&format!("credentials: {}", creds.source));
-    if printer.verbosity() >= Verbosity::Verbose {
-        let p = printer.clone();
-        Ok(gcp.with_trace(Arc::new(move |t| p.detail(&format!("  {t}")))))
-    } else {
-        Ok(gcp)
     }
 }
 
@@ -768,7 +748,7 @@ pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> 
         || spec.register
         || spec.members.iter().any(|m| matches!(m, MemberRef::Gke(_)));
     let gcp = if needs_gcp {
-        Some(gcp_clients(env, args.access_token_file.as_deref(), printer).await?)
+        Some(google_clients(env, &args.credentials.options(), printer).await?)
     } else {
         None
     };
@@ -1042,7 +1022,7 @@ mod tests {
             output: OutputArg::Text,
             yes: false,
             timeout: "5m".into(),
-            access_token_file: None,
+            credentials: Default::default(),
         };
         assert_eq!(CreateMeshSpec::from_args(&a).unwrap_err().exit_code, 2);
     }

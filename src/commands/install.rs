@@ -1,19 +1,18 @@
 //! `asm install --managed`: observe → plan → render → (confirm) → apply → wait → verify.
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::cli::install::{InstallArgs, ValidateArgs};
+use crate::commands::confirm;
+use crate::commands::google::google_clients;
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
-use crate::gcp::auth::{CredentialOptions, resolve_chain};
-use crate::gcp::{GcpClients, RetryPolicy};
-use crate::output::{Printer, Verbosity};
+use crate::gcp::GcpClients;
+use crate::output::Printer;
 use crate::plan::execute::{Outcome, execute};
 use crate::plan::output_dir::OutputDir;
 use crate::plan::render::{self, Mood, TextOptions, millis};
@@ -35,37 +34,6 @@ pub const CONCURRENCY: usize = 16;
 /// critical path with 16; see README "Scale").
 pub fn concurrency(clusters: usize) -> usize {
     clusters.saturating_mul(4).clamp(CONCURRENCY, 256)
-}
-
-/// Clients for a mesh command: credentials resolved (DESIGN §4 chain; one progress line
-/// names the source and principal, never the token), endpoints from the environment, `-v`
-/// request traces to the printer (method, URL, status, duration — never headers).
-pub async fn clients(
-    env: &Environment,
-    spec: &MeshSpec,
-    creds: &CredentialOptions,
-    printer: &Printer,
-) -> Result<GcpClients, Error> {
-    let mut opts = creds.clone();
-    if opts.access_token_file.is_none() {
-        opts.access_token_file = spec.access_token_file.clone();
-    }
-    let (creds, chain) = resolve_chain(env, &opts).await?;
-    for ignored in &chain.ignored {
-        printer.warning(&format!("ignoring {ignored}"));
-    }
-    printer.progress(&format!("Using credentials: {}", creds.describe()));
-    let retry = match env.var("ASM_RETRY_POLICY") {
-        Some("fast") => RetryPolicy::fast(),
-        _ => RetryPolicy::standard(),
-    };
-    let gcp = GcpClients::from_credentials(env, &creds, retry)?;
-    if printer.verbosity() >= Verbosity::Verbose {
-        let p = printer.clone();
-        Ok(gcp.with_trace(Arc::new(move |t| p.detail(&format!("  {t}")))))
-    } else {
-        Ok(gcp)
-    }
 }
 
 /// Whether stdout may carry ANSI colour.
@@ -112,28 +80,6 @@ pub fn blocked_error(plan: &MeshPlan) -> Error {
         ),
     )
     .with_hint("fix them, or pass the --enable-* flag a check names; `asm validate` lists them all")
-}
-
-/// Asks on the terminal; `Ok(true)` to go on.
-async fn confirm(changes: usize) -> bool {
-    let answer = tokio::task::spawn_blocking(move || {
-        let mut stderr = std::io::stderr();
-        let _ = std::io::Write::write_all(
-            &mut stderr,
-            format!(
-                "Apply {changes} change{}? [y/N] ",
-                if changes == 1 { "" } else { "s" }
-            )
-            .as_bytes(),
-        );
-        let _ = std::io::Write::flush(&mut stderr);
-        let mut line = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut line);
-        line
-    })
-    .await
-    .unwrap_or_default();
-    matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes")
 }
 
 /// The revision each cluster ended up with (from a re-observation).
@@ -294,7 +240,7 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
     compat_notes(&args, &spec.mesh, printer);
     let started = Instant::now();
     let mesh = &spec.mesh;
-    let gcp = clients(env, mesh, &args.target.credential_options(), printer).await?;
+    let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
     let (obs, handles, plan) = observe_and_plan(&gcp, env, mesh, printer).await;
     let color = stdout_color(env);
     let summary = plan.summary();
@@ -389,29 +335,7 @@ pub async fn apply_plan(run: ApplyRun<'_>) -> Result<i32> {
             },
         ));
     }
-    let changes = summary.changes();
-    if changes > 0 && !yes {
-        if env.stdin_is_tty && env.stderr_is_tty {
-            if !confirm(changes).await {
-                return Err(Error::new(
-                    exit_cancel(),
-                    exit::CANCELLED,
-                    "cancelled; nothing was changed",
-                )
-                .into());
-            }
-        } else {
-            return Err(Error::usage(
-                "ASM-E102",
-                format!(
-                    "refusing to change {changes} resource{} without --yes (not a terminal)",
-                    if changes == 1 { "" } else { "s" }
-                ),
-            )
-            .with_hint("review the plan (--dry-run), then re-run with --yes")
-            .into());
-        }
-    }
+    confirm::gate(env, yes, summary.changes()).await?;
 
     // Apply.
     let executor = Executor {
@@ -541,10 +465,6 @@ pub async fn apply_plan(run: ApplyRun<'_>) -> Result<i32> {
         ));
     }
     Ok(exit::SUCCESS)
-}
-
-fn exit_cancel() -> &'static str {
-    "ASM-E103"
 }
 
 fn count_done(plan: &MeshPlan, report: &crate::plan::execute::Report, op: Op) -> usize {

@@ -4,6 +4,7 @@ pub mod apply;
 pub mod confirm;
 pub mod create_mesh;
 pub mod create_remote_secret;
+pub mod google;
 pub mod install;
 pub mod sandbox;
 pub mod validate;

@@ -11,7 +11,8 @@ use crate::plan::CheckStatus;
 use crate::plan::render;
 use crate::spec::{MeshSpec, OutputFormat};
 
-use super::install::{clients, observe_and_plan, stdout_color};
+use super::google::google_clients;
+use super::install::{observe_and_plan, stdout_color};
 
 /// Runs `asm validate`.
 pub async fn run(
@@ -20,7 +21,7 @@ pub async fn run(
     printer: &crate::output::Printer,
 ) -> Result<i32> {
     let spec = MeshSpec::from_validate(&args)?;
-    let gcp = clients(env, &spec, &args.target.credential_options(), printer).await?;
+    let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
     let work = observe_and_plan(&gcp, env, &spec, printer);
     let (_, _, plan) = match tokio::time::timeout(spec.timeout, work).await {
         Ok(r) => r,

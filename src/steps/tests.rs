@@ -22,7 +22,6 @@ pub fn spec(clusters: &[&str], enable: EnableFlags, management: Management) -> M
         output: OutputFormat::Text,
         timeout: Duration::from_secs(600),
         kube: KubeAccess::Gke,
-        access_token_file: None,
         ca: Default::default(),
         scope: Default::default(),
     }

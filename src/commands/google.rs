@@ -1,0 +1,37 @@
+//! Google API clients for a command: the credential chain resolved (DESIGN §4; one progress
+//! line names the source and principal, never the token), endpoints from the environment,
+//! and `-v` request traces (method, URL, status, duration — never headers or bodies).
+
+use std::sync::Arc;
+
+use crate::environment::Environment;
+use crate::error::Error;
+use crate::gcp::auth::{CredentialOptions, resolve_chain};
+use crate::gcp::{GcpClients, RetryPolicy};
+use crate::output::{Printer, Verbosity};
+
+/// Clients authenticated by the first credential source of the chain that answers.
+///
+/// `ASM_RETRY_POLICY=fast` shortens retry backoffs (tests, benchmarks, local endpoints).
+pub async fn google_clients(
+    env: &Environment,
+    creds: &CredentialOptions,
+    printer: &Printer,
+) -> Result<GcpClients, Error> {
+    let (creds, chain) = resolve_chain(env, creds).await?;
+    for ignored in &chain.ignored {
+        printer.warning(&format!("ignoring {ignored}"));
+    }
+    printer.progress(&format!("Using credentials: {}", creds.describe()));
+    let retry = match env.var("ASM_RETRY_POLICY") {
+        Some("fast") => RetryPolicy::fast(),
+        _ => RetryPolicy::standard(),
+    };
+    let gcp = GcpClients::from_credentials(env, &creds, retry)?;
+    if printer.verbosity() >= Verbosity::Verbose {
+        let p = printer.clone();
+        Ok(gcp.with_trace(Arc::new(move |t| p.detail(&format!("  {t}")))))
+    } else {
+        Ok(gcp)
+    }
+}

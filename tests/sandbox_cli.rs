@@ -94,6 +94,7 @@ fn serve_prints_only_quoted_exports_then_stops_on_sigterm() {
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE",
         "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER",
         "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE",
+        "CLOUDSDK_CORE_PROJECT",
         "KUBECONFIG",
         "ASM_SANDBOX_PROJECT",
         "ASM_SANDBOX_LOCATION",
@@ -287,5 +288,27 @@ fn installed_scenario_starts_with_a_ready_control_plane() {
     assert!(
         sb.requests().is_empty(),
         "setting up a scenario is not a request"
+    );
+}
+
+/// The issue's own acceptance line: gcloud, pointed at nothing but what `exec` exports.
+#[test]
+fn exec_runs_gcloud_against_the_sandbox_with_nothing_else_configured() {
+    if !crate::support::tool_available("gcloud") {
+        return;
+    }
+    let config = tempfile::tempdir().expect("gcloud config dir");
+    let out = asm()
+        .env("CLOUDSDK_CONFIG", config.path())
+        .env_remove("CLOUDSDK_CORE_PROJECT")
+        .args(["sandbox", "exec", "--scenario", "fresh", "--"])
+        .args(["gcloud", "container", "clusters", "describe", "cluster-1", "--location", "us-central1-c"])
+        .args(["--format=value(name,status,releaseChannel.channel,workloadIdentityConfig.workloadPool)"])
+        .output()
+        .expect("asm runs");
+    assert_success(&out, "gcloud container clusters describe in the sandbox");
+    assert_eq!(
+        stdout(&out).split_whitespace().collect::<Vec<_>>(),
+        ["cluster-1", "RUNNING", "REGULAR", "asm-fresh.svc.id.goog"]
     );
 }

@@ -244,6 +244,11 @@ impl Sandbox {
             "KUBECONFIG".into(),
             self.kubeconfig_path().display().to_string(),
         ));
+        // gcloud needs a project; asm never reads this one.
+        env.push((
+            "CLOUDSDK_CORE_PROJECT".into(),
+            self.scenario.project_id.clone(),
+        ));
         env.push((
             "ASM_SANDBOX_PROJECT".into(),
             self.scenario.project_id.clone(),

@@ -4,6 +4,7 @@ mod support;
 
 mod clients;
 mod compat;
+mod confirm;
 mod create_mesh;
 mod credentials;
 mod gcloud_fidelity;

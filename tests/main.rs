@@ -16,3 +16,4 @@ mod remote_secret;
 mod sandbox_cli;
 mod saved_plan;
 mod validate;
+mod verbose;

@@ -540,6 +540,7 @@ fn kube_system_uid(sb: &TestSandbox, kubeconfig: &str, context: &str) -> String 
             &env,
             Some(std::path::Path::new(kubeconfig)),
             Some(context),
+            None,
         )
         .await
         .unwrap();

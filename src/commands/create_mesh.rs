@@ -899,7 +899,7 @@ async fn resolve(
                     format!("cluster {c} does not exist"),
                 )
             })?;
-            let ctx = client_for_gke(&cluster, gcp.token()).map_err(Error::from)?;
+            let ctx = client_for_gke(&cluster, gcp.token(), gcp.trace()).map_err(Error::from)?;
             let id = ClusterId::for_gke(c.project.as_str(), c.location.as_str(), c.name.as_str())?;
             Ok(Resolved {
                 member: mesh_member(c.name.to_string(), c.to_string(), id, cluster.server_url()),
@@ -909,9 +909,10 @@ async fn resolve(
         MemberRef::Context(name) => {
             let kc = kubeconfig.ok_or_else(|| Error::apply("ASM-E999", "no kubeconfig"))?;
             let server = kubeconfig_server(kc, Some(name))?;
-            let ctx = client_from_kubeconfig(env, path, Some(name))
-                .await
-                .map_err(Error::from)?;
+            let ctx =
+                client_from_kubeconfig(env, path, Some(name), gcp.and_then(GcpClients::trace))
+                    .await
+                    .map_err(Error::from)?;
             let id = match ClusterId::for_context(name) {
                 Some(id) => id?,
                 None => kube_system_uid(&ctx.client).await?,

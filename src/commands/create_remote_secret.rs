@@ -15,6 +15,7 @@ use crate::cli::remote_secret::CreateRemoteSecretArgs;
 use crate::commands::create_mesh::{
     PlanMode, SecretExecutor, kube_system_uid, kubeconfig_server, observe_member, present_and_apply,
 };
+use crate::commands::google::request_trace;
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::kube::client::read_kubeconfig;
@@ -221,9 +222,15 @@ pub async fn run(
     }
 
     // The source cluster.
-    let ctx = client_from_kubeconfig(env, spec.kubeconfig.as_deref(), Some(&context))
-        .await
-        .map_err(Error::from)?;
+    let trace = request_trace(printer);
+    let ctx = client_from_kubeconfig(
+        env,
+        spec.kubeconfig.as_deref(),
+        Some(&context),
+        trace.clone(),
+    )
+    .await
+    .map_err(Error::from)?;
     let id = match spec.name.clone().or(name_from_context) {
         Some(id) => id,
         None => kube_system_uid(&ctx.client).await?,
@@ -251,7 +258,7 @@ pub async fn run(
     let mut members = vec![source.clone()];
     let mut clients = vec![Some(ctx)];
     for t in &spec.apply_to {
-        let c = client_from_kubeconfig(env, spec.kubeconfig.as_deref(), Some(t))
+        let c = client_from_kubeconfig(env, spec.kubeconfig.as_deref(), Some(t), trace.clone())
             .await
             .map_err(Error::from)?;
         members.push(Member {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::environment::Environment;
 use crate::error::Error;
 use crate::gcp::auth::{CredentialOptions, resolve_chain};
-use crate::gcp::{GcpClients, RetryPolicy};
+use crate::gcp::{GcpClients, RetryPolicy, TraceFn};
 use crate::output::{Printer, Verbosity};
 
 /// Clients authenticated by the first credential source of the chain that answers.
@@ -28,10 +28,19 @@ pub async fn google_clients(
         _ => RetryPolicy::standard(),
     };
     let gcp = GcpClients::from_credentials(env, &creds, retry)?;
+    match request_trace(printer) {
+        Some(trace) => Ok(gcp.with_trace(trace)),
+        None => Ok(gcp),
+    }
+}
+
+/// With `-v`, the callback printing each request trace (Google and Kubernetes) as a detail
+/// line; `None` otherwise.
+pub fn request_trace(printer: &Printer) -> Option<TraceFn> {
     if printer.verbosity() >= Verbosity::Verbose {
         let p = printer.clone();
-        Ok(gcp.with_trace(Arc::new(move |t| p.detail(&format!("  {t}")))))
+        Some(Arc::new(move |t| p.detail(&format!("  {t}"))))
     } else {
-        Ok(gcp)
+        None
     }
 }

@@ -572,6 +572,11 @@ impl GoogleHttp {
         self
     }
 
+    /// The trace callback set by [`GoogleHttp::with_trace`] (shared with Kubernetes clients).
+    pub fn trace(&self) -> Option<TraceFn> {
+        self.trace.clone()
+    }
+
     /// Asks `provider` for the bearer token before every attempt (tokens that expire and
     /// refresh); the token given to [`GoogleHttp::new`] remains [`GoogleHttp::token`].
     pub fn with_token_provider(mut self, provider: Option<Arc<dyn TokenProvider>>) -> Self {

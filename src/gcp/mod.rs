@@ -101,4 +101,9 @@ impl GcpClients {
     pub fn token(&self) -> &AccessToken {
         self.http.token()
     }
+
+    /// The `-v` trace callback, if any (for Kubernetes clients built next to these).
+    pub fn trace(&self) -> Option<TraceFn> {
+        self.http.trace()
+    }
 }

@@ -4,13 +4,15 @@
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
+use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+use super::trace::TraceLayer;
 use super::{KubeError, KubeResult};
 use crate::environment::Environment;
-use crate::gcp::AccessToken;
 use crate::gcp::container::Cluster;
+use crate::gcp::{AccessToken, TraceFn};
 
 /// A client together with what it points at (for messages and plans).
 #[derive(Clone)]
@@ -88,9 +90,28 @@ pub fn config_for_endpoint(
     Ok(config)
 }
 
+/// A `kube::Client` for `config`, every request reported to `trace` when given
+/// ([`TraceLayer`]: method, URL without userinfo, status, duration). Must be called inside a
+/// tokio runtime.
+pub fn build_client(config: Config, trace: Option<TraceFn>) -> Result<Client, kube::Error> {
+    let cluster_url = config.cluster_url.clone();
+    let builder = ClientBuilder::try_from(config)?;
+    Ok(match trace {
+        Some(t) => builder
+            .with_layer(&TraceLayer::new(t).with_base(&cluster_url))
+            .build(),
+        None => builder.build(),
+    })
+}
+
 /// A client for a GKE cluster from its `endpoint` and `masterAuth.clusterCaCertificate`,
-/// authenticating with the Google access token. Must be called inside a tokio runtime.
-pub fn client_for_gke(cluster: &Cluster, token: &AccessToken) -> KubeResult<KubeContext> {
+/// authenticating with the Google access token; requests traced to `trace` when given.
+/// Must be called inside a tokio runtime.
+pub fn client_for_gke(
+    cluster: &Cluster,
+    token: &AccessToken,
+    trace: Option<TraceFn>,
+) -> KubeResult<KubeContext> {
     if cluster.endpoint.is_empty() {
         return Err(KubeError::Invalid {
             message: format!(
@@ -106,7 +127,7 @@ pub fn client_for_gke(cluster: &Cluster, token: &AccessToken) -> KubeResult<Kube
         .unwrap_or_default();
     let url = cluster.server_url();
     let config = config_for_endpoint(&url, ca, token, "default")?;
-    let client = Client::try_from(config)
+    let client = build_client(config, trace)
         .map_err(|e| KubeError::from_kube(format!("client for cluster {}", cluster.name), e))?;
     Ok(KubeContext {
         client,
@@ -169,10 +190,12 @@ pub fn read_kubeconfig(env: &Environment, explicit: Option<&Path>) -> KubeResult
 
 /// A client from a kubeconfig (`path`, else `$KUBECONFIG`, else `~/.kube/config`) and a
 /// context (else the current context). Exec plugins and proxies are handled by kube-rs.
+/// Requests are traced to `trace` when given.
 pub async fn client_from_kubeconfig(
     env: &Environment,
     path: Option<&Path>,
     context: Option<&str>,
+    trace: Option<TraceFn>,
 ) -> KubeResult<KubeContext> {
     let kubeconfig = read_kubeconfig(env, path)?;
     let context_name = match context {
@@ -203,7 +226,7 @@ pub async fn client_from_kubeconfig(
         })?;
     let cluster_url = config.cluster_url.to_string();
     let default_namespace = config.default_namespace.clone();
-    let client = Client::try_from(config)
+    let client = build_client(config, trace)
         .map_err(|e| KubeError::from_kube(format!("client for context {context_name}"), e))?;
     Ok(KubeContext {
         client,

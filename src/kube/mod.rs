@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod trace;
 pub mod wait;
 
 use std::fmt;

@@ -201,6 +201,207 @@ fn all_memberships_and_register() {
     assert_eq!(changes(&p), 0, "{p:#}");
 }
 
+/// `CLUSTERS --fleet-id asm-fleet --register`.
+fn register_args(sb: &TestSandbox) -> Vec<String> {
+    let mut v = all_clusters(sb);
+    v.extend(["--fleet-id", "asm-fleet", "--register"].map(String::from));
+    v
+}
+
+fn action<'a>(plan: &'a Value, id: &str) -> &'a Value {
+    plan["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == id)
+        .unwrap_or_else(|| panic!("no action {id} in {plan:#}"))
+}
+
+fn is_membership_create(r: &asm_sim::request_log::RequestRecord) -> bool {
+    r.method == "POST" && r.path.contains("/memberships?")
+}
+
+#[test]
+fn register_dry_run_plans_memberships_and_sends_only_reads() {
+    let sb = TestSandbox::with(
+        fast("fleet-2")
+            .set("service.gkehub", "enabled")
+            .set("cluster.registered", "false"),
+    );
+    let args = register_args(&sb);
+    let o = mesh(&sb, &args, &["--dry-run", "-o", "json"]);
+    assert_success(&o, "--register --dry-run -o json");
+    let p: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(p["schema"], "asm.plan/v1");
+    for c in ["cluster-1", "cluster-2"] {
+        let a = action(&p, &format!("{c}/membership"));
+        assert_eq!(a["op"], "create", "{a:#}");
+        assert_eq!(a["cluster"], format!("asm-fleet/us-central1-c/{c}"));
+        assert_eq!(a["target"]["api"], "gkehub.googleapis.com/v1");
+        assert_eq!(a["target"]["kind"], "Membership");
+        assert_eq!(
+            a["target"]["name"],
+            format!("projects/asm-fleet/locations/us-central1/memberships/{c}")
+        );
+        assert_eq!(
+            a["reason"],
+            format!("cluster {c} is not a member of fleet asm-fleet")
+        );
+        let check = p["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| {
+                k["code"] == "ASM-C204" && k["cluster"] == format!("asm-fleet/us-central1-c/{c}")
+            })
+            .unwrap();
+        assert_eq!(check["status"], "fix", "{check:#}");
+    }
+    // Every remote secret waits for the registration of both its clusters.
+    for (target, source) in [("cluster-1", "cluster-2"), ("cluster-2", "cluster-1")] {
+        let deps = &action(&p, &format!("{target}/remote-secret-{source}"))["depends_on"];
+        for c in [target, source] {
+            assert!(
+                deps.as_array()
+                    .unwrap()
+                    .contains(&Value::from(format!("{c}/membership"))),
+                "{deps}"
+            );
+        }
+    }
+    assert_eq!(p["summary"]["create"], 14, "{p:#}");
+    // The text plan shows them too.
+    let o = mesh(&sb, &args, &["--dry-run"]);
+    assert_success(&o, "--register --dry-run");
+    let text = stdout(&o);
+    for c in ["cluster-1", "cluster-2"] {
+        assert!(
+            text.contains(&format!(
+                "+ {c}/membership: Would register cluster {c} to fleet asm-fleet as us-central1/{c}"
+            )),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("gkehub.googleapis.com/v1 Membership projects/asm-fleet/locations/us-central1/memberships/cluster-1"),
+        "{text}"
+    );
+    assert!(text.contains("Plan: 14 to add"), "{text}");
+    assert!(!stderr(&o).contains("Register"), "{}", stderr(&o));
+    assert!(
+        sb.mutating_requests().is_empty(),
+        "{:#?}",
+        sb.mutating_requests()
+    );
+    assert!(
+        sb.requests()
+            .iter()
+            .any(|r| r.path.contains("/memberships"))
+    );
+}
+
+#[test]
+fn register_applies_memberships_before_secrets_then_plans_nothing() {
+    let sb = TestSandbox::with(
+        fast("fleet-2")
+            .set("service.gkehub", "enabled")
+            .set("cluster.registered", "false"),
+    );
+    let args = register_args(&sb);
+    let o = mesh(&sb, &args, &["--yes", "-o", "json"]);
+    assert_success(&o, "--register --yes -o json");
+    let v: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["result"]["status"], "applied", "{v:#}");
+    assert!(action(&v, "cluster-1/membership")["duration_ms"].is_u64());
+    assert!(
+        stderr(&o)
+            .contains("Registered cluster cluster-2 to fleet asm-fleet as us-central1/cluster-2"),
+        "{}",
+        stderr(&o)
+    );
+    // Both registrations finished before the first remote secret was written.
+    let writes = sb.mutating_requests();
+    let registrations: Vec<_> = writes.iter().filter(|r| is_membership_create(r)).collect();
+    assert_eq!(registrations.len(), 2, "{writes:#?}");
+    let last_registration = registrations.iter().map(|r| r.ts).fold(0.0, f64::max);
+    let first_secret = writes
+        .iter()
+        .filter(|r| r.path.contains("/secrets/istio-remote-secret-"))
+        .map(|r| r.ts)
+        .fold(f64::MAX, f64::min);
+    assert!(first_secret < f64::MAX, "{writes:#?}");
+    assert!(last_registration < first_secret, "{writes:#?}");
+
+    // A re-run plans nothing: the clusters are members, the secrets are there.
+    let o = mesh(&sb, &args, &["--dry-run", "-o", "json"]);
+    assert_success(&o, "re-run --dry-run");
+    let p: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(changes(&p), 0, "{p:#}");
+    assert_eq!(p["summary"]["wait"], 0);
+    let registered = p["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["code"] == "ASM-C204" && k["status"] == "ok")
+        .count();
+    assert_eq!(registered, 2, "{p:#}");
+    let before = sb.mutating_requests().len();
+    let o = mesh(&sb, &args, &["--yes"]);
+    assert_success(&o, "re-run --yes");
+    assert_eq!(sb.mutating_requests().len(), before);
+}
+
+#[test]
+fn register_only_what_is_not_registered() {
+    let sb = TestSandbox::with(
+        fast("fleet-2")
+            .set("service.gkehub", "enabled")
+            .set("cluster.cluster-1.registered", "true")
+            .set("cluster.cluster-2.registered", "false"),
+    );
+    let p = {
+        let o = mesh(&sb, &register_args(&sb), &["--dry-run", "-o", "json"]);
+        assert_success(&o, "--register --dry-run");
+        serde_json::from_str::<Value>(&stdout(&o)).unwrap()
+    };
+    let ids: Vec<&str> = p["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["target"]["kind"] == "Membership")
+        .map(|a| a["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, vec!["cluster-2/membership"], "{p:#}");
+    assert!(sb.mutating_requests().is_empty());
+}
+
+#[test]
+fn register_refuses_a_cluster_without_workload_identity() {
+    let sb = TestSandbox::with(
+        fast("fleet-2")
+            .set("service.gkehub", "enabled")
+            .set("cluster.registered", "false")
+            .set("cluster.cluster-2.workload_identity", "false"),
+    );
+    for extra in [&["--dry-run"][..], &["--yes"]] {
+        let o = mesh(&sb, &register_args(&sb), extra);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(err.contains("workload identity is off"), "{err}");
+        assert!(err.contains("asm-fleet/us-central1-c/cluster-2"), "{err}");
+        assert!(
+            err.contains("asm install --managed --enable-gcp-components"),
+            "{err}"
+        );
+        assert!(stdout(&o).is_empty(), "{}", stdout(&o));
+    }
+    assert!(
+        sb.mutating_requests().is_empty(),
+        "{:#?}",
+        sb.mutating_requests()
+    );
+}
+
 #[test]
 fn tokens_never_reach_logs_plans_or_errors() {
     let sb = TestSandbox::with(fast("fleet-2"));

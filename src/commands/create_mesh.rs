@@ -24,6 +24,7 @@ use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::gcp::GcpClients;
 use crate::gcp::container::Cluster;
+use crate::gcp::gkehub::gke_resource_link;
 use crate::kube::apply::{ApplyOptions, apply, get_opt};
 use crate::kube::client::read_kubeconfig;
 use crate::kube::{KubeContext, KubeError, client_for_gke, client_from_kubeconfig};
@@ -32,11 +33,15 @@ use crate::plan::Action;
 use crate::plan::execute::{Outcome, execute};
 use crate::plan::render::{self, Mood, TextOptions, millis};
 use crate::spec::{ClusterRef, ProjectId, parse_duration};
-use crate::steps::observe::kube_retry;
+use crate::steps::MembershipObs;
+use crate::steps::apply::register_membership;
+use crate::steps::fleet::{find_membership, membership_id};
+use crate::steps::observe::{kube_retry, membership_obs};
 use crate::steps::remote_secret::{
-    AuthType, ClusterId, ISTIO_NAMESPACE, Member, MemberObs, MeshStep, READER_SA, SecretPlan,
-    SecretType, SourceCreds, VERIFY_RESOURCES, all_pairs, creds_for, missing_token_error,
-    pick_token_secret, plan_secrets, reader_role_name, redact, remote_secret_for,
+    AuthType, ClusterId, FleetMembership, ISTIO_NAMESPACE, Member, MemberObs, MeshStep, READER_SA,
+    SecretPlan, SecretType, SourceCreds, VERIFY_RESOURCES, all_pairs, creds_for,
+    missing_token_error, pick_token_secret, plan_registrations, plan_secrets, reader_role_name,
+    redact, remote_secret_for,
 };
 
 /// How a member is reached.
@@ -230,6 +235,8 @@ pub struct SecretExecutor {
     /// Credentials of each source, as observed or as issued during the run.
     pub creds: Arc<Mutex<Vec<Option<SourceCreds>>>>,
     pub deadline: Instant,
+    /// Google clients, for the fleet registrations of `create-mesh --register`.
+    pub gcp: Option<GcpClients>,
 }
 
 impl SecretExecutor {
@@ -259,7 +266,14 @@ impl SecretExecutor {
             clients,
             creds: Arc::new(Mutex::new(creds)),
             deadline,
+            gcp: None,
         }
+    }
+
+    /// With Google clients (needed to run `RegisterMembership` actions).
+    pub fn with_gcp(mut self, gcp: Option<GcpClients>) -> Self {
+        self.gcp = gcp;
+        self
     }
 
     fn client(&self, i: usize) -> Result<&Client, Error> {
@@ -343,6 +357,18 @@ impl SecretExecutor {
             }
             MeshStep::WaitToken { cluster, secret } => {
                 self.wait_token(*cluster, secret).await.map(|_| ())
+            }
+            MeshStep::RegisterMembership {
+                cluster: _,
+                gke,
+                fleet,
+                location,
+                id,
+            } => {
+                let gcp = self.gcp.as_ref().ok_or_else(|| {
+                    Error::apply("ASM-E999", "no Google clients to register the cluster")
+                })?;
+                register_membership(gcp, fleet, gke, location, id, self.deadline, None).await
             }
             MeshStep::RemoteSecret { source, target } => {
                 let src = &self.members[*source];
@@ -691,6 +717,8 @@ fn cluster_summary(
 struct Resolved {
     member: Member,
     ctx: KubeContext,
+    /// The workload identity pool of a GKE member (`None`: off, or not a GKE member).
+    workload_pool: Option<String>,
 }
 
 fn mesh_member(label: String, display: String, id: ClusterId, server: String) -> Member {
@@ -772,11 +800,6 @@ pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> 
             .into());
         }
     }
-    if spec.register
-        && let (Some(gcp), Some(fleet)) = (&gcp, &spec.fleet)
-    {
-        register_missing(gcp, fleet, &refs, deadline, &spec, env, printer).await?;
-    }
     printer.progress(&format!("Reading the state of {} clusters…", refs.len()));
     // Connect to every member (concurrently); a member that cannot be reached is reported.
     let kubeconfig = if refs.iter().any(|r| matches!(r, MemberRef::Context(_))) {
@@ -806,12 +829,18 @@ pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> 
     .await;
     let mut members = Vec::new();
     let mut clients = Vec::new();
+    let mut pools = Vec::new();
     let mut errors = Vec::new();
     for (r, res) in refs.iter().zip(resolved) {
         match res {
-            Ok(Resolved { member, ctx }) => {
+            Ok(Resolved {
+                member,
+                ctx,
+                workload_pool,
+            }) => {
                 members.push(member);
                 clients.push(Some(ctx));
+                pools.push(workload_pool);
             }
             Err(e) => errors.push((r, e)),
         }
@@ -860,8 +889,14 @@ pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> 
     }))
     .await;
     let pairs = all_pairs(members.len());
-    let plan = plan_secrets(&members, &obs, &pairs);
-    let exec = SecretExecutor::new(members, clients, &obs, deadline);
+    let mut plan = plan_secrets(&members, &obs, &pairs);
+    if spec.register
+        && let (Some(gcp), Some(fleet)) = (&gcp, &spec.fleet)
+    {
+        let status = observe_registrations(gcp, fleet, &refs, &pools).await?;
+        plan = plan_registrations(plan, &members, fleet.as_str(), &status);
+    }
+    let exec = SecretExecutor::new(members, clients, &obs, deadline).with_gcp(gcp);
     present_and_apply(
         &plan,
         &exec,
@@ -904,6 +939,7 @@ async fn resolve(
             Ok(Resolved {
                 member: mesh_member(c.name.to_string(), c.to_string(), id, cluster.server_url()),
                 ctx,
+                workload_pool: cluster.workload_pool().map(str::to_string),
             })
         }
         MemberRef::Context(name) => {
@@ -923,85 +959,82 @@ async fn resolve(
             Ok(Resolved {
                 member: mesh_member(label, name.clone(), id, server),
                 ctx,
+                workload_pool: None,
             })
         }
     }
 }
 
-/// `--register`: registers the GKE members that are not fleet members yet, with install's
-/// membership rules (id, location, issuer), after the same confirmation as the plan.
-#[allow(clippy::too_many_arguments)]
-async fn register_missing(
+/// `--register` (reads only): the fleet membership of every GKE member of `refs`, with
+/// install's rules for a new one (membership id unique in the fleet, region of the
+/// cluster). `pools[i]` is the workload identity pool of member `i`: a cluster to register
+/// without workload identity is refused (exit 2), as its membership carries the cluster's
+/// workload identity issuer.
+async fn observe_registrations(
     gcp: &GcpClients,
     fleet: &ProjectId,
     refs: &[MemberRef],
-    deadline: Instant,
-    spec: &CreateMeshSpec,
-    env: &Environment,
-    printer: &Printer,
-) -> Result<(), Error> {
-    use crate::gcp::gkehub::{gke_issuer, gke_resource_link};
-    use crate::steps::MembershipObs;
-    use crate::steps::fleet::{find_membership, membership_id};
+    pools: &[Option<String>],
+) -> Result<Vec<(usize, FleetMembership)>, Error> {
     let number = gcp.crm.project_number(fleet.as_str()).await.ok();
     let listed = gcp.gkehub.list_memberships(fleet.as_str()).await?;
-    let mut memberships: Vec<MembershipObs> = listed
-        .iter()
-        .map(|m| MembershipObs {
-            name: m.name.clone(),
-            resource_link: m.gke_resource_link().map(str::to_string),
-            state: m.state.as_ref().map(|s| s.code.clone()),
-        })
-        .collect();
-    let mut todo = Vec::new();
-    for r in refs {
+    let mut memberships: Vec<MembershipObs> = listed.iter().map(membership_obs).collect();
+    let mut out = Vec::new();
+    let mut no_wi = Vec::new();
+    for (i, r) in refs.iter().enumerate() {
         let MemberRef::Gke(c) = r else { continue };
-        if find_membership(&memberships, c, number.as_deref()).is_some() {
+        if let Some(m) = find_membership(&memberships, c, number.as_deref()) {
+            out.push((
+                i,
+                FleetMembership::Registered {
+                    name: m.name.clone(),
+                    state: m.state.clone(),
+                },
+            ));
+            continue;
+        }
+        if pools.get(i).cloned().flatten().is_none() {
+            no_wi.push(c.clone());
             continue;
         }
         let id = membership_id(&memberships, c);
         let location = c.location.region().to_string();
-        let link = gke_resource_link(c.project.as_str(), c.location.as_str(), c.name.as_str());
+        // Later members of this run must not take the same id.
         memberships.push(MembershipObs {
             name: format!("projects/{fleet}/locations/{location}/memberships/{id}"),
-            resource_link: Some(link),
+            resource_link: Some(gke_resource_link(
+                c.project.as_str(),
+                c.location.as_str(),
+                c.name.as_str(),
+            )),
             state: None,
         });
-        printer.progress(&format!(
-            "  + {}/membership: {} cluster {c} to fleet {fleet} as {location}/{id}",
-            c.name,
-            if spec.dry_run {
-                "Would register"
-            } else {
-                "Register"
-            }
-        ));
-        todo.push((c.clone(), location, id));
-    }
-    if spec.dry_run || todo.is_empty() {
-        return Ok(());
-    }
-    confirm::gate(env, spec.yes, todo.len()).await?;
-    for (c, location, id) in todo {
-        let link = gke_resource_link(c.project.as_str(), c.location.as_str(), c.name.as_str());
-        let issuer = gke_issuer(c.project.as_str(), c.location.as_str(), c.name.as_str());
-        let op = gcp
-            .gkehub
-            .create_membership(fleet.as_str(), &location, &id, &link, Some(&issuer))
-            .await;
-        match op {
-            Ok(op) => {
-                gcp.lro.wait_until(op, deadline, None).await?;
-            }
-            Err(e) if e.is_already_exists() => {}
-            Err(e) => return Err(e.into()),
-        }
-        printer.progress(&format!(
-            "{} Registered cluster {c} to fleet {fleet} as {location}/{id}",
-            printer.paint("✔", "32")
+        out.push((
+            i,
+            FleetMembership::Unregistered {
+                gke: c.clone(),
+                location,
+                id,
+            },
         ));
     }
-    Ok(())
+    if !no_wi.is_empty() {
+        let names: Vec<String> = no_wi.iter().map(ToString::to_string).collect();
+        let install: Vec<String> = no_wi.iter().map(|c| format!("--cluster {c}")).collect();
+        return Err(Error::usage(
+            "ASM-E124",
+            format!(
+                "--register: workload identity is off on {} ({}); a fleet membership needs it",
+                if no_wi.len() == 1 { "cluster" } else { "clusters" },
+                names.join(", ")
+            ),
+        )
+        .with_hint(format!(
+            "run `asm install --managed --enable-gcp-components {} --fleet-id {fleet}` (it turns workload identity on), then re-run create-mesh --register",
+            install.join(" ")
+        )));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

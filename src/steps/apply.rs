@@ -284,48 +284,17 @@ impl Executor {
         membership: &str,
     ) -> Result<(), Error> {
         let c = self.cluster(i)?.clone();
-        let fleet = self.spec.fleet_project.as_str();
-        let link = gke_resource_link(c.project.as_str(), c.location.as_str(), c.name.as_str());
-        let issuer = gke_issuer(c.project.as_str(), c.location.as_str(), c.name.as_str());
-        let policy = self.gcp.http.retry_policy().clone();
-        let created = retry_until_api_enabled(&policy, || {
-            self.gcp
-                .gkehub
-                .create_membership(fleet, location, membership, &link, Some(&issuer))
-        })
-        .await;
-        match created {
-            Ok(op) => {
-                self.wait_op(id, op).await?;
-                Ok(())
-            }
-            Err(e) if e.is_already_exists() => {
-                let existing = self
-                    .gcp
-                    .gkehub
-                    .get_membership(fleet, location, membership)
-                    .await?;
-                let projects = [c.project.as_str()];
-                match existing {
-                    Some(m)
-                        if m.is_for_cluster(&projects, c.location.as_str(), c.name.as_str()) =>
-                    {
-                        Ok(())
-                    }
-                    Some(m) => Err(Error::apply(
-                        "ASM-E461",
-                        format!(
-                            "membership {} already exists for another cluster ({})",
-                            m.name,
-                            m.gke_resource_link().unwrap_or("no GKE link")
-                        ),
-                    )
-                    .with_hint("re-run asm: it picks another membership id")),
-                    None => Err(e.into()),
-                }
-            }
-            Err(e) => Err(e.into()),
-        }
+        let progress = self.progress(id);
+        register_membership(
+            &self.gcp,
+            self.spec.fleet_project.as_str(),
+            &c,
+            location,
+            membership,
+            self.deadline,
+            Some(&*progress),
+        )
+        .await
     }
 
     async fn fleet_state(
@@ -450,6 +419,58 @@ impl Executor {
         .await
         .map(|_| ())
         .map_err(|e: KubeError| e.into())
+    }
+}
+
+/// Registers GKE cluster `c` to `fleet` as `location/membership` (resource link and
+/// workload-identity issuer of the cluster) and waits for the operation. Idempotent: an
+/// existing membership of the same cluster is success; one of another cluster is an error.
+/// Shared by install's `RegisterMembership` step and `create-mesh --register`.
+pub(crate) async fn register_membership(
+    gcp: &GcpClients,
+    fleet: &str,
+    c: &ClusterRef,
+    location: &str,
+    membership: &str,
+    deadline: Instant,
+    progress: Option<&ProgressFn>,
+) -> Result<(), Error> {
+    let link = gke_resource_link(c.project.as_str(), c.location.as_str(), c.name.as_str());
+    let issuer = gke_issuer(c.project.as_str(), c.location.as_str(), c.name.as_str());
+    let policy = gcp.http.retry_policy().clone();
+    let created = retry_until_api_enabled(&policy, || {
+        gcp.gkehub
+            .create_membership(fleet, location, membership, &link, Some(&issuer))
+    })
+    .await;
+    match created {
+        Ok(op) => {
+            gcp.lro.wait_until(op, deadline, progress).await?;
+            Ok(())
+        }
+        Err(e) if e.is_already_exists() => {
+            let existing = gcp
+                .gkehub
+                .get_membership(fleet, location, membership)
+                .await?;
+            let projects = [c.project.as_str()];
+            match existing {
+                Some(m) if m.is_for_cluster(&projects, c.location.as_str(), c.name.as_str()) => {
+                    Ok(())
+                }
+                Some(m) => Err(Error::apply(
+                    "ASM-E461",
+                    format!(
+                        "membership {} already exists for another cluster ({})",
+                        m.name,
+                        m.gke_resource_link().unwrap_or("no GKE link")
+                    ),
+                )
+                .with_hint("re-run asm: it picks another membership id")),
+                None => Err(e.into()),
+            }
+        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -38,7 +38,7 @@ fn message(e: &crate::gcp::GcpError) -> String {
     e.to_error().message
 }
 
-fn membership_obs(m: &Membership) -> MembershipObs {
+pub(crate) fn membership_obs(m: &Membership) -> MembershipObs {
     MembershipObs {
         name: m.name.clone(),
         resource_link: m.gke_resource_link().map(str::to_string),

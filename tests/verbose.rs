@@ -118,3 +118,32 @@ fn create_remote_secret_verbose_traces_kube_requests() {
     );
     assert_no_secrets(&sb, &o, "create-remote-secret -v");
 }
+
+#[test]
+fn create_mesh_with_contexts_only_traces_kube_requests() {
+    let sb = TestSandbox::with(fast("fleet-2"));
+    let contexts: Vec<String> = sb
+        .sandbox()
+        .clusters
+        .iter()
+        .flat_map(|c| {
+            [
+                "--context".to_string(),
+                c.context_name(&sb.sandbox().scenario.project_id),
+            ]
+        })
+        .collect();
+    let mut args = vec!["create-mesh".to_string(), "--dry-run".into(), "-v".into()];
+    args.extend(contexts);
+    let o = asm(&sb, &args);
+    assert_success(&o, "create-mesh --context … --dry-run -v");
+    let traces = kube_traces(&o);
+    assert!(
+        traces
+            .iter()
+            .any(|l| l.starts_with("GET /api") && has_status_and_duration(l)),
+        "no kube trace:\n{}",
+        stderr(&o)
+    );
+    assert_no_secrets(&sb, &o, "create-mesh -v");
+}

@@ -18,11 +18,12 @@ use tokio::time::Instant;
 use crate::cli::create_mesh::CreateMeshArgs;
 use crate::cli::install::OutputArg;
 use crate::commands::confirm;
-use crate::commands::google::google_clients;
+use crate::commands::google::{google_clients, request_trace};
 use crate::commands::install::{CONCURRENCY, stdout_color};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::gcp::GcpClients;
+use crate::gcp::TraceFn;
 use crate::gcp::container::Cluster;
 use crate::gcp::gkehub::gke_resource_link;
 use crate::kube::apply::{ApplyOptions, apply, get_opt};
@@ -820,11 +821,13 @@ pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> 
             }
         }
     }
+    let trace = request_trace(printer);
     let resolved = join_all(refs.iter().map(|r| {
         let gcp = gcp.as_ref();
         let kubeconfig = kubeconfig.as_ref();
         let path = args.kubeconfig.as_deref();
-        async move { resolve(r, gcp, kubeconfig, env, path).await }
+        let trace = trace.clone();
+        async move { resolve(r, gcp, kubeconfig, env, path, trace).await }
     }))
     .await;
     let mut members = Vec::new();
@@ -919,6 +922,7 @@ async fn resolve(
     kubeconfig: Option<&Kubeconfig>,
     env: &Environment,
     path: Option<&std::path::Path>,
+    trace: Option<TraceFn>,
 ) -> Result<Resolved, Error> {
     match r {
         MemberRef::Gke(c) => {
@@ -934,7 +938,7 @@ async fn resolve(
                     format!("cluster {c} does not exist"),
                 )
             })?;
-            let ctx = client_for_gke(&cluster, gcp.token(), gcp.trace()).map_err(Error::from)?;
+            let ctx = client_for_gke(&cluster, gcp.token(), trace).map_err(Error::from)?;
             let id = ClusterId::for_gke(c.project.as_str(), c.location.as_str(), c.name.as_str())?;
             Ok(Resolved {
                 member: mesh_member(c.name.to_string(), c.to_string(), id, cluster.server_url()),
@@ -945,10 +949,9 @@ async fn resolve(
         MemberRef::Context(name) => {
             let kc = kubeconfig.ok_or_else(|| Error::apply("ASM-E999", "no kubeconfig"))?;
             let server = kubeconfig_server(kc, Some(name))?;
-            let ctx =
-                client_from_kubeconfig(env, path, Some(name), gcp.and_then(GcpClients::trace))
-                    .await
-                    .map_err(Error::from)?;
+            let ctx = client_from_kubeconfig(env, path, Some(name), trace)
+                .await
+                .map_err(Error::from)?;
             let id = match ClusterId::for_context(name) {
                 Some(id) => id?,
                 None => kube_system_uid(&ctx.client).await?,

@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::install::{
-    CaArg, CaArgs, ChannelArg, EnableArgs, InstallArgs, ManagementArg, OutputArg, TargetArgs,
-    UnsupportedArgs, ValidateArgs,
+    CaArg, CaArgs, ChannelArg, ControlPlaneArgs, EnableArgs, InstallArgs, ManagementArg, OutputArg,
+    TargetArgs, UnsupportedArgs, ValidateArgs,
 };
 use crate::error::Error;
 
@@ -544,19 +544,21 @@ fn clusters_from(t: &TargetArgs) -> Result<Vec<ClusterRef>, Error> {
     Ok(clusters)
 }
 
-#[allow(clippy::too_many_arguments)]
 fn mesh_spec(
     target: &TargetArgs,
     enable: &EnableArgs,
     managed: bool,
-    management: ManagementArg,
-    channel: Option<ChannelArg>,
-    options: &[String],
+    control_plane: &ControlPlaneArgs,
     output: OutputArg,
     timeout: &str,
-    ca: &CaArgs,
-    unsupported: &UnsupportedArgs,
 ) -> Result<MeshSpec, Error> {
+    let ControlPlaneArgs {
+        management,
+        channel,
+        options,
+        ca,
+        unsupported,
+    } = control_plane;
     // asmcli checks the managed-only rejections first (spec/asmcli-spec.md §1.3 item 3).
     if managed {
         reject_unmanaged(ca, unsupported)?;
@@ -709,13 +711,9 @@ impl InstallSpec {
             &args.target,
             &args.enable,
             true,
-            args.management,
-            args.channel,
-            &args.options,
+            &args.control_plane,
             args.output,
             &args.timeout,
-            &args.ca,
-            &args.unsupported,
         )?;
         if args.only_enable {
             if args.only_validate {
@@ -780,13 +778,9 @@ impl MeshSpec {
             &args.target,
             &args.enable,
             args.managed,
-            args.management,
-            args.channel,
-            &args.options,
+            &args.control_plane,
             args.output,
             &args.timeout,
-            &args.ca,
-            &args.unsupported,
         )
     }
 }

@@ -204,19 +204,9 @@ pub struct UnsupportedArgs {
     pub cert_chain: Option<PathBuf>,
 }
 
-/// `asm install`.
+/// What control plane to ask for (shared by `install` and `validate`, which checks for it).
 #[derive(Debug, Args, Clone)]
-pub struct InstallArgs {
-    /// Install the Google-managed control plane (the only kind asm installs).
-    #[arg(long)]
-    pub managed: bool,
-
-    #[command(flatten)]
-    pub target: TargetArgs,
-
-    #[command(flatten)]
-    pub enable: EnableArgs,
-
+pub struct ControlPlaneArgs {
     /// Control plane management (`automatic` or `revision`).
     #[arg(long, value_enum, default_value_t = ManagementArg::Automatic)]
     pub management: ManagementArg,
@@ -234,6 +224,23 @@ pub struct InstallArgs {
 
     #[command(flatten)]
     pub unsupported: UnsupportedArgs,
+}
+
+/// `asm install`.
+#[derive(Debug, Args, Clone)]
+pub struct InstallArgs {
+    /// Install the Google-managed control plane (the only kind asm installs).
+    #[arg(long)]
+    pub managed: bool,
+
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    #[command(flatten)]
+    pub enable: EnableArgs,
+
+    #[command(flatten)]
+    pub control_plane: ControlPlaneArgs,
 
     /// Show the plan and stop; send no mutating request.
     #[arg(long = "dry-run", alias = "dry_run")]
@@ -296,23 +303,8 @@ pub struct ValidateArgs {
     #[command(flatten)]
     pub enable: EnableArgs,
 
-    /// Control plane management (`automatic` or `revision`).
-    #[arg(long, value_enum, default_value_t = ManagementArg::Automatic)]
-    pub management: ManagementArg,
-
-    /// Release channel whose revision tag to request (default: the cluster's GKE channel).
-    #[arg(long, value_enum)]
-    pub channel: Option<ChannelArg>,
-
-    /// A control plane option, e.g. `cni-managed`. Repeatable.
-    #[arg(long = "option", value_name = "NAME")]
-    pub options: Vec<String>,
-
     #[command(flatten)]
-    pub ca: CaArgs,
-
-    #[command(flatten)]
-    pub unsupported: UnsupportedArgs,
+    pub control_plane: ControlPlaneArgs,
 
     /// Report format: `text` or `json` (one object on stdout).
     #[arg(short = 'o', long = "output", value_parser = parse_output, default_value = "text", value_name = "FORMAT")]

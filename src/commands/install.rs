@@ -193,7 +193,12 @@ fn compat_notes(args: &InstallArgs, mesh: &MeshSpec, printer: &Printer) {
         ));
     }
     if mesh.management == crate::spec::Management::Automatic && !mesh.options.is_empty() {
-        let names: Vec<&str> = args.options.iter().map(String::as_str).collect();
+        let names: Vec<&str> = args
+            .control_plane
+            .options
+            .iter()
+            .map(String::as_str)
+            .collect();
         printer.warning(&format!(
             "--option {}: fleet automatic management provisions managed CNI itself; the option \
              applies to --management revision only and is ignored",
@@ -211,11 +216,7 @@ fn as_validate(args: &InstallArgs) -> ValidateArgs {
         managed: args.managed,
         target: args.target.clone(),
         enable: args.enable.clone(),
-        management: args.management,
-        channel: args.channel,
-        options: args.options.clone(),
-        ca: args.ca.clone(),
-        unsupported: args.unsupported.clone(),
+        control_plane: args.control_plane.clone(),
         output: args.output,
         timeout: args.timeout.clone(),
     }

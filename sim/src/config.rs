@@ -225,6 +225,12 @@ pub struct Timing {
     pub token_fill: Duration,
     /// From a Namespace's deletion to it being gone (when nothing blocks it).
     pub namespace_finalize: Duration,
+    /// From a Pod's creation to Running and Ready (Pending until then).
+    pub pod_ready: Duration,
+    /// From a LoadBalancer Service's creation to its `status.loadBalancer.ingress[0].ip`.
+    pub lb_ip: Duration,
+    /// From a DataPlaneControl's creation to `status.state: Ready`.
+    pub mdp_ready: Duration,
 }
 
 impl Default for Timing {
@@ -237,6 +243,9 @@ impl Default for Timing {
             cpr_ready: Duration::from_millis(3000),
             token_fill: Duration::from_millis(200),
             namespace_finalize: Duration::from_millis(500),
+            pod_ready: Duration::from_millis(300),
+            lb_ip: Duration::from_millis(1000),
+            mdp_ready: Duration::from_millis(2000),
         }
     }
 }
@@ -252,6 +261,9 @@ impl Timing {
             "cpr_ready_ms" => &mut self.cpr_ready,
             "token_fill_ms" => &mut self.token_fill,
             "namespace_finalize_ms" => &mut self.namespace_finalize,
+            "pod_ready_ms" => &mut self.pod_ready,
+            "lb_ip_ms" => &mut self.lb_ip,
+            "mdp_ready_ms" => &mut self.mdp_ready,
             _ => return Ok(false),
         };
         let ms: u64 = value

@@ -14,10 +14,13 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The real process environment.
+    /// The real process environment. Variables whose name or value is not UTF-8 are left
+    /// out: none of asm's variables can hold such a value, and `std::env::vars` would panic.
     pub fn from_process() -> Self {
         Environment {
-            vars: std::env::vars().collect(),
+            vars: std::env::vars_os()
+                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                .collect(),
             stdin_is_tty: std::io::stdin().is_terminal(),
             stdout_is_tty: std::io::stdout().is_terminal(),
             stderr_is_tty: std::io::stderr().is_terminal(),

@@ -9,6 +9,7 @@ pub mod environment;
 pub mod error;
 pub mod gcp;
 pub mod kube;
+pub mod logging;
 pub mod output;
 pub mod plan;
 pub mod spec;

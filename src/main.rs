@@ -6,10 +6,7 @@ fn main() -> ExitCode {
     // One TLS crypto provider for reqwest, kube and the sandbox.
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let env = asm::environment::Environment::from_process();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_env("ASM_LOG"))
-        .with_writer(std::io::stderr)
-        .init();
+    asm::logging::init(&env);
     let printer = asm::output::Printer::stdio(env.stderr_color());
     let code = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -15,5 +15,6 @@ mod output_dir;
 mod remote_secret;
 mod sandbox_cli;
 mod saved_plan;
+mod trust;
 mod validate;
 mod verbose;

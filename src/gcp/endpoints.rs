@@ -119,15 +119,25 @@ impl Endpoints {
     }
 }
 
-/// Validates an override and makes it end with `/`.
+/// Validates an override and makes it end with `/`. Plain `http://` is accepted only for
+/// loopback hosts: requests carry a bearer token, which must not cross a network unencrypted.
 pub fn normalize_base(base: &str) -> Result<String, String> {
     let base = base.trim();
-    let rest = base
-        .strip_prefix("https://")
-        .or_else(|| base.strip_prefix("http://"))
-        .ok_or_else(|| format!("{base:?} must be an absolute http:// or https:// URL"))?;
+    let (plain, rest) = match base.strip_prefix("https://") {
+        Some(rest) => (false, rest),
+        None => (
+            true,
+            base.strip_prefix("http://")
+                .ok_or_else(|| format!("{base:?} must be an absolute http:// or https:// URL"))?,
+        ),
+    };
     if rest.is_empty() || rest.starts_with('/') {
         return Err(format!("{base:?} has no host"));
+    }
+    if plain && !is_loopback_authority(rest) {
+        return Err(format!(
+            "{base:?} uses plain http:// for a host that is not loopback; use https:// (http:// is allowed only for 127.0.0.0/8, [::1] and localhost)"
+        ));
     }
     if base.contains('?') || base.contains('#') {
         return Err(format!("{base:?} must not contain a query or fragment"));
@@ -137,6 +147,22 @@ pub fn normalize_base(base: &str) -> Result<String, String> {
     } else {
         format!("{base}/")
     })
+}
+
+/// Whether the host of `authority[/path]` (after `scheme://`) is a loopback address.
+fn is_loopback_authority(rest: &str) -> bool {
+    let authority = rest.split('/').next().unwrap_or_default();
+    let authority = authority.rsplit('@').next().unwrap_or_default();
+    let host = if let Some(v6) = authority.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        authority.split(':').next().unwrap_or_default()
+    };
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Joins a base URL and a relative path, keeping the base's path prefix: exactly one `/`
@@ -213,6 +239,29 @@ mod tests {
         assert_eq!(err.code, "ASM-E404");
         assert!(err.message.contains("SERVICEUSAGE"));
         assert!(normalize_base("http:///x").is_err());
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_hosts() {
+        for ok in [
+            "http://127.0.0.1:8089/container/",
+            "http://127.9.9.9/",
+            "http://localhost:1/x",
+            "http://[::1]:8080/",
+            "https://container.example.com/",
+        ] {
+            assert!(normalize_base(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://container.example.com/",
+            "http://10.0.0.1:8080/",
+            "http://[2001:db8::1]/",
+            "http://127.0.0.1.evil.example/",
+            "http://localhost.evil.example/",
+        ] {
+            let err = normalize_base(bad).unwrap_err();
+            assert!(err.contains("not loopback"), "{bad}: {err}");
+        }
     }
 
     #[test]

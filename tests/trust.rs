@@ -1,0 +1,105 @@
+//! Places where asm could say more than it does or hurt the user: the process environment,
+//! plain-http endpoint overrides, and log lines that bypass asm's output rules.
+
+#![allow(clippy::unwrap_used)]
+
+use std::os::unix::ffi::OsStrExt;
+
+use crate::install::{fast, install, target};
+use crate::support::{TestSandbox, stderr, stdout};
+
+#[test]
+fn a_non_utf8_environment_variable_does_not_panic() {
+    let sb = TestSandbox::with(fast("installed"));
+    let mut args = vec!["validate".to_string()];
+    args.extend(target(&sb, "cluster-1"));
+    let o = sb
+        .asm()
+        .env("ASM_RETRY_POLICY", "fast")
+        .env(
+            std::ffi::OsStr::from_bytes(b"ASM_TEST_LATIN1"),
+            std::ffi::OsStr::from_bytes(b"caf\xe9"),
+        )
+        .env(
+            std::ffi::OsStr::from_bytes(b"\xffODD_NAME"),
+            std::ffi::OsStr::from_bytes(b"x"),
+        )
+        .stdin(std::process::Stdio::null())
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+}
+
+#[test]
+fn plain_http_override_for_a_remote_host_exits_2_naming_the_variable() {
+    let sb = TestSandbox::with(fast("fresh"));
+    let mut args = vec!["validate".to_string()];
+    args.extend(target(&sb, "cluster-1"));
+    let o = sb
+        .asm()
+        .env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER",
+            "http://container.example.com/",
+        )
+        .stdin(std::process::Stdio::null())
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("CLOUDSDK_API_ENDPOINT_OVERRIDES_CONTAINER") && err.contains("loopback"),
+        "{err}"
+    );
+    assert!(sb.requests().is_empty(), "no request may be sent");
+}
+
+/// A Kubernetes 503 used to surface as kube-rs's own coloured `ERROR kube_client…` line.
+#[test]
+fn library_log_lines_stay_off_stderr_by_default() {
+    let sb = TestSandbox::with(
+        fast("fresh")
+            .fault("GET /api*:503,rate=0.3")
+            .unwrap()
+            .seed(11),
+    );
+    let o = install(&sb, &target(&sb, "cluster-1"), &["--yes"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}\n{}", stdout(&o));
+    let injected = sb
+        .requests()
+        .iter()
+        .filter(|r| r.server != "google" && r.status == 503)
+        .count();
+    assert!(injected > 0, "the fault must have hit Kubernetes requests");
+    assert!(!err.contains("kube_client"), "{err}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour codes off a terminal: {err:?}"
+    );
+}
+
+#[test]
+fn asm_log_level_does_not_turn_on_library_logs() {
+    let sb = TestSandbox::with(fast("installed"));
+    let mut args = vec!["validate".to_string()];
+    args.extend(target(&sb, "cluster-1"));
+    let o = sb
+        .asm()
+        .env("ASM_LOG", "trace")
+        .stdin(std::process::Stdio::null())
+        .args(&args)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(err.contains("asm::"), "asm's own debug lines appear: {err}");
+    for library in ["hyper", "rustls", "kube_client", "reqwest", "h2"] {
+        assert!(
+            !err.lines().any(|l| l.contains(&format!(" {library}"))),
+            "{library} logged: {err}"
+        );
+    }
+}

@@ -6,6 +6,7 @@
 
 pub mod apply;
 pub mod client;
+pub mod remote_kubeconfig;
 pub mod trace;
 pub mod wait;
 

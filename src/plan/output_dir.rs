@@ -1,12 +1,15 @@
 //! `-D/--output-dir DIR`: the plan (`plan.txt`, `plan.json`), every manifest applied
 //! (`manifests/`) and a log (`asm.log`) of one run. Directories asm creates are 0700, files
 //! 0600; an existing directory is reused (its files are overwritten, the log is appended to).
-//! Nothing secret is written: plans carry no payload secrets, manifests are the namespace,
-//! ConfigMap and ControlPlaneRevision objects, the log is what stderr shows.
+//! Nothing secret is written: plans carry no payload secrets; a Secret's data and any field
+//! named like a credential (`token`, `password`, `client-key-data`, …) are replaced by a note
+//! before a manifest reaches the disk; the log is what stderr shows. Directories are created
+//! 0700 from the start (never world-readable for a moment) and files are opened without
+//! following symbolic links, so a planted link cannot redirect a write.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
@@ -44,16 +47,21 @@ fn create_private_dir(path: &Path, root: &Path) -> Result<bool, Error> {
     if path.is_dir() {
         return Ok(false);
     }
-    fs::create_dir_all(path).map_err(|e| io_error(root, "create the directory", &e))?;
-    fs::set_permissions(path, fs::Permissions::from_mode(0o700))
-        .map_err(|e| io_error(root, "make the directory private", &e))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+        .map_err(|e| io_error(root, "create the directory", &e))?;
     Ok(true)
 }
 
 /// Opens `path` for writing with mode 0600 (also when it existed with another mode).
 fn private_file(path: &Path, append: bool) -> std::io::Result<File> {
     let mut o = OpenOptions::new();
-    o.write(true).create(true).mode(0o600);
+    o.write(true)
+        .create(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW);
     if append {
         o.append(true);
     } else {
@@ -145,7 +153,7 @@ impl OutputDir {
         let kind = object["kind"].as_str().unwrap_or("Object");
         let name = object["metadata"]["name"].as_str().unwrap_or("unnamed");
         let ns = object["metadata"]["namespace"].as_str();
-        let yaml = serde_yaml::to_string(object)
+        let yaml = serde_yaml::to_string(&without_secrets(object))
             .map_err(|e| Error::apply("ASM-E999", format!("manifest as YAML: {e}")))?;
         let p = dir.join(file_name(kind, ns, name));
         let mut f = private_file(&p, false).map_err(|e| io_error(&self.path, "write", &e))?;
@@ -155,9 +163,88 @@ impl OutputDir {
     }
 }
 
+/// What replaces a secret value in files asm writes.
+pub const REDACTED_NOTE: &str = "(not written: asm never stores secret values on disk)";
+
+/// Field names whose values are credentials wherever they appear.
+const CREDENTIAL_FIELDS: &[&str] = &[
+    "token",
+    "password",
+    "client-key-data",
+    "client-certificate-data",
+    "privateKey",
+    "private_key",
+];
+
+/// `object` with a Secret's `data`/`stringData` values and every credential-named field
+/// replaced by [`REDACTED_NOTE`].
+pub fn without_secrets(object: &Value) -> Value {
+    fn scrub(v: &mut Value) {
+        match v {
+            Value::Object(m) => {
+                for (k, child) in m.iter_mut() {
+                    if CREDENTIAL_FIELDS.contains(&k.as_str()) && !child.is_object() {
+                        *child = Value::String(REDACTED_NOTE.into());
+                    } else {
+                        scrub(child);
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(scrub),
+            _ => {}
+        }
+    }
+    let mut out = object.clone();
+    if out["kind"] == "Secret" {
+        for field in ["data", "stringData"] {
+            if let Some(m) = out.get_mut(field).and_then(Value::as_object_mut) {
+                for v in m.values_mut() {
+                    *v = Value::String(REDACTED_NOTE.into());
+                }
+            }
+        }
+    }
+    scrub(&mut out);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_and_credential_fields_never_reach_the_disk() {
+        let tmp = tempfile::tempdir().unwrap();
+        let o = OutputDir::prepare(&tmp.path().join("out")).unwrap();
+        let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"name": "istio-remote-secret-c2", "namespace": "istio-system"},
+            "stringData": {"c2": "users:\n- user:\n    token: eyJhbGciOiJSUzI1NiJ9.SECRET"},
+            "data": {"token": "ZXlKU0VDUkVU"}});
+        let p = o.write_manifest("c1", &secret).unwrap();
+        let written = fs::read_to_string(p).unwrap();
+        assert!(
+            !written.contains("SECRET") && !written.contains("ZXlKU0VDUkVU"),
+            "{written}"
+        );
+        assert!(written.contains(REDACTED_NOTE));
+        let cm = serde_json::json!({"kind": "ConfigMap", "metadata": {"name": "x"},
+            "data": {"mode": "managed", "nested": {"token": "abc"}}});
+        let scrubbed = without_secrets(&cm);
+        assert_eq!(scrubbed["data"]["mode"], "managed");
+        assert_eq!(scrubbed["data"]["nested"]["token"], REDACTED_NOTE);
+    }
+
+    #[test]
+    fn a_planted_symlink_is_not_followed() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("out");
+        let o = OutputDir::prepare(&d).unwrap();
+        let victim = tmp.path().join("victim");
+        fs::write(&victim, "keep").unwrap();
+        std::os::unix::fs::symlink(&victim, d.join(PLAN_TEXT)).unwrap();
+        assert!(o.write(PLAN_TEXT, "overwritten").is_err());
+        assert_eq!(fs::read_to_string(&victim).unwrap(), "keep");
+    }
 
     #[test]
     fn creates_private_dir_and_files_and_reuses_it() {

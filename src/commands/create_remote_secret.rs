@@ -1,4 +1,4 @@
-//! `asm create-remote-secret`: istioctl's command (≥ 1.28, istio-spec.md §1). Without
+//! `asm create-remote-secret`: istioctl's command (≥ 1.28; see the README). Without
 //! `--apply-to` it prepares the reader ServiceAccount and token (as istioctl: no question
 //! asked) and prints the Secret — the one place a token reaches stdout. With `--apply-to`
 //! it plans and applies the Secret to other clusters under the plan contract.
@@ -12,10 +12,8 @@ use tokio::time::Instant;
 
 use crate::cli::install::OutputArg;
 use crate::cli::remote_secret::CreateRemoteSecretArgs;
-use crate::commands::create_mesh::{
-    PlanMode, SecretExecutor, kube_system_uid, kubeconfig_server, observe_member, present_and_apply,
-};
 use crate::commands::google::request_trace;
+use crate::commands::secret_plan::{SecretRun, run_secret_plan};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::kube::client::read_kubeconfig;
@@ -24,6 +22,8 @@ use crate::output::Printer;
 use crate::plan::CheckStatus;
 use crate::plan::execute::{Outcome, execute};
 use crate::spec::parse_duration;
+use crate::steps::mesh::execute::SecretExecutor;
+use crate::steps::mesh::observe::{kube_system_uid, kubeconfig_server, observe_member};
 use crate::steps::remote_secret::{
     AuthType, ClusterId, Member, SecretType, codes, is_dns1123_subdomain, loopback_warning,
     plan_secrets, plan_source_only, remote_secret_for,
@@ -278,15 +278,18 @@ pub async fn run(
     let pairs: Vec<(usize, usize)> = (1..members.len()).map(|t| (0, t)).collect();
     let plan = plan_secrets(&members, &obs, &pairs);
     let exec = SecretExecutor::new(members, clients, &obs, deadline);
-    present_and_apply(
+    run_secret_plan(
         &plan,
         &exec,
         &pairs,
-        PlanMode {
+        SecretRun {
+            command: "create-remote-secret",
             dry_run: spec.dry_run,
             json: spec.json,
             yes: spec.yes,
+            detailed_exitcode: false,
             verify: false,
+            out: None,
         },
         env,
         printer,

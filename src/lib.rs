@@ -18,8 +18,8 @@ pub mod transport;
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
-use crate::environment::Environment;
 use crate::commands::classify;
+use crate::environment::Environment;
 use crate::error::{Error, exit};
 use crate::output::{Printer, Verbosity};
 

@@ -171,4 +171,3 @@ pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> 
     )
     .await
 }
-

@@ -1,7 +1,6 @@
 //! `asm install --managed`: observe → plan → render → (confirm) → apply → wait → verify.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
@@ -12,10 +11,10 @@ use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
+use crate::plan::Action;
 use crate::plan::output_dir::OutputDir;
 use crate::plan::run::{Contract, Presented, Runner};
 use crate::plan::saved;
-use crate::plan::Action;
 use crate::spec::{InstallSpec, MeshSpec, OutputFormat, Scope};
 use crate::steps::apply::Executor;
 use crate::steps::observe::{Handles, fingerprint, observe};
@@ -273,7 +272,10 @@ pub struct ApplyRun<'a> {
 pub async fn apply_plan(run: ApplyRun<'_>) -> Result<i32> {
     let runner = runner_for(&run);
     let manifests = |a: &Action<Step>| manifest_of(run.mesh, a);
-    if let Presented::Stopped(code) = runner.present(run.plan, Some(&manifests), || Ok(())).await? {
+    if let Presented::Stopped(code) = runner
+        .present(run.plan, Some(&manifests), || Ok(()))
+        .await?
+    {
         return Ok(code);
     }
     apply_confirmed(run).await

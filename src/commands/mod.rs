@@ -5,8 +5,8 @@ pub mod create_mesh;
 pub mod create_remote_secret;
 pub mod google;
 pub mod install;
-pub mod secret_plan;
 pub mod sandbox;
+pub mod secret_plan;
 pub mod validate;
 
 /// Converts any error into an [`Error`](crate::error::Error), keeping the codes of errors
@@ -26,4 +26,3 @@ pub fn classify(err: anyhow::Error) -> crate::error::Error {
         Err(other) => crate::error::Error::internal(&other),
     }
 }
-

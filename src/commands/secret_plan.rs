@@ -78,7 +78,14 @@ pub async fn run_secret_plan(
     let per_cluster = cluster_summary(plan, &execution.report, exec);
     if mode.json {
         let mut v = execution.json(plan, code == exit::SUCCESS && !verify_failed);
-        v["result"]["clusters"] = json!(per_cluster.iter().map(|(c, ok, failed)| json!({"cluster": c, "secrets_applied": ok, "failed": failed})).collect::<Vec<Value>>());
+        v["result"]["clusters"] = json!(
+            per_cluster
+                .iter()
+                .map(
+                    |(c, ok, failed)| json!({"cluster": c, "secrets_applied": ok, "failed": failed})
+                )
+                .collect::<Vec<Value>>()
+        );
         v["result"]["verify"] = json!(verifications);
         printer.result(&format!("{v:#}\n"));
     } else {

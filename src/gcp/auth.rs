@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::environment::Environment;

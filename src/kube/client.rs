@@ -115,13 +115,15 @@ pub struct ClusterEndpoint {
     pub ca_certificate: String,
 }
 
-/// A client for a GKE cluster from its endpoint and CA, authenticating with the Google
+/// A client for a GKE cluster from its endpoint and CA (a [`ClusterEndpoint`], or anything
+/// that converts into one, like the GKE API's cluster), authenticating with the Google
 /// access token; requests traced to `trace` when given. Must be called inside a tokio runtime.
 pub fn client_for_gke(
-    cluster: &ClusterEndpoint,
+    cluster: impl Into<ClusterEndpoint>,
     token: &AccessToken,
     trace: Option<TraceFn>,
 ) -> KubeResult<KubeContext> {
+    let cluster: ClusterEndpoint = cluster.into();
     if cluster.server_url.is_empty() {
         return Err(KubeError::Invalid {
             message: format!(

@@ -125,6 +125,10 @@ mod tests {
             resource_version: Some("6".into()),
             ..Expected::default()
         };
-        assert!(mismatch(&live, &stale).unwrap_or_default().contains("ResourceVersion"));
+        assert!(
+            mismatch(&live, &stale)
+                .unwrap_or_default()
+                .contains("ResourceVersion")
+        );
     }
 }

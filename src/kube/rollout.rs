@@ -174,7 +174,9 @@ pub fn deployment_rollout(d: &Value) -> Rollout {
                 && c.get("reason").and_then(Value::as_str) == Some("ProgressDeadlineExceeded")
         });
     if deadline_exceeded {
-        return Rollout::Failed(format!("deployment {name:?} exceeded its progress deadline"));
+        return Rollout::Failed(format!(
+            "deployment {name:?} exceeded its progress deadline"
+        ));
     }
     let updated = int("/status/updatedReplicas").unwrap_or(0);
     let replicas = int("/status/replicas").unwrap_or(0);
@@ -410,10 +412,12 @@ mod tests {
     }
 
     fn pod(name: &str, revision: Option<&str>, extra: Value) -> Value {
-        let mut p = json!({"metadata": {"name": name, "annotations": {}}, "status": {"phase": "Running"}});
+        let mut p =
+            json!({"metadata": {"name": name, "annotations": {}}, "status": {"phase": "Running"}});
         if let Some(r) = revision {
-            p["metadata"]["annotations"][SIDECAR_STATUS] =
-                json!(format!("{{\"containers\":[\"istio-proxy\"],\"revision\":\"{r}\"}}"));
+            p["metadata"]["annotations"][SIDECAR_STATUS] = json!(format!(
+                "{{\"containers\":[\"istio-proxy\"],\"revision\":\"{r}\"}}"
+            ));
         }
         if let Value::Object(m) = extra {
             for (k, v) in m {

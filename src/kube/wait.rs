@@ -8,13 +8,13 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::DynamicObject;
 use kube::core::GroupVersionKind;
-use kube::runtime::watcher;
 use kube::runtime::wait::{Condition, await_condition, conditions};
+use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -361,7 +361,10 @@ mod tests {
         assert_eq!(load_balancer_address(&ip).as_deref(), Some("10.0.0.7"));
         let host = json!({"status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}}});
         assert_eq!(load_balancer_address(&host).as_deref(), Some("lb.example"));
-        assert_eq!(load_balancer_address(&json!({"status": {"loadBalancer": {}}})), None);
+        assert_eq!(
+            load_balancer_address(&json!({"status": {"loadBalancer": {}}})),
+            None
+        );
     }
 
     #[test]

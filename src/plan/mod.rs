@@ -355,7 +355,8 @@ pub(crate) mod tests {
     #[test]
     fn restarts_and_deletes_count_as_changes() {
         let mut p = plan();
-        p.actions.push(action("restart", Op::Restart, &["ready"], 1));
+        p.actions
+            .push(action("restart", Op::Restart, &["ready"], 1));
         p.actions.push(action("delete", Op::Delete, &[], 1));
         let s = p.summary();
         assert_eq!((s.restart, s.delete), (1, 1));

@@ -255,7 +255,8 @@ mod tests {
     #[test]
     fn restarts_and_deletes_render_with_their_symbols_and_counts() {
         let mut p = plan();
-        p.actions.push(action("rollout", Op::Restart, &["ready"], 5));
+        p.actions
+            .push(action("rollout", Op::Restart, &["ready"], 5));
         p.actions.push(action("old", Op::Delete, &[], 1));
         let t = text(
             &p,

@@ -206,8 +206,11 @@ impl Runner<'_> {
     {
         let printer = self.printer;
         let started = Instant::now();
-        let report = execute(plan, self.contract.concurrency, run, |a, outcome| {
-            match outcome {
+        let report = execute(
+            plan,
+            self.contract.concurrency,
+            run,
+            |a, outcome| match outcome {
                 Outcome::Done(d) => {
                     if let Some((c, object)) = manifest_of.and_then(|of| of(a)) {
                         self.write_manifest(&c, &object);
@@ -231,8 +234,8 @@ impl Runner<'_> {
                     printer.paint("-", "33"),
                     a.id
                 )),
-            }
-        })
+            },
+        )
         .await;
         let wall = started.elapsed();
         let measured = report.durations();
@@ -434,7 +437,10 @@ mod tests {
         ));
         let e = runner.present(&p, None, || Ok(())).await.unwrap_err();
         assert_eq!(e.exit_code, exit::PRECHECK_FAILED);
-        assert_eq!(e.message, "1 precheck failed (✖ above); nothing was changed");
+        assert_eq!(
+            e.message,
+            "1 precheck failed (✖ above); nothing was changed"
+        );
         assert_eq!(e.hint.as_deref(), Some("pass --enable-x"));
     }
 

@@ -28,20 +28,23 @@ pub fn mesh_id(project_number: &str) -> (String, String) {
     ("mesh_id".into(), format!("proj-{project_number}"))
 }
 
-/// How the Kubernetes client reaches GKE cluster `c`: its endpoint and CA.
-pub fn endpoint(c: &Cluster) -> ClusterEndpoint {
-    ClusterEndpoint {
-        name: c.name.clone(),
-        server_url: if c.endpoint.is_empty() {
-            String::new()
-        } else {
-            c.server_url()
-        },
-        ca_certificate: c
-            .master_auth
-            .as_ref()
-            .map(|m| m.cluster_ca_certificate.clone())
-            .unwrap_or_default(),
+/// How the Kubernetes client reaches a GKE cluster: its endpoint and CA. (Here, where both
+/// the Google and the Kubernetes layer are known, so neither depends on the other.)
+impl From<&Cluster> for ClusterEndpoint {
+    fn from(c: &Cluster) -> Self {
+        ClusterEndpoint {
+            name: c.name.clone(),
+            server_url: if c.endpoint.is_empty() {
+                String::new()
+            } else {
+                c.server_url()
+            },
+            ca_certificate: c
+                .master_auth
+                .as_ref()
+                .map(|m| m.cluster_ca_certificate.clone())
+                .unwrap_or_default(),
+        }
     }
 }
 

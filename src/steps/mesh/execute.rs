@@ -5,34 +5,21 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures::future::join_all;
-use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-use serde_json::{Value, json};
+use kube::Client;
+use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::environment::Environment;
-use crate::error::{Error, exit};
+use crate::error::Error;
 use crate::gcp::GcpClients;
-use crate::gcp::container::Cluster;
-use crate::gcp::gkehub::gke_resource_link;
+use crate::kube::KubeContext;
 use crate::kube::apply::{ApplyOptions, apply, get_opt};
-use crate::kube::{KubeContext, KubeError, client_for_gke, client_from_kubeconfig};
 use crate::plan::Action;
-use crate::spec::{ClusterRef, ProjectId, parse_duration};
-use crate::steps::MembershipObs;
 use crate::steps::apply::register_membership;
-use crate::steps::fleet::{find_membership, membership_id};
-use crate::steps::observe::{kube_retry, membership_obs};
+use crate::steps::observe::kube_retry;
 use crate::steps::remote_secret::{
-    AuthType, ClusterId, FleetMembership, ISTIO_NAMESPACE, Member, MemberObs, MeshStep, READER_SA,
-    SecretType, SourceCreds, VERIFY_RESOURCES, creds_for,
-    missing_token_error, pick_token_secret, reader_role_name,
-    redact, remote_secret_for,
+    AuthType, Member, MemberObs, MeshStep, SourceCreds, creds_for, missing_token_error,
+    pick_token_secret, redact, remote_secret_for,
 };
-use crate::transport::TraceFn;
 
 /// Runs the actions of a [`SecretPlan`].
 #[derive(Debug, Clone)]
@@ -83,7 +70,8 @@ impl SecretExecutor {
         self
     }
 
-    fn client(&self, i: usize) -> Result<&Client, Error> {
+    /// The client of member `i`.
+    pub fn client(&self, i: usize) -> Result<&Client, Error> {
         self.clients
             .get(i)
             .and_then(Option::as_ref)

@@ -3,38 +3,29 @@
 //! member holds of the reader ServiceAccount, its RBAC and token Secrets, and for
 //! `--register` the fleet memberships. Reads only.
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
-use futures::future::join_all;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
-use serde_json::{Value, json};
-use tokio::time::Instant;
+use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::config::Kubeconfig;
+use serde_json::Value;
 
+use super::spec::MemberRef;
 use crate::environment::Environment;
 use crate::error::{Error, exit};
 use crate::gcp::GcpClients;
 use crate::gcp::container::Cluster;
 use crate::gcp::gkehub::gke_resource_link;
-use crate::kube::apply::{ApplyOptions, apply, get_opt};
+use crate::kube::apply::get_opt;
 use crate::kube::{KubeContext, KubeError, client_for_gke, client_from_kubeconfig};
-use crate::plan::Action;
-use crate::spec::{ClusterRef, ProjectId, parse_duration};
+use crate::spec::{ClusterRef, ProjectId};
 use crate::steps::MembershipObs;
-use crate::steps::apply::register_membership;
 use crate::steps::fleet::{find_membership, membership_id};
 use crate::steps::observe::{kube_retry, membership_obs};
 use crate::steps::remote_secret::{
-    AuthType, ClusterId, FleetMembership, ISTIO_NAMESPACE, Member, MemberObs, MeshStep, READER_SA,
-    SecretType, SourceCreds, VERIFY_RESOURCES, creds_for,
-    missing_token_error, pick_token_secret, reader_role_name,
-    redact, remote_secret_for,
+    AuthType, ClusterId, FleetMembership, ISTIO_NAMESPACE, Member, MemberObs, READER_SA,
+    SecretType, reader_role_name,
 };
 use crate::transport::TraceFn;
-use super::spec::MemberRef;
 
 /// The raw `server` of `context` (else the current context) in the kubeconfig, as istioctl
 /// reads it (no normalisation).
@@ -189,7 +180,6 @@ pub async fn fleet_clusters(gcp: &GcpClients, fleet: &ProjectId) -> Result<Vec<C
     Ok(out)
 }
 
-
 /// Connects to member `r` and names it (GKE: through the cluster's endpoint with the Google
 /// token; context: through the kubeconfig, its ID from the context name or kube-system's uid).
 pub async fn resolve(
@@ -214,8 +204,7 @@ pub async fn resolve(
                     format!("cluster {c} does not exist"),
                 )
             })?;
-            let ctx = client_for_gke(&crate::steps::cluster::endpoint(&cluster), gcp.token(), trace)
-                .map_err(Error::from)?;
+            let ctx = client_for_gke(&cluster, gcp.token(), trace).map_err(Error::from)?;
             let id = ClusterId::for_gke(c.project.as_str(), c.location.as_str(), c.name.as_str())?;
             Ok(Resolved {
                 member: mesh_member(c.name.to_string(), c.to_string(), id, cluster.server_url()),
@@ -316,4 +305,3 @@ pub async fn observe_registrations(
     }
     Ok(out)
 }
-

@@ -117,4 +117,3 @@ mod tests {
         assert_eq!(CreateMeshSpec::from_args(&a).unwrap_err().exit_code, 2);
     }
 }
-

@@ -1,38 +1,17 @@
 //! `--verify`: every remote secret's kubeconfig authenticates to its cluster and may read
 //! what the mesh needs (SelfSubjectAccessReview, as the reader would).
 
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
-
 use futures::future::join_all;
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, ListParams, PostParams};
+use kube::api::{Api, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
-use serde_json::{Value, json};
-use tokio::time::Instant;
+use serde_json::json;
 
-use crate::environment::Environment;
-use crate::error::{Error, exit};
-use crate::gcp::GcpClients;
-use crate::gcp::container::Cluster;
-use crate::gcp::gkehub::gke_resource_link;
-use crate::kube::apply::{ApplyOptions, apply, get_opt};
-use crate::kube::{KubeContext, KubeError, client_for_gke, client_from_kubeconfig};
-use crate::plan::Action;
-use crate::spec::{ClusterRef, ProjectId, parse_duration};
-use crate::steps::MembershipObs;
-use crate::steps::apply::register_membership;
-use crate::steps::fleet::{find_membership, membership_id};
-use crate::steps::observe::{kube_retry, membership_obs};
-use crate::steps::remote_secret::{
-    AuthType, ClusterId, FleetMembership, ISTIO_NAMESPACE, Member, MemberObs, MeshStep, READER_SA,
-    SecretType, SourceCreds, VERIFY_RESOURCES, creds_for,
-    missing_token_error, pick_token_secret, reader_role_name,
-    redact, remote_secret_for,
-};
-use crate::transport::TraceFn;
 use super::execute::SecretExecutor;
+use crate::kube::KubeError;
+use crate::steps::observe::kube_retry;
+use crate::steps::remote_secret::VERIFY_RESOURCES;
 
 /// One verification: may the secret of `source` held by `target` read `source`?
 #[derive(Debug, Clone, serde::Serialize)]

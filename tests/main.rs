@@ -12,6 +12,7 @@ mod golden_replay;
 mod install;
 mod kubectl_fidelity;
 mod output_dir;
+mod plan_executors;
 mod remote_secret;
 mod sandbox_cli;
 mod saved_plan;

@@ -414,3 +414,150 @@ fn waits_time_out_at_the_deadline_with_exit_code_4() {
         assert!(started.elapsed() < Duration::from_secs(5));
     });
 }
+
+#[test]
+fn a_kubernetes_plan_runs_through_the_runner_and_reports_what_it_replaced() {
+    use asm::plan::Plan;
+    use asm::plan::output_dir::OutputDir;
+    use asm::plan::run::{Contract, Presented, Runner};
+    use asm::steps::kube_actions::{
+        KubeWait, delete_action, restart_action, run_kube_step, set_metadata_action, wait_action,
+    };
+
+    let sb = sandbox();
+    let c = client(&sb);
+    let dir = sb.dir.path().join("out");
+    let cap = asm::output::Captured::default();
+    let printer = cap.printer();
+    let env = Environment::default();
+    let run_report: Value = sb.block_on(async {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "old", "namespace": NS}, "data": {"k": "v"}});
+        create(&c, &[namespace(), deployment("web"), cm]).await;
+        let live_cm = live(&c, "v1", "ConfigMap", Some(NS), "old").await;
+        let labels: Changes =
+            [("istio.io/rev".to_string(), Some("asm-managed".to_string()))].into();
+        let mut restart = restart_action(
+            "restart".into(),
+            None,
+            WorkloadKind::Deployment,
+            NS,
+            "web",
+            "new proxies",
+        );
+        restart.depends_on = vec!["label".into()];
+        let mut wait = wait_action(
+            "available".into(),
+            None,
+            KubeWait::DeploymentAvailable {
+                namespace: NS.into(),
+                name: "web".into(),
+            },
+            "restarted",
+            Duration::from_secs(1),
+        );
+        wait.depends_on = vec!["restart".into()];
+        let plan = Plan {
+            checks: vec![],
+            actions: vec![
+                set_metadata_action(
+                    "label".into(),
+                    None,
+                    "v1",
+                    "Namespace",
+                    None,
+                    NS,
+                    labels,
+                    Changes::new(),
+                    "unlabelled",
+                ),
+                restart,
+                wait,
+                delete_action("delete".into(), None, &live_cm, "left over").expect("delete"),
+            ],
+        };
+        let out = OutputDir::prepare(&dir).expect("output dir");
+        let runner = Runner {
+            command: "test",
+            env: &env,
+            printer: &printer,
+            out: Some(&out),
+            contract: Contract {
+                dry_run: false,
+                plan_out: false,
+                json: false,
+                yes: true,
+                detailed_exitcode: false,
+                concurrency: 4,
+            },
+            blocked_hint: None,
+        };
+        assert_eq!(
+            runner
+                .present(&plan, None, || Ok(()))
+                .await
+                .expect("present"),
+            Presented::Confirmed
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        // The restart bumps the generation; the test plays the (absent) Deployment
+        // controller once the restart is done.
+        let status_setter = {
+            let c = c.clone();
+            async move {
+                loop {
+                    let d = live(&c, "apps/v1", "Deployment", Some(NS), "web").await;
+                    if d["spec"]["template"]["metadata"]["annotations"][RESTARTED_AT].is_string() {
+                        let generation = d["metadata"]["generation"].as_i64().expect("generation");
+                        set_status(
+                            &c,
+                            ("apps", "v1", "Deployment"),
+                            "deployments",
+                            "web",
+                            json!({"observedGeneration": generation, "replicas": 1,
+                                "updatedReplicas": 1, "availableReplicas": 1}),
+                        )
+                        .await;
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        };
+        let (exec, ()) = tokio::join!(
+            runner.execute(&plan, None, |a| run_kube_step(
+                &c, &a.payload, deadline, None
+            )),
+            status_setter
+        );
+        assert_eq!(exec.exit_code(), 0, "{}", cap.stderr_text());
+        assert!(
+            exec.summary_line(&plan)
+                .starts_with("\nApplied: 0 added, 1 changed, 1 restarted, 1 deleted, 1 waited in ")
+        );
+        exec.run_report
+    });
+    let written: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).expect("run.json"))
+            .expect("json");
+    assert_eq!(written, run_report);
+    let actions = written["actions"].as_array().expect("actions");
+    let by_id = |id: &str| {
+        actions
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("{id} in {written:#}"))
+    };
+    assert_eq!(
+        by_id("label")["prior"],
+        json!({"change": "updated", "labels": {"istio.io/rev": null}})
+    );
+    assert_eq!(by_id("restart")["prior"]["change"], "restarted");
+    assert_eq!(by_id("restart")["prior"]["revision"], "1");
+    assert_eq!(
+        by_id("delete")["prior"]["object"]["data"],
+        json!({"k": "v"})
+    );
+    assert_eq!(by_id("available")["status"], "done");
+    assert!(by_id("available").get("prior").is_none());
+}

@@ -14,6 +14,7 @@ mod kubectl_fidelity;
 mod output_dir;
 mod plan_executors;
 mod remote_secret;
+mod runner_contract;
 mod sandbox_cli;
 mod saved_plan;
 mod validate;

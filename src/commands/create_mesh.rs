@@ -9,6 +9,7 @@ use tokio::time::Instant;
 
 use crate::cli::create_mesh::CreateMeshArgs;
 use crate::commands::google::{google_clients, request_trace};
+use crate::commands::install::prepare_output;
 use crate::commands::secret_plan::{SecretRun, run_secret_plan};
 use crate::environment::Environment;
 use crate::error::{Error, Result};
@@ -24,6 +25,8 @@ use crate::steps::remote_secret::{all_pairs, plan_registrations, plan_secrets};
 /// Runs `asm create-mesh`.
 pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> Result<i32> {
     let spec = CreateMeshSpec::from_args(&args)?;
+    let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
+    let printer = &printer;
     let started = Instant::now();
     let deadline = started + spec.timeout;
     let needs_gcp = spec.all_memberships
@@ -162,9 +165,9 @@ pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> 
             dry_run: spec.dry_run,
             json: spec.json,
             yes: spec.yes,
-            detailed_exitcode: false,
+            detailed_exitcode: spec.detailed_exitcode,
             verify: spec.verify,
-            out: None,
+            out: out.as_ref(),
         },
         env,
         printer,

@@ -13,6 +13,7 @@ use tokio::time::Instant;
 use crate::cli::install::OutputArg;
 use crate::cli::remote_secret::CreateRemoteSecretArgs;
 use crate::commands::google::request_trace;
+use crate::commands::install::prepare_output;
 use crate::commands::secret_plan::{SecretRun, run_secret_plan};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
@@ -48,6 +49,8 @@ pub struct RemoteSecretSpec {
     pub dry_run: bool,
     pub json: bool,
     pub yes: bool,
+    pub detailed_exitcode: bool,
+    pub output_dir: Option<PathBuf>,
     pub timeout: Duration,
 }
 
@@ -106,10 +109,16 @@ impl RemoteSecretSpec {
             }
             apply_to.push(c.clone());
         }
-        if apply_to.is_empty() && (a.dry_run || a.yes || a.output == OutputArg::Json) {
+        if apply_to.is_empty()
+            && (a.dry_run
+                || a.yes
+                || a.output == OutputArg::Json
+                || a.detailed_exitcode
+                || a.output_dir.is_some())
+        {
             return Err(Error::usage(
                 "ASM-E101",
-                "--dry-run, --yes and -o json apply to --apply-to only (without it the secret is printed)",
+                "--dry-run, --yes, -o json, --detailed-exitcode and -D/--output-dir apply to --apply-to only (without it the secret is printed)",
             ));
         }
         Ok(RemoteSecretSpec {
@@ -129,6 +138,8 @@ impl RemoteSecretSpec {
             dry_run: a.dry_run,
             json: a.output == OutputArg::Json,
             yes: a.yes,
+            detailed_exitcode: a.detailed_exitcode,
+            output_dir: a.output_dir.clone(),
             timeout: parse_duration("--timeout", &a.timeout)?,
         })
     }
@@ -255,6 +266,8 @@ pub async fn run(
     }
 
     // --apply-to: the source plus each target, one Secret per target, under the plan contract.
+    let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
+    let printer = &printer;
     let mut members = vec![source.clone()];
     let mut clients = vec![Some(ctx)];
     for t in &spec.apply_to {
@@ -287,9 +300,9 @@ pub async fn run(
             dry_run: spec.dry_run,
             json: spec.json,
             yes: spec.yes,
-            detailed_exitcode: false,
+            detailed_exitcode: spec.detailed_exitcode,
             verify: false,
-            out: None,
+            out: out.as_ref(),
         },
         env,
         printer,

@@ -109,30 +109,7 @@ fn next_steps(revs: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// `-D/--output-dir`: creates (or reuses) the directory before any request and tees the
-/// printer's stderr lines into its log.
-pub fn prepare_output(
-    dir: Option<&std::path::Path>,
-    printer: &Printer,
-) -> Result<(Option<OutputDir>, Printer), Error> {
-    let Some(dir) = dir else {
-        return Ok((None, printer.clone()));
-    };
-    let out = OutputDir::prepare(dir)?;
-    let printer = printer.clone().with_log(Box::new(out.log()?));
-    printer.detail(&format!(
-        "asm {} ({})",
-        env!("CARGO_PKG_VERSION"),
-        dir.display()
-    ));
-    if out.open_to_others {
-        printer.warning(&format!(
-            "--output-dir {} is readable by others; asm's files in it are 0600",
-            dir.display()
-        ));
-    }
-    Ok((Some(out), printer))
-}
+pub use crate::plan::run::prepare_output;
 
 /// The manifest an action applies, with its cluster (for `-D/manifests`).
 fn manifest_of(mesh: &MeshSpec, a: &Action<Step>) -> Option<(String, Value)> {

@@ -72,6 +72,31 @@ pub struct Runner<'a> {
     pub blocked_hint: Option<&'static str>,
 }
 
+/// `-D/--output-dir`: creates (or reuses) the directory before any request and tees the
+/// printer's stderr lines into its log.
+pub fn prepare_output(
+    dir: Option<&std::path::Path>,
+    printer: &Printer,
+) -> Result<(Option<OutputDir>, Printer), Error> {
+    let Some(dir) = dir else {
+        return Ok((None, printer.clone()));
+    };
+    let out = OutputDir::prepare(dir)?;
+    let printer = printer.clone().with_log(Box::new(out.log()?));
+    printer.detail(&format!(
+        "asm {} ({})",
+        env!("CARGO_PKG_VERSION"),
+        dir.display()
+    ));
+    if out.open_to_others {
+        printer.warning(&format!(
+            "--output-dir {} is readable by others; asm's files in it are 0600",
+            dir.display()
+        ));
+    }
+    Ok((Some(out), printer))
+}
+
 /// Whether stdout may carry ANSI colour.
 pub fn stdout_color(env: &Environment) -> bool {
     env.stdout_is_tty && env.var("NO_COLOR").is_none()

@@ -11,14 +11,14 @@ use tokio::time::Instant;
 use crate::error::{Error, exit};
 use crate::gcp::gkehub::{gke_issuer, gke_resource_link};
 use crate::gcp::http::retry_until_api_enabled;
-use crate::transport::ProgressFn;
 use crate::gcp::{GcpClients, GcpError, Operation};
+use crate::kube::KubeContext;
 use crate::kube::apply::{ApplyOptions, apply};
 use crate::kube::wait::{wait_control_plane_revision, wait_crd_established};
-use crate::kube::KubeContext;
 use crate::output::Printer;
 use crate::plan::Action;
 use crate::spec::{ClusterRef, MeshSpec};
+use crate::transport::ProgressFn;
 
 use super::control_plane::{CPR_CRD, MANAGEMENT_AUTOMATIC, NAMESPACE};
 use super::observe::{Handles, kube_retry, list_cprs};

@@ -1,6 +1,7 @@
 //! `create-mesh`'s input, validated: which clusters (GKE references or kubeconfig
 //! contexts) and what to do. Every rejection happens here, before any request (exit 2).
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::create_mesh::CreateMeshArgs;
@@ -26,6 +27,8 @@ pub struct CreateMeshSpec {
     pub dry_run: bool,
     pub json: bool,
     pub yes: bool,
+    pub detailed_exitcode: bool,
+    pub output_dir: Option<PathBuf>,
     pub timeout: Duration,
 }
 
@@ -88,6 +91,8 @@ impl CreateMeshSpec {
             dry_run: a.dry_run,
             json: a.output == OutputArg::Json,
             yes: a.yes,
+            detailed_exitcode: a.detailed_exitcode,
+            output_dir: a.output_dir.clone(),
             timeout: parse_duration("--timeout", &a.timeout)?,
         })
     }
@@ -112,6 +117,8 @@ mod tests {
             output: OutputArg::Text,
             yes: false,
             timeout: "5m".into(),
+            detailed_exitcode: false,
+            output_dir: None,
             credentials: Default::default(),
         };
         assert_eq!(CreateMeshSpec::from_args(&a).unwrap_err().exit_code, 2);

@@ -24,7 +24,9 @@ use crate::plan::CheckStatus;
 use crate::plan::execute::{Outcome, execute};
 use crate::spec::parse_duration;
 use crate::steps::mesh::execute::SecretExecutor;
-use crate::steps::mesh::observe::{kube_system_uid, kubeconfig_server, observe_member};
+use crate::steps::mesh::observe::{
+    kube_system_uid, kubeconfig_server, observe_member, observe_members,
+};
 use crate::steps::remote_secret::{
     AuthType, ClusterId, Member, SecretType, codes, is_dns1123_subdomain, loopback_warning,
     plan_secrets, plan_source_only, remote_secret_for,
@@ -281,13 +283,7 @@ pub async fn run(
         });
         clients.push(Some(c));
     }
-    let obs = futures::future::join_all(members.iter().zip(&clients).map(|(m, c)| async move {
-        match c {
-            Some(ctx) => Some(observe_member(&ctx.client, m).await),
-            None => None,
-        }
-    }))
-    .await;
+    let obs = observe_members(&members, &clients).await;
     let pairs: Vec<(usize, usize)> = (1..members.len()).map(|t| (0, t)).collect();
     let plan = plan_secrets(&members, &obs, &pairs);
     let exec = SecretExecutor::new(members, clients, &obs, deadline);

@@ -9,14 +9,18 @@ use kube::api::{Api, ListParams};
 use kube::config::Kubeconfig;
 use serde_json::Value;
 
-use super::spec::MemberRef;
+use super::spec::{CreateMeshSpec, MemberRef};
+use futures::future::join_all;
+
 use crate::environment::Environment;
 use crate::error::{Error, exit};
 use crate::gcp::GcpClients;
 use crate::gcp::container::Cluster;
 use crate::gcp::gkehub::gke_resource_link;
 use crate::kube::apply::get_opt;
+use crate::kube::client::read_kubeconfig;
 use crate::kube::{KubeContext, KubeError, client_for_gke, client_from_kubeconfig};
+use crate::output::Printer;
 use crate::spec::{ClusterRef, ProjectId};
 use crate::steps::MembershipObs;
 use crate::steps::fleet::{find_membership, membership_id};
@@ -304,4 +308,147 @@ pub async fn observe_registrations(
         )));
     }
     Ok(out)
+}
+
+/// The members of `spec`: as given, or (`--all-memberships`) every GKE cluster registered
+/// to the fleet — at least two.
+pub async fn member_refs(
+    spec: &CreateMeshSpec,
+    gcp: Option<&GcpClients>,
+) -> Result<Vec<MemberRef>, Error> {
+    let mut refs = spec.members.clone();
+    if spec.all_memberships
+        && let (Some(gcp), Some(fleet)) = (gcp, &spec.fleet)
+    {
+        refs = fleet_clusters(gcp, fleet)
+            .await?
+            .into_iter()
+            .map(MemberRef::Gke)
+            .collect();
+        if refs.len() < 2 {
+            return Err(Error::usage(
+                "ASM-E101",
+                format!(
+                    "fleet {fleet} has {} GKE membership(s); create-mesh needs at least 2",
+                    refs.len()
+                ),
+            ));
+        }
+    }
+    Ok(refs)
+}
+
+/// The members reached: per member its description, client and workload identity pool.
+pub struct Connected {
+    pub members: Vec<Member>,
+    pub clients: Vec<Option<KubeContext>>,
+    pub pools: Vec<Option<String>>,
+}
+
+/// Connects to every member of `refs` concurrently. A member that cannot be reached is
+/// printed and fails the run; two members with one cluster ID are refused (exit 2); two
+/// with one label are told apart by their IDs.
+pub async fn connect(
+    refs: &[MemberRef],
+    gcp: Option<&GcpClients>,
+    env: &Environment,
+    kubeconfig_path: Option<&std::path::Path>,
+    trace: Option<TraceFn>,
+    printer: &Printer,
+) -> Result<Connected, Error> {
+    let kubeconfig = if refs.iter().any(|r| matches!(r, MemberRef::Context(_))) {
+        Some(read_kubeconfig(env, kubeconfig_path).map_err(Error::from)?)
+    } else {
+        None
+    };
+    if let Some(kc) = &kubeconfig {
+        for r in refs {
+            if let MemberRef::Context(c) = r
+                && !kc.contexts.iter().any(|x| &x.name == c)
+            {
+                return Err(Error::usage(
+                    "ASM-E101",
+                    format!("--context {c:?} is not a context of the kubeconfig"),
+                ));
+            }
+        }
+    }
+    let resolved = join_all(refs.iter().map(|r| {
+        let kubeconfig = kubeconfig.as_ref();
+        let path = kubeconfig_path;
+        let trace = trace.clone();
+        async move { resolve(r, gcp, kubeconfig, env, path, trace).await }
+    }))
+    .await;
+    let mut members = Vec::new();
+    let mut clients = Vec::new();
+    let mut pools = Vec::new();
+    let mut errors = Vec::new();
+    for (r, res) in refs.iter().zip(resolved) {
+        match res {
+            Ok(Resolved {
+                member,
+                ctx,
+                workload_pool,
+            }) => {
+                members.push(member);
+                clients.push(Some(ctx));
+                pools.push(workload_pool);
+            }
+            Err(e) => errors.push((r, e)),
+        }
+    }
+    if !errors.is_empty() {
+        for (r, e) in &errors {
+            let what = match r {
+                MemberRef::Gke(c) => c.to_string(),
+                MemberRef::Context(c) => c.clone(),
+            };
+            printer.error(&Error {
+                message: format!("{what}: {}", e.message),
+                ..e.clone()
+            });
+        }
+        let first = errors.remove(0).1;
+        return Err(Error {
+            message: format!("cannot reach every cluster of the mesh: {}", first.message),
+            ..first
+        });
+    }
+    // Distinct cluster IDs (and labels).
+    for i in 0..members.len() {
+        for j in 0..i {
+            if members[i].id == members[j].id {
+                return Err(Error::usage(
+                    "ASM-E120",
+                    format!(
+                        "{} and {} have the same cluster name {}",
+                        members[j].display, members[i].display, members[i].id
+                    ),
+                ));
+            }
+            if members[i].label == members[j].label {
+                members[i].label = members[i].id.to_string();
+            }
+        }
+    }
+    Ok(Connected {
+        members,
+        clients,
+        pools,
+    })
+}
+
+/// What every connected member holds (`None` for a member without a client).
+pub async fn observe_members(
+    members: &[Member],
+    clients: &[Option<KubeContext>],
+) -> Vec<Option<Result<MemberObs, String>>> {
+    join_all(members.iter().zip(clients).map(|(m, c)| async move {
+        match c {
+            Some(ctx) => Some(observe_member(&ctx.client, m).await),
+            None => None,
+        }
+    }))
+    .await
 }

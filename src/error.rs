@@ -75,21 +75,5 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
-/// Converts any error into an [`Error`], keeping codes of errors that already have one.
-pub fn classify(err: anyhow::Error) -> Error {
-    let err = match err.downcast::<Error>() {
-        Ok(e) => return e,
-        Err(other) => other,
-    };
-    let err = match err.downcast::<crate::gcp::http::GcpError>() {
-        Ok(e) => return e.into(),
-        Err(other) => other,
-    };
-    match err.downcast::<crate::kube::KubeError>() {
-        Ok(e) => e.into(),
-        Err(other) => Error::internal(&other),
-    }
-}
-
 /// Result alias for command code.
 pub type Result<T, E = anyhow::Error> = std::result::Result<T, E>;

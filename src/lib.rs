@@ -1,6 +1,6 @@
 //! asm: installs and operates managed Anthos Service Mesh (Cloud Service Mesh) on GKE.
 //!
-//! Flow of every command (DESIGN §2): argv → clap `cli` → validated spec → observe → plan
+//! Flow of every command (ARCHITECTURE.md): argv → clap `cli` → validated spec → observe → plan
 //! (pure) → render → execute → verify. All output goes through [`output::Printer`].
 
 pub mod cli;
@@ -14,12 +14,14 @@ pub mod output;
 pub mod plan;
 pub mod spec;
 pub mod steps;
+pub mod transport;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
+use crate::commands::classify;
 use crate::environment::Environment;
-use crate::error::{Error, classify, exit};
+use crate::error::{Error, exit};
 use crate::output::{Printer, Verbosity};
 
 /// Runs asm with `args` (including the program name) and returns the exit code.

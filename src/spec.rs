@@ -123,7 +123,7 @@ pub enum Scope {
     EnableOnly,
 }
 
-/// What asm may change besides the control plane (spec/asmcli-spec.md §1.6).
+/// What asm may change besides the control plane (asmcli's `--enable-*` flags, README "install_asm / asmcli compatibility").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct EnableFlags {
     pub apis: bool,
@@ -391,7 +391,7 @@ impl Channel {
         }
     }
 
-    /// The channel used for a GKE release channel (asmcli-spec §3.5, flow C): RAPID → rapid,
+    /// The channel used for a GKE release channel (as asmcli maps it): RAPID → rapid,
     /// STABLE → stable, anything else (REGULAR, EXTENDED, none) → regular.
     pub fn from_gke(gke: Option<&str>) -> Channel {
         match gke.map(str::to_ascii_uppercase).as_deref() {
@@ -430,7 +430,7 @@ impl MeshOption {
 }
 
 impl EnableFlags {
-    /// The predicates of asmcli-spec §1.6 (flow C) for these flags.
+    /// asmcli's predicates for these flags.
     pub fn from_args(args: &EnableArgs, managed: bool) -> EnableFlags {
         let all = args.enable_all;
         EnableFlags {
@@ -559,7 +559,7 @@ fn mesh_spec(
         ca,
         unsupported,
     } = control_plane;
-    // asmcli checks the managed-only rejections first (spec/asmcli-spec.md §1.3 item 3).
+    // asmcli checks the managed-only rejections first (README "install_asm / asmcli compatibility").
     if managed {
         reject_unmanaged(ca, unsupported)?;
     }
@@ -624,7 +624,7 @@ fn mesh_spec(
     })
 }
 
-/// install_asm/asmcli's rejections for `--managed` (spec/asmcli-spec.md §1.3 item 3).
+/// install_asm/asmcli's rejections for `--managed` (README "install_asm / asmcli compatibility").
 fn reject_unmanaged(ca: &CaArgs, u: &UnsupportedArgs) -> Result<(), Error> {
     if ca.ca == Some(CaArg::Citadel) {
         return Err(usage(

@@ -1,4 +1,4 @@
-//! The confirmation gate on a real terminal (DESIGN §7): without `--yes` asm asks, only a
+//! The confirmation gate on a real terminal (ARCHITECTURE.md, "The runner"): without `--yes` asm asks, only a
 //! "y" applies, and anything else cancels with exit 5 and no mutating request.
 
 use std::io::{Read, Write};

@@ -1,4 +1,4 @@
-//! The credential chain end to end (DESIGN §4): token file → `--key-file` → Application
+//! The credential chain end to end (README "Credentials"): token file → `--key-file` → Application
 //! Default Credentials → `gcloud auth print-access-token`, against the sandbox.
 //!
 //! No credential probe may leave the machine: every command here runs with

@@ -1,5 +1,5 @@
 //! `asm create-remote-secret`: the compatibility suite of istioctl's
-//! `remote_secret_test.go` (istio-spec.md §1.10) plus asm's own cases, on the pure builders
+//! `remote_secret_test.go` (https://github.com/istio/istio/blob/master/istioctl/pkg/multicluster/remote_secret_test.go) plus asm's own cases, on the pure builders
 //! and on the real binary against asm-sim.
 //!
 //! Not applicable (the < 1.24 legacy token path is out of scope): TestCreateRemoteSecrets
@@ -9,7 +9,7 @@
 //!
 //! Deliberate differences, tested as such: an invalid `--name` (including istioctl's
 //! accepted-but-doomed uppercase, e.g. `fake-clusterName-0`) is rejected with exit 2 before
-//! any request; a closed stdout is not an error (DESIGN §7), so istioctl's injected write
+//! any request; a closed stdout is not an error (README "Exit codes"), so istioctl's injected write
 //! errors (case 1, TestWriteEncodedSecret) have no equivalent.
 
 #![allow(clippy::unwrap_used)]

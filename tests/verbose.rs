@@ -1,4 +1,4 @@
-//! `-v` request traces (DESIGN §7): Google and Kubernetes requests show method, URL, status
+//! `-v` request traces (ARCHITECTURE.md, "Talking to Kubernetes"): Google and Kubernetes requests show method, URL, status
 //! and duration on stderr — never tokens or headers.
 
 #![allow(clippy::unwrap_used)]

@@ -55,6 +55,14 @@ pub struct CreateMeshArgs {
     #[arg(long, default_value = "5m", value_name = "DURATION")]
     pub timeout: String,
 
+    /// With --dry-run: exit 10 when there are changes to make.
+    #[arg(long = "detailed-exitcode")]
+    pub detailed_exitcode: bool,
+
+    /// Write the plan, the run report and a log into DIR (no secrets).
+    #[arg(short = 'D', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
     #[command(flatten)]
     pub credentials: CredentialArgs,
 }

@@ -1,4 +1,4 @@
-//! Credential flags shared by every command that calls Google (DESIGN §4 chain).
+//! Credential flags shared by every command that calls Google (README "Credentials").
 
 use std::path::PathBuf;
 

@@ -98,4 +98,12 @@ pub struct CreateRemoteSecretArgs {
     /// How long to wait for the token to be issued (and, with --apply-to, for everything).
     #[arg(long, default_value = "2m", value_name = "DURATION")]
     pub timeout: String,
+
+    /// With --apply-to and --dry-run: exit 10 when there are changes to make.
+    #[arg(long = "detailed-exitcode")]
+    pub detailed_exitcode: bool,
+
+    /// With --apply-to: write the plan, the run report and a log into DIR (no secrets).
+    #[arg(short = 'D', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
 }

@@ -1,4 +1,4 @@
-//! `asm create-remote-secret`: istioctl's command (≥ 1.28, istio-spec.md §1). Without
+//! `asm create-remote-secret`: istioctl's command (≥ 1.28; see the README). Without
 //! `--apply-to` it prepares the reader ServiceAccount and token (as istioctl: no question
 //! asked) and prints the Secret — the one place a token reaches stdout. With `--apply-to`
 //! it plans and applies the Secret to other clusters under the plan contract.
@@ -12,10 +12,9 @@ use tokio::time::Instant;
 
 use crate::cli::install::OutputArg;
 use crate::cli::remote_secret::CreateRemoteSecretArgs;
-use crate::commands::create_mesh::{
-    PlanMode, SecretExecutor, kube_system_uid, kubeconfig_server, observe_member, present_and_apply,
-};
 use crate::commands::google::request_trace;
+use crate::commands::install::prepare_output;
+use crate::commands::secret_plan::{SecretRun, run_secret_plan};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::kube::client::read_kubeconfig;
@@ -24,6 +23,10 @@ use crate::output::Printer;
 use crate::plan::CheckStatus;
 use crate::plan::execute::{Outcome, execute};
 use crate::spec::parse_duration;
+use crate::steps::mesh::execute::SecretExecutor;
+use crate::steps::mesh::observe::{
+    kube_system_uid, kubeconfig_server, observe_member, observe_members,
+};
 use crate::steps::remote_secret::{
     AuthType, ClusterId, Member, SecretType, codes, is_dns1123_subdomain, loopback_warning,
     plan_secrets, plan_source_only, remote_secret_for,
@@ -48,6 +51,8 @@ pub struct RemoteSecretSpec {
     pub dry_run: bool,
     pub json: bool,
     pub yes: bool,
+    pub detailed_exitcode: bool,
+    pub output_dir: Option<PathBuf>,
     pub timeout: Duration,
 }
 
@@ -106,10 +111,16 @@ impl RemoteSecretSpec {
             }
             apply_to.push(c.clone());
         }
-        if apply_to.is_empty() && (a.dry_run || a.yes || a.output == OutputArg::Json) {
+        if apply_to.is_empty()
+            && (a.dry_run
+                || a.yes
+                || a.output == OutputArg::Json
+                || a.detailed_exitcode
+                || a.output_dir.is_some())
+        {
             return Err(Error::usage(
                 "ASM-E101",
-                "--dry-run, --yes and -o json apply to --apply-to only (without it the secret is printed)",
+                "--dry-run, --yes, -o json, --detailed-exitcode and -D/--output-dir apply to --apply-to only (without it the secret is printed)",
             ));
         }
         Ok(RemoteSecretSpec {
@@ -129,6 +140,8 @@ impl RemoteSecretSpec {
             dry_run: a.dry_run,
             json: a.output == OutputArg::Json,
             yes: a.yes,
+            detailed_exitcode: a.detailed_exitcode,
+            output_dir: a.output_dir.clone(),
             timeout: parse_duration("--timeout", &a.timeout)?,
         })
     }
@@ -255,6 +268,8 @@ pub async fn run(
     }
 
     // --apply-to: the source plus each target, one Secret per target, under the plan contract.
+    let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
+    let printer = &printer;
     let mut members = vec![source.clone()];
     let mut clients = vec![Some(ctx)];
     for t in &spec.apply_to {
@@ -268,25 +283,22 @@ pub async fn run(
         });
         clients.push(Some(c));
     }
-    let obs = futures::future::join_all(members.iter().zip(&clients).map(|(m, c)| async move {
-        match c {
-            Some(ctx) => Some(observe_member(&ctx.client, m).await),
-            None => None,
-        }
-    }))
-    .await;
+    let obs = observe_members(&members, &clients).await;
     let pairs: Vec<(usize, usize)> = (1..members.len()).map(|t| (0, t)).collect();
     let plan = plan_secrets(&members, &obs, &pairs);
     let exec = SecretExecutor::new(members, clients, &obs, deadline);
-    present_and_apply(
+    run_secret_plan(
         &plan,
         &exec,
         &pairs,
-        PlanMode {
+        SecretRun {
+            command: "create-remote-secret",
             dry_run: spec.dry_run,
             json: spec.json,
             yes: spec.yes,
+            detailed_exitcode: spec.detailed_exitcode,
             verify: false,
+            out: out.as_ref(),
         },
         env,
         printer,

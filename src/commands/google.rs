@@ -1,4 +1,4 @@
-//! Google API clients for a command: the credential chain resolved (DESIGN §4; one progress
+//! Google API clients for a command: the credential chain resolved (README "Credentials"; one progress
 //! line names the source and principal, never the token), endpoints from the environment,
 //! and `-v` request traces (method, URL, status, duration — never headers or bodies).
 

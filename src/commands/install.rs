@@ -1,23 +1,20 @@
 //! `asm install --managed`: observe → plan → render → (confirm) → apply → wait → verify.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::cli::install::{InstallArgs, ValidateArgs};
-use crate::commands::confirm;
 use crate::commands::google::google_clients;
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
-use crate::plan::execute::{Outcome, execute};
+use crate::plan::Action;
 use crate::plan::output_dir::OutputDir;
-use crate::plan::render::{self, Mood, TextOptions, millis};
+use crate::plan::run::{Contract, Presented, Runner};
 use crate::plan::saved;
-use crate::plan::{Action, CheckStatus, Op};
 use crate::spec::{InstallSpec, MeshSpec, OutputFormat, Scope};
 use crate::steps::apply::Executor;
 use crate::steps::observe::{Handles, fingerprint, observe};
@@ -36,10 +33,11 @@ pub fn concurrency(clusters: usize) -> usize {
     clusters.saturating_mul(4).clamp(CONCURRENCY, 256)
 }
 
-/// Whether stdout may carry ANSI colour.
-pub fn stdout_color(env: &Environment) -> bool {
-    env.stdout_is_tty && env.var("NO_COLOR").is_none()
-}
+pub use crate::plan::run::stdout_color;
+
+/// What fixes a failed precheck of install (the hint of its "prechecks failed" error).
+pub const BLOCKED_HINT: &str =
+    "fix them, or pass the --enable-* flag a check names; `asm validate` lists them all";
 
 /// Observes and plans, reporting how long observation took.
 pub async fn observe_and_plan(
@@ -65,21 +63,9 @@ pub async fn observe_and_plan(
     (obs, handles, plan)
 }
 
+/// The error of a plan a failed precheck blocks (exit 3).
 pub fn blocked_error(plan: &MeshPlan) -> Error {
-    let n = plan
-        .checks
-        .iter()
-        .filter(|c| c.status == CheckStatus::Fail)
-        .count();
-    Error::new(
-        "ASM-E301",
-        exit::PRECHECK_FAILED,
-        format!(
-            "{n} precheck{} failed (✖ above); nothing was changed",
-            if n == 1 { "" } else { "s" }
-        ),
-    )
-    .with_hint("fix them, or pass the --enable-* flag a check names; `asm validate` lists them all")
+    crate::plan::run::blocked_error(plan, Some(BLOCKED_HINT))
 }
 
 /// The revision each cluster ended up with (from a re-observation).
@@ -123,65 +109,19 @@ fn next_steps(revs: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// `-D/--output-dir`: creates (or reuses) the directory before any request and tees the
-/// printer's stderr lines into its log.
-pub fn prepare_output(
-    dir: Option<&std::path::Path>,
-    printer: &Printer,
-) -> Result<(Option<OutputDir>, Printer), Error> {
-    let Some(dir) = dir else {
-        return Ok((None, printer.clone()));
-    };
-    let out = OutputDir::prepare(dir)?;
-    let printer = printer.clone().with_log(Box::new(out.log()?));
-    printer.detail(&format!(
-        "asm {} ({})",
-        env!("CARGO_PKG_VERSION"),
-        dir.display()
-    ));
-    if out.open_to_others {
-        printer.warning(&format!(
-            "--output-dir {} is readable by others; asm's files in it are 0600",
-            dir.display()
-        ));
-    }
-    Ok((Some(out), printer))
-}
+pub use crate::plan::run::prepare_output;
 
-/// Writes `plan.txt`/`plan.json` (and, for a dry run, the manifests it would apply).
-fn write_plan_files(
-    out: Option<&OutputDir>,
-    plan: &MeshPlan,
-    mesh: &MeshSpec,
-    mood: Mood,
-    printer: &Printer,
-) -> Result<(), Error> {
-    let Some(out) = out else { return Ok(()) };
-    let mut v = render::json(plan, None);
-    v["dry_run"] = json!(mood == Mood::Conditional);
-    out.write_plan(&render::text(plan, TextOptions { mood, color: false }), &v)?;
-    if mood == Mood::Conditional {
-        for a in &plan.actions {
-            write_manifest(Some(out), mesh, a, printer);
-        }
-    }
-    printer.detail(&format!("wrote the plan to {}", out.path.display()));
-    Ok(())
-}
-
-/// Writes the object of an `Apply` action to the output directory, if any.
-fn write_manifest(out: Option<&OutputDir>, mesh: &MeshSpec, a: &Action<Step>, printer: &Printer) {
-    let (Some(out), Step::Apply { cluster, object }) = (out, &a.payload) else {
-        return;
+/// The manifest an action applies, with its cluster (for `-D/manifests`).
+fn manifest_of(mesh: &MeshSpec, a: &Action<Step>) -> Option<(String, Value)> {
+    let Step::Apply { cluster, object } = &a.payload else {
+        return None;
     };
     let c = mesh
         .clusters
         .get(*cluster)
         .map(ToString::to_string)
         .unwrap_or_default();
-    if let Err(e) = out.write_manifest(&c, object) {
-        printer.warning(&e.message);
-    }
+    Some((c, object.clone()))
 }
 
 /// Prints the install_asm/asmcli compatibility notes of `args`.
@@ -243,46 +183,39 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
     let mesh = &spec.mesh;
     let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
     let (obs, handles, plan) = observe_and_plan(&gcp, env, mesh, printer).await;
-    let color = stdout_color(env);
-    let summary = plan.summary();
-    let plan_only = spec.dry_run || spec.plan_out.is_some();
-
-    if plan_only || plan.blocked() {
-        write_plan_files(out.as_ref(), &plan, mesh, Mood::Conditional, printer)?;
-        if let Some(file) = &spec.plan_out
-            && !plan.blocked()
-        {
-            let fp = fingerprint(mesh, &obs);
-            saved::write(file, &saved::document(&plan, mesh, &fp))?;
-            printer.progress(&format!(
-                "Saved the plan to {}; apply exactly it with `asm apply {}`.",
-                file.display(),
-                file.display()
-            ));
-        }
-        match mesh.output {
-            OutputFormat::Json => {
-                let mut v = render::json(&plan, None);
-                v["dry_run"] = json!(true);
-                printer.result(&format!("{v:#}\n"));
-            }
-            OutputFormat::Text => printer.result(&render::text(
-                &plan,
-                TextOptions {
-                    mood: Mood::Conditional,
-                    color,
-                },
-            )),
-        }
-        if plan.blocked() {
-            return Err(blocked_error(&plan).into());
-        }
-        if spec.detailed_exitcode && summary.changes() > 0 {
-            return Ok(exit::CHANGES_PENDING);
-        }
-        return Ok(exit::SUCCESS);
+    let runner = Runner {
+        command: "install",
+        env,
+        printer,
+        out: out.as_ref(),
+        contract: Contract {
+            dry_run: spec.dry_run,
+            plan_out: spec.plan_out.is_some(),
+            json: mesh.output == OutputFormat::Json,
+            yes: spec.yes,
+            detailed_exitcode: spec.detailed_exitcode,
+            concurrency: concurrency(mesh.clusters.len()),
+        },
+        blocked_hint: Some(BLOCKED_HINT),
+    };
+    let manifests = |a: &Action<Step>| manifest_of(mesh, a);
+    let save = || -> Result<(), Error> {
+        let Some(file) = &spec.plan_out else {
+            return Ok(());
+        };
+        let fp = fingerprint(mesh, &obs);
+        saved::write(file, &saved::document(&plan, mesh, &fp))?;
+        printer.progress(&format!(
+            "Saved the plan to {}; apply exactly it with `asm apply {}`.",
+            file.display(),
+            file.display()
+        ));
+        Ok(())
+    };
+    if let Presented::Stopped(code) = runner.present(&plan, Some(&manifests), save).await? {
+        return Ok(code);
     }
-    apply_plan(ApplyRun {
+    apply_confirmed(ApplyRun {
         env,
         printer,
         gcp: &gcp,
@@ -311,8 +244,42 @@ pub struct ApplyRun<'a> {
 }
 
 /// Shows `plan` in the imperative mood, asks (or refuses without `--yes` off a terminal),
-/// executes it, re-observes and reports. Shared by `install` and `apply`.
+/// executes it, re-observes and reports. Used by `apply` (install presents its plan itself,
+/// with its dry-run flags, then calls [`apply_confirmed`]).
 pub async fn apply_plan(run: ApplyRun<'_>) -> Result<i32> {
+    let runner = runner_for(&run);
+    let manifests = |a: &Action<Step>| manifest_of(run.mesh, a);
+    if let Presented::Stopped(code) = runner
+        .present(run.plan, Some(&manifests), || Ok(()))
+        .await?
+    {
+        return Ok(code);
+    }
+    apply_confirmed(run).await
+}
+
+/// The runner of a confirmed-or-to-confirm mesh plan (no dry run, no saved plan).
+fn runner_for<'a>(run: &ApplyRun<'a>) -> Runner<'a> {
+    Runner {
+        command: "install",
+        env: run.env,
+        printer: run.printer,
+        out: run.out,
+        contract: Contract {
+            dry_run: false,
+            plan_out: false,
+            json: run.mesh.output == OutputFormat::Json,
+            yes: run.yes,
+            detailed_exitcode: false,
+            concurrency: concurrency(run.mesh.clusters.len()),
+        },
+        blocked_hint: Some(BLOCKED_HINT),
+    }
+}
+
+/// Executes a presented and confirmed mesh plan, re-observes and reports.
+async fn apply_confirmed(run: ApplyRun<'_>) -> Result<i32> {
+    let runner = runner_for(&run);
     let ApplyRun {
         env,
         printer,
@@ -320,25 +287,10 @@ pub async fn apply_plan(run: ApplyRun<'_>) -> Result<i32> {
         mesh,
         plan,
         handles,
-        yes,
+        yes: _,
         started,
-        out,
+        out: _,
     } = run;
-    let color = stdout_color(env);
-    let summary = plan.summary();
-    write_plan_files(out, plan, mesh, Mood::Imperative, printer)?;
-    if mesh.output == OutputFormat::Text {
-        printer.result(&render::text(
-            plan,
-            TextOptions {
-                mood: Mood::Imperative,
-                color,
-            },
-        ));
-    }
-    confirm::gate(env, yes, summary.changes()).await?;
-
-    // Apply.
     let executor = Executor {
         gcp: gcp.clone(),
         spec: mesh.clone(),
@@ -346,96 +298,36 @@ pub async fn apply_plan(run: ApplyRun<'_>) -> Result<i32> {
         deadline: started + mesh.timeout,
         printer: printer.clone(),
     };
-    let apply_started = Instant::now();
-    let report = execute(
-        plan,
-        concurrency(mesh.clusters.len()),
-        |a| executor.run(a),
-        |a, outcome| match outcome {
-            Outcome::Done(d) => {
-                write_manifest(out, mesh, a, printer);
-                printer.progress(&format!(
-                    "{} {} ({:.1}s)",
-                    printer.paint("✔", "32"),
-                    a.done,
-                    d.as_secs_f64()
-                ))
-            }
-            Outcome::Failed(e, d) => printer.progress(&format!(
-                "{} {}: failed after {:.1}s: {}",
-                printer.paint("✖", "31"),
-                a.id,
-                d.as_secs_f64(),
-                e.message
-            )),
-            Outcome::Skipped(dep) => printer.progress(&format!(
-                "{} {}: skipped ({dep} failed)",
-                printer.paint("-", "33"),
-                a.id
-            )),
-        },
-    )
-    .await;
-    let wall = apply_started.elapsed();
-    let measured = report.durations();
-    let (critical, critical_total) =
-        plan.critical_path(|a| measured.get(&a.id).copied().unwrap_or(Duration::ZERO));
+    let manifests = |a: &Action<Step>| manifest_of(mesh, a);
+    let exec = runner
+        .execute(plan, Some(&manifests), |a| executor.run(a))
+        .await;
 
     // Verify: what is there now.
-    let (obs_after, _, replan) = if report.succeeded() {
+    let (obs_after, _, replan) = if exec.report.succeeded() {
         observe_and_plan(gcp, env, mesh, printer).await
     } else {
         (unobserved(mesh), Handles::default(), MeshPlan::default())
     };
     let revs = revisions(mesh, &obs_after);
     let remaining = replan.summary().changes();
-
-    let failures = report.failures();
-    let code = if failures.is_empty() {
-        exit::SUCCESS
-    } else if failures.iter().all(|(_, e)| e.exit_code == exit::TIMEOUT) {
-        exit::TIMEOUT
-    } else {
-        exit::APPLY_FAILED
-    };
+    let code = exec.exit_code();
     let control_plane = mesh.scope == Scope::Full;
 
     match mesh.output {
         OutputFormat::Json => {
-            let mut v = render::json(plan, Some(&measured));
-            v["dry_run"] = json!(false);
-            v["result"] = json!({
-                "status": if code == exit::SUCCESS { "applied" } else { "failed" },
-                "wall_ms": millis(wall),
-                "critical_path_ms": millis(critical_total),
-                "google_requests": gcp.requests(),
-                "failures": failures.iter().map(|(id, e)| json!({"id": id, "code": e.code, "message": e.message, "hint": e.hint})).collect::<Vec<Value>>(),
-                "revisions": if code == exit::SUCCESS && control_plane { json!(revs) } else { json!({}) },
-                "remaining_changes": remaining,
-            });
+            let mut v = exec.json(plan, code == exit::SUCCESS);
+            v["result"]["google_requests"] = json!(gcp.requests());
+            v["result"]["revisions"] = if code == exit::SUCCESS && control_plane {
+                json!(revs)
+            } else {
+                json!({})
+            };
+            v["result"]["remaining_changes"] = json!(remaining);
             printer.result(&format!("{v:#}\n"));
         }
         OutputFormat::Text => {
-            let s = summary;
-            let mut out = format!(
-                "\n{} {} added, {} changed, {} deleted, {} waited in {:.1}s (critical path {:.1}s: {}).\n",
-                if code == exit::SUCCESS {
-                    "Applied:"
-                } else {
-                    "Partly applied:"
-                },
-                count_done(plan, &report, Op::Create).min(s.create),
-                count_done(plan, &report, Op::Update).min(s.update),
-                count_done(plan, &report, Op::Delete).min(s.delete),
-                count_done(plan, &report, Op::Wait).min(s.wait),
-                wall.as_secs_f64(),
-                critical_total.as_secs_f64(),
-                if critical.is_empty() {
-                    "-".to_string()
-                } else {
-                    critical.join(" → ")
-                },
-            );
+            let mut out = exec.summary_line(plan);
             if code == exit::SUCCESS && control_plane {
                 out.push_str("Managed Cloud Service Mesh control plane is ready on ");
                 let list: Vec<String> = revs.iter().map(|(c, r)| format!("{c} ({r})")).collect();
@@ -451,12 +343,7 @@ pub async fn apply_plan(run: ApplyRun<'_>) -> Result<i32> {
         }
     }
     if code != exit::SUCCESS {
-        for (id, e) in &failures {
-            printer.error(&Error {
-                message: format!("{id}: {}", e.message),
-                ..(*e).clone()
-            });
-        }
+        runner.report_failures(&exec);
         return Ok(code);
     }
     if remaining > 0 {
@@ -466,13 +353,6 @@ pub async fn apply_plan(run: ApplyRun<'_>) -> Result<i32> {
         ));
     }
     Ok(exit::SUCCESS)
-}
-
-fn count_done(plan: &MeshPlan, report: &crate::plan::execute::Report, op: Op) -> usize {
-    plan.actions
-        .iter()
-        .filter(|a| a.op == op && matches!(report.outcomes.get(&a.id), Some(Outcome::Done(_))))
-        .count()
 }
 
 /// An observation with nothing known (no verification after a failed run).

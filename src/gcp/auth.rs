@@ -1,4 +1,4 @@
-//! Google credentials: where the access token comes from, kept in memory only (DESIGN §4).
+//! Google credentials: where the access token comes from, kept in memory only (ARCHITECTURE.md, "Talking to Google"; README "Credentials").
 //!
 //! [`CredentialChain::plan`] decides, without I/O, which sources to try and in which order:
 //! 1. `--access-token-file`, then `CLOUDSDK_AUTH_ACCESS_TOKEN_FILE`, then
@@ -29,7 +29,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::future::BoxFuture;
-use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 
 use crate::environment::Environment;
@@ -54,38 +53,7 @@ pub const METADATA_PROBE_TIMEOUT: Duration = Duration::from_millis(1500);
 /// How long a `gcloud` call may take.
 pub const GCLOUD_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// An OAuth2 access token. Never printed: `Debug` shows `[REDACTED]`, there is no `Display`.
-#[derive(Clone)]
-pub struct AccessToken(SecretString);
-
-impl AccessToken {
-    /// Wraps a token (surrounding whitespace is trimmed).
-    pub fn new(token: impl Into<String>) -> Self {
-        let token: String = token.into();
-        AccessToken(SecretString::from(token.trim().to_string()))
-    }
-
-    /// The token text, for an `Authorization` header only.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-
-    /// The token as a [`SecretString`] (e.g. for kube's `AuthInfo::token`).
-    pub fn secret(&self) -> SecretString {
-        self.0.clone()
-    }
-
-    /// Whether the token is empty.
-    pub fn is_empty(&self) -> bool {
-        self.0.expose_secret().is_empty()
-    }
-}
-
-impl fmt::Debug for AccessToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("AccessToken([REDACTED])")
-    }
-}
+pub use crate::transport::AccessToken;
 
 /// Where the credentials came from. Printable (plans, `-v`); never contains the token.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 //! The one HTTP client for Google APIs: bearer auth, JSON in/out, `google.rpc.Status` errors,
 //! retries with capped exponential backoff and full jitter, a request counter and traces.
 //!
-//! Retry rules (spec/gcp-apis.md §1, AIP-194): 429 and 503 always; 500/502/504 and
+//! Retry rules (https://google.aip.dev/194): 429 and 503 always; 500/502/504 and
 //! connection drops after the request was sent only for idempotent calls (GETs, LRO polls);
 //! a failed connect (nothing sent) always. Never 400/401/403/404/409.
 
@@ -155,38 +155,7 @@ pub fn parse_retry_after(value: &str) -> Option<Duration> {
         .map(Duration::from_secs_f64)
 }
 
-/// One finished HTTP attempt, for `-v` traces. Never holds headers or bodies.
-#[derive(Debug, Clone)]
-pub struct RequestTrace {
-    pub method: String,
-    pub url: String,
-    /// HTTP status, `None` when the connection failed.
-    pub status: Option<u16>,
-    pub duration: Duration,
-    /// 1-based attempt number.
-    pub attempt: u32,
-    /// Transport error text when `status` is `None`.
-    pub error: Option<String>,
-}
-
-impl fmt::Display for RequestTrace {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} ", self.method, self.url)?;
-        match (self.status, &self.error) {
-            (Some(s), _) => write!(f, "{s}")?,
-            (None, Some(e)) => write!(f, "failed ({e})")?,
-            (None, None) => write!(f, "failed")?,
-        }
-        write!(f, " {}ms", self.duration.as_millis())?;
-        if self.attempt > 1 {
-            write!(f, " (attempt {})", self.attempt)?;
-        }
-        Ok(())
-    }
-}
-
-/// Callback receiving every [`RequestTrace`] (e.g. `printer.detail(&trace.to_string())`).
-pub type TraceFn = Arc<dyn Fn(&RequestTrace) + Send + Sync>;
+pub use crate::transport::{RequestTrace, TraceFn};
 
 /// A `google.rpc.Status` error answer.
 #[derive(Debug, Clone, PartialEq)]

@@ -1,6 +1,7 @@
-//! One poller for the three long-running-operation styles (spec/gcp-apis.md §2):
-//! GKE `Operation` (`status: DONE`), Service Usage `operations/…` and GKE Hub
-//! `projects/P/locations/L/operations/ID` (then `GET {response.name}`).
+//! One poller for the three long-running-operation styles (https://google.aip.dev/151;
+//! ARCHITECTURE.md, "Talking to Google"): GKE `Operation` (`status: DONE`), Service Usage
+//! `operations/…` and GKE Hub `projects/P/locations/L/operations/ID` (then
+//! `GET {response.name}`).
 
 use std::time::Duration;
 
@@ -182,8 +183,7 @@ impl PollPolicy {
     }
 }
 
-/// Progress callback: one line describing what is being waited for.
-pub type ProgressFn = dyn Fn(&str) + Send + Sync;
+pub use crate::transport::ProgressFn;
 
 /// Waits for operations of every style.
 #[derive(Debug, Clone)]

@@ -1,4 +1,6 @@
-//! REST layer for the Google APIs asm calls (DESIGN §4, wire formats in spec/gcp-apis.md).
+//! REST layer for the Google APIs asm calls (ARCHITECTURE.md, "Talking to Google"; wire formats
+//! in the API references at https://cloud.google.com/kubernetes-engine/docs/reference/rest and
+//! https://cloud.google.com/service-mesh/docs).
 //!
 //! [`http::GoogleHttp`] does auth, JSON, errors and retries; [`lro::LroPoller`] waits for the
 //! three operation styles; one small typed module per API. [`GcpClients`] bundles them.

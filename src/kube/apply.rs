@@ -124,7 +124,8 @@ pub fn known_resource(gvk: &GroupVersionKind) -> Option<(ApiResource, Scope)> {
         ("policy", "PodDisruptionBudget") => ("poddisruptionbudgets", Namespaced),
         ("autoscaling", "HorizontalPodAutoscaler") => ("horizontalpodautoscalers", Namespaced),
         ("mesh.cloud.google.com", "ControlPlaneRevision") => ("controlplanerevisions", Namespaced),
-        ("mesh.cloud.google.com", "DataPlaneControl") => ("dataplanecontrols", Namespaced),
+        // Cluster-scoped, like the CRD `dataplanecontrols.mesh.cloud.google.com` declares.
+        ("mesh.cloud.google.com", "DataPlaneControl") => ("dataplanecontrols", Cluster),
         _ => return None,
     };
     Some((ApiResource::from_gvk_with_plural(gvk, plural), scope))

@@ -11,8 +11,7 @@ use kube::{Client, Config};
 use super::trace::TraceLayer;
 use super::{KubeError, KubeResult};
 use crate::environment::Environment;
-use crate::gcp::container::Cluster;
-use crate::gcp::{AccessToken, TraceFn};
+use crate::transport::{AccessToken, TraceFn};
 
 /// A client together with what it points at (for messages and plans).
 #[derive(Clone)]
@@ -104,15 +103,28 @@ pub fn build_client(config: Config, trace: Option<TraceFn>) -> Result<Client, ku
     })
 }
 
-/// A client for a GKE cluster from its `endpoint` and `masterAuth.clusterCaCertificate`,
-/// authenticating with the Google access token; requests traced to `trace` when given.
-/// Must be called inside a tokio runtime.
+/// Where a GKE cluster's API server is and which CA signs it (from the cluster's `endpoint`
+/// and `masterAuth.clusterCaCertificate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterEndpoint {
+    /// The cluster's name (for messages and as the context label).
+    pub name: String,
+    /// `https://ENDPOINT`; empty while the cluster has no endpoint.
+    pub server_url: String,
+    /// Base64 of the PEM CA certificate; empty to trust the system roots.
+    pub ca_certificate: String,
+}
+
+/// A client for a GKE cluster from its endpoint and CA (a [`ClusterEndpoint`], or anything
+/// that converts into one, like the GKE API's cluster), authenticating with the Google
+/// access token; requests traced to `trace` when given. Must be called inside a tokio runtime.
 pub fn client_for_gke(
-    cluster: &Cluster,
+    cluster: impl Into<ClusterEndpoint>,
     token: &AccessToken,
     trace: Option<TraceFn>,
 ) -> KubeResult<KubeContext> {
-    if cluster.endpoint.is_empty() {
+    let cluster: ClusterEndpoint = cluster.into();
+    if cluster.server_url.is_empty() {
         return Err(KubeError::Invalid {
             message: format!(
                 "cluster {} has no endpoint (is it still provisioning?)",
@@ -120,13 +132,8 @@ pub fn client_for_gke(
             ),
         });
     }
-    let ca = cluster
-        .master_auth
-        .as_ref()
-        .map(|m| m.cluster_ca_certificate.as_str())
-        .unwrap_or_default();
-    let url = cluster.server_url();
-    let config = config_for_endpoint(&url, ca, token, "default")?;
+    let url = cluster.server_url.clone();
+    let config = config_for_endpoint(&url, &cluster.ca_certificate, token, "default")?;
     let client = build_client(config, trace)
         .map_err(|e| KubeError::from_kube(format!("client for cluster {}", cluster.name), e))?;
     Ok(KubeContext {

@@ -1,12 +1,18 @@
-//! Kubernetes glue on kube-rs (DESIGN §5): a client per cluster (from a GKE cluster or a
-//! kubeconfig), server-side apply with field manager `asm`, and watch-based waits.
+//! Kubernetes glue on kube-rs (ARCHITECTURE.md, "Talking to Kubernetes"): a client per
+//! cluster (from a GKE cluster's endpoint or a kubeconfig), server-side apply with field
+//! manager `asm`, label/annotation changes, rollout restarts, deletes with preconditions and
+//! watch-based waits. Mutations return the prior state they replaced
+//! ([`crate::plan::record::Prior`]) for the run report.
 //!
 //! Errors are [`KubeError`]; callers test them (`is_not_found()`, `is_conflict()`) and
 //! convert the rest with `Error::from` into a coded [`crate::error::Error`].
 
 pub mod apply;
 pub mod client;
+pub mod delete;
+pub mod metadata;
 pub mod remote_kubeconfig;
+pub mod rollout;
 pub mod trace;
 pub mod wait;
 
@@ -16,7 +22,7 @@ use std::time::Duration;
 use crate::error::{Error, exit};
 
 pub use apply::{ApplyOptions, FIELD_MANAGER, diff_needed};
-pub use client::{KubeContext, client_for_gke, client_from_kubeconfig};
+pub use client::{ClusterEndpoint, KubeContext, client_for_gke, client_from_kubeconfig};
 pub use wait::{wait_condition, wait_crd_established};
 
 /// Everything a Kubernetes call made by asm can fail with.

@@ -1,4 +1,4 @@
-//! `-v` request traces for Kubernetes calls (DESIGN §7): a tower layer on the kube-rs
+//! `-v` request traces for Kubernetes calls (ARCHITECTURE.md, "Talking to Kubernetes"): a tower layer on the kube-rs
 //! client stack reporting method, URL (cluster URL without userinfo, path and query),
 //! status and duration of every request (watches when the response head arrives) as a
 //! [`RequestTrace`] — never headers, bodies or tokens.
@@ -16,7 +16,7 @@ use std::time::Instant;
 use http::{Request, Response, Uri};
 use tower::{Layer, Service};
 
-use crate::gcp::http::{RequestTrace, TraceFn};
+use crate::transport::{RequestTrace, TraceFn};
 
 /// Wraps a service with [`TraceService`], reporting to a [`TraceFn`].
 #[derive(Clone)]

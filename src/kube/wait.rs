@@ -1,19 +1,29 @@
 //! Watch-based waits with deadlines (`kube::runtime::wait::await_condition`: one list+watch,
-//! no gap between a GET and a watch), reporting what they wait for while they wait.
+//! no gap between a GET and a watch), reporting what they wait for while they wait: one
+//! object ([`wait_for`]) or a set of objects ([`wait_for_list`]), and the waits plans name —
+//! CRD Established, a condition, a LoadBalancer address, a DataPlaneControl `Ready`, a
+//! ControlPlaneRevision `ProvisioningFinished`.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::DynamicObject;
+use kube::core::GroupVersionKind;
 use kube::runtime::wait::{Condition, await_condition, conditions};
-use kube::{Api, Client, Resource};
+use kube::runtime::watcher;
+use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::apply::{dynamic_api, resolve_resource};
 use super::{KubeError, KubeResult, error_chain};
-use crate::gcp::lro::ProgressFn;
+use crate::transport::ProgressFn;
 
 /// How often a wait repeats its progress line.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
@@ -144,6 +154,191 @@ where
         })
 }
 
+/// Waits until `done` holds for the set of objects `config` selects from `api` (kept current
+/// by one list+watch), or `deadline`. `what` names the wait in progress lines and errors.
+pub async fn wait_for_list<K>(
+    api: Api<K>,
+    config: watcher::Config,
+    what: &str,
+    done: impl Fn(&[K]) -> bool,
+    deadline: Instant,
+    progress: Option<&ProgressFn>,
+) -> KubeResult<()>
+where
+    K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
+{
+    let started = Instant::now();
+    if let Some(p) = progress {
+        p(&format!("waiting for {what}"));
+    }
+    let mut ticker = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
+    let stream = watcher(api, config);
+    tokio::pin!(stream);
+    let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
+    let mut current: BTreeMap<(String, String), K> = BTreeMap::new();
+    let mut relisting: BTreeMap<(String, String), K> = BTreeMap::new();
+    let mut errors = 0;
+    loop {
+        let event = tokio::select! {
+            e = stream.next() => e,
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(KubeError::Timeout { what: what.to_string(), after: started.elapsed() });
+            }
+            _ = ticker.tick() => {
+                if let Some(p) = progress {
+                    p(&format!("still waiting for {what} ({}s)", started.elapsed().as_secs()));
+                }
+                continue;
+            }
+        };
+        let Some(event) = event else {
+            return Err(KubeError::Client {
+                what: format!("watch {what}"),
+                message: "the watch ended".into(),
+            });
+        };
+        match event {
+            Ok(watcher::Event::Init) => relisting.clear(),
+            Ok(watcher::Event::InitApply(o)) => {
+                relisting.insert(key(&o), o);
+                continue;
+            }
+            Ok(watcher::Event::InitDone) => {
+                errors = 0;
+                current = std::mem::take(&mut relisting);
+            }
+            Ok(watcher::Event::Apply(o)) => {
+                current.insert(key(&o), o);
+            }
+            Ok(watcher::Event::Delete(o)) => {
+                current.remove(&key(&o));
+            }
+            Err(e) => {
+                errors += 1;
+                let message = error_chain(&e);
+                tracing::debug!(target: "asm::kube::wait", "watch for {what} failed: {message}");
+                if errors >= MAX_WATCH_ERRORS {
+                    return Err(KubeError::Client {
+                        what: format!("watch {what}"),
+                        message,
+                    });
+                }
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(errors))).await;
+                continue;
+            }
+        }
+        let objects: Vec<K> = current.values().cloned().collect();
+        if done(&objects) {
+            return Ok(());
+        }
+    }
+}
+
+/// The first address of a LoadBalancer Service's status (`ip`, else `hostname`).
+pub fn load_balancer_address(service: &Value) -> Option<String> {
+    service
+        .pointer("/status/loadBalancer/ingress")
+        .and_then(Value::as_array)?
+        .iter()
+        .find_map(|i| {
+            i.get("ip")
+                .or_else(|| i.get("hostname"))
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        })
+}
+
+/// Waits until Service `namespace/name` has a LoadBalancer address; returns it.
+pub async fn wait_load_balancer_address(
+    client: &Client,
+    namespace: &str,
+    name: &str,
+    deadline: Instant,
+    progress: Option<&ProgressFn>,
+) -> KubeResult<String> {
+    let api: Api<Service> = Api::namespaced(client.clone(), namespace);
+    let what = format!("Service {namespace}/{name} to get a load balancer address");
+    let cond = |obj: Option<&Service>| {
+        obj.and_then(|o| serde_json::to_value(o).ok())
+            .is_some_and(|v| load_balancer_address(&v).is_some())
+    };
+    let svc = wait_for(api, name, &what, cond, deadline, progress).await?;
+    svc.and_then(|s| serde_json::to_value(s).ok())
+        .and_then(|v| load_balancer_address(&v))
+        .ok_or_else(|| KubeError::Invalid {
+            message: format!("{what}: object disappeared"),
+        })
+}
+
+/// Whether some DataPlaneControl of `objects` is for `revision` (`spec.revision`) and
+/// reports `status.state: Ready` (the managed data plane's readiness, as the documented
+/// `kubectl get dataplanecontrols -o custom-columns=REV:.spec.revision,STATUS:.status.state`
+/// check reads it).
+pub fn dataplane_ready(objects: &[Value], revision: &str) -> bool {
+    objects.iter().any(|o| {
+        o.pointer("/spec/revision").and_then(Value::as_str) == Some(revision)
+            && o.pointer("/status/state").and_then(Value::as_str) == Some("Ready")
+    })
+}
+
+/// Waits until the DataPlaneControl of `revision` is `Ready`. The CRD must be served (plans
+/// order this wait after what installs it).
+pub async fn wait_dataplane_ready(
+    client: &Client,
+    revision: &str,
+    deadline: Instant,
+    progress: Option<&ProgressFn>,
+) -> KubeResult<()> {
+    let gvk = GroupVersionKind::gvk("mesh.cloud.google.com", "v1alpha1", "DataPlaneControl");
+    let (ar, scope) = resolve_resource(client, &gvk).await?;
+    let api = dynamic_api(client, &ar, &scope, None);
+    let what = format!("the DataPlaneControl of revision {revision} to be Ready");
+    let revision = revision.to_string();
+    wait_for_list(
+        api,
+        watcher::Config::default(),
+        &what,
+        move |objs: &[DynamicObject]| {
+            let values: Vec<Value> = objs
+                .iter()
+                .filter_map(|o| serde_json::to_value(o).ok())
+                .collect();
+            dataplane_ready(&values, &revision)
+        },
+        deadline,
+        progress,
+    )
+    .await
+}
+
+/// Waits until ControlPlaneRevision `namespace/revision` is `ProvisioningFinished`.
+pub async fn wait_control_plane_revision(
+    client: &Client,
+    namespace: &str,
+    revision: &str,
+    deadline: Instant,
+    progress: Option<&ProgressFn>,
+) -> KubeResult<()> {
+    let gvk = GroupVersionKind::gvk("mesh.cloud.google.com", "v1beta1", "ControlPlaneRevision");
+    let (ar, scope) = resolve_resource(client, &gvk).await?;
+    let api = dynamic_api(client, &ar, &scope, Some(namespace));
+    let cond = |obj: Option<&DynamicObject>| {
+        obj.and_then(|o| serde_json::to_value(o).ok())
+            .is_some_and(|v| has_true_condition(&v, "ProvisioningFinished"))
+    };
+    wait_for(
+        api,
+        revision,
+        &format!("ControlPlaneRevision {revision} to be ProvisioningFinished"),
+        cond,
+        deadline,
+        progress,
+    )
+    .await
+    .map(|_| ())
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -158,5 +353,41 @@ mod tests {
         assert!(has_true_condition(&o, "Reconciled"));
         assert!(!has_true_condition(&o, "ProvisioningFinished"));
         assert!(!has_true_condition(&json!({}), "Reconciled"));
+    }
+
+    #[test]
+    fn load_balancer_address_takes_ip_then_hostname() {
+        let ip = json!({"status": {"loadBalancer": {"ingress": [{"ip": "10.0.0.7"}]}}});
+        assert_eq!(load_balancer_address(&ip).as_deref(), Some("10.0.0.7"));
+        let host = json!({"status": {"loadBalancer": {"ingress": [{"hostname": "lb.example"}]}}});
+        assert_eq!(load_balancer_address(&host).as_deref(), Some("lb.example"));
+        assert_eq!(
+            load_balancer_address(&json!({"status": {"loadBalancer": {}}})),
+            None
+        );
+    }
+
+    #[test]
+    fn dataplane_ready_needs_the_revision_and_state_ready() {
+        let dpc = |rev: &str, state: Option<&str>| {
+            let mut v = json!({"spec": {"revision": rev}});
+            if let Some(s) = state {
+                v["status"] = json!({"state": s});
+            }
+            v
+        };
+        assert!(dataplane_ready(
+            &[dpc("asm-managed", Some("Ready"))],
+            "asm-managed"
+        ));
+        assert!(!dataplane_ready(
+            &[dpc("asm-managed-rapid", Some("Ready"))],
+            "asm-managed"
+        ));
+        assert!(!dataplane_ready(&[dpc("asm-managed", None)], "asm-managed"));
+        assert!(!dataplane_ready(
+            &[dpc("asm-managed", Some("Provisioning"))],
+            "asm-managed"
+        ));
     }
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
+use super::record::{Effect, Prior};
 use super::{Action, Plan};
 use crate::error::Error;
 
@@ -24,6 +25,8 @@ pub enum Outcome {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub outcomes: BTreeMap<String, Outcome>,
+    /// The prior state of what each finished action changed, when its executor records it.
+    pub priors: BTreeMap<String, Prior>,
 }
 
 impl Report {
@@ -57,8 +60,9 @@ impl Report {
 }
 
 /// Runs `plan` with `run` for each action, at most `limit` concurrently. `on_finish` is
-/// called once per action as it finishes, fails or is skipped.
-pub async fn execute<'p, P, F, Fut>(
+/// called once per action as it finishes, fails or is skipped. `run` returns what the
+/// action changed (an [`Effect`]; `()` for none), kept in [`Report::priors`].
+pub async fn execute<'p, P, F, Fut, R>(
     plan: &'p Plan<P>,
     limit: usize,
     run: F,
@@ -66,7 +70,8 @@ pub async fn execute<'p, P, F, Fut>(
 ) -> Report
 where
     F: Fn(&'p Action<P>) -> Fut,
-    Fut: Future<Output = Result<(), Error>> + 'p,
+    Fut: Future<Output = Result<R, Error>> + 'p,
+    R: Into<Effect>,
 {
     let limit = limit.max(1);
     let n = plan.actions.len();
@@ -118,7 +123,12 @@ where
         let action = &plan.actions[i];
         settled[i] = true;
         let outcome = match result {
-            Ok(()) => Outcome::Done(elapsed),
+            Ok(effect) => {
+                if let Some(p) = effect.into().prior {
+                    report.priors.insert(action.id.clone(), p);
+                }
+                Outcome::Done(elapsed)
+            }
             Err(e) => Outcome::Failed(e, elapsed),
         };
         on_finish(action, &outcome);
@@ -224,6 +234,30 @@ mod tests {
         assert!(matches!(report.outcomes["c"], Outcome::Done(_)));
         assert_eq!(seen.len(), 5);
         assert_eq!(report.failures().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn priors_of_finished_actions_are_kept() {
+        let p = plan();
+        let report = execute(
+            &p,
+            2,
+            |a| {
+                let created = a.op == Op::Create;
+                async move {
+                    Ok(if created {
+                        Effect::from(Prior::Created)
+                    } else {
+                        Effect::default()
+                    })
+                }
+            },
+            |_, _| {},
+        )
+        .await;
+        assert!(report.succeeded());
+        let ids: Vec<&str> = report.priors.keys().map(String::as_str).collect();
+        assert_eq!(ids, vec!["a", "c", "e"]);
     }
 
     #[tokio::test]

@@ -1,12 +1,18 @@
-//! The plan contract shared by every mutating command (DESIGN §7): checks, then a DAG of
-//! actions (`create | update | delete | wait`) with targets, reasons and dependencies.
+//! The plan contract shared by every mutating command (ARCHITECTURE.md, "The plan model"):
+//! checks, then a DAG of actions (`create | update | restart | delete | wait`) with targets,
+//! reasons and dependencies.
 //!
 //! Everything here is pure: building, summarising, the critical path and rendering are
-//! unit-tested without a server. [`execute`] runs a plan's DAG with bounded concurrency.
+//! unit-tested without a server. [`execute`] runs a plan's DAG with bounded concurrency,
+//! [`run`] is the one runner every command presents, confirms, executes and reports through,
+//! and [`record`] is the run report (the prior state of everything an action changed).
 
+pub mod confirm;
 pub mod execute;
 pub mod output_dir;
+pub mod record;
 pub mod render;
+pub mod run;
 pub mod saved;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -19,7 +25,11 @@ use serde::Serialize;
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Create,
+    /// Changes fields of an existing object (labels and annotations included).
     Update,
+    /// A rollout restart of a Deployment, StatefulSet or DaemonSet: new pods, same spec
+    /// otherwise (`kubectl rollout restart`).
+    Restart,
     Delete,
     Wait,
 }
@@ -30,6 +40,7 @@ impl Op {
         match self {
             Op::Create => "+",
             Op::Update => "~",
+            Op::Restart => "↻",
             Op::Delete => "-",
             Op::Wait => "⧗",
         }
@@ -136,14 +147,22 @@ impl Check {
 pub struct Summary {
     pub create: usize,
     pub update: usize,
+    /// Rollout restarts; absent from JSON when zero (plans of commands that never restart
+    /// keep their `asm.plan/v1` shape).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub restart: usize,
     pub delete: usize,
     pub wait: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 impl Summary {
     /// Number of resources the plan changes (waits excluded).
     pub fn changes(&self) -> usize {
-        self.create + self.update + self.delete
+        self.create + self.update + self.restart + self.delete
     }
 }
 
@@ -170,6 +189,7 @@ impl<P> Plan<P> {
             match a.op {
                 Op::Create => s.create += 1,
                 Op::Update => s.update += 1,
+                Op::Restart => s.restart += 1,
                 Op::Delete => s.delete += 1,
                 Op::Wait => s.wait += 1,
             }
@@ -286,6 +306,7 @@ impl<P> Plan<P> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 pub(crate) mod tests {
     use super::*;
 
@@ -329,6 +350,27 @@ pub(crate) mod tests {
         let s = plan().summary();
         assert_eq!((s.create, s.update, s.delete, s.wait), (3, 3, 0, 1));
         assert_eq!(s.changes(), 6);
+    }
+
+    #[test]
+    fn restarts_and_deletes_count_as_changes() {
+        let mut p = plan();
+        p.actions
+            .push(action("restart", Op::Restart, &["ready"], 1));
+        p.actions.push(action("delete", Op::Delete, &[], 1));
+        let s = p.summary();
+        assert_eq!((s.restart, s.delete), (1, 1));
+        assert_eq!(s.changes(), 8);
+    }
+
+    #[test]
+    fn summary_json_shows_restarts_only_when_planned() {
+        let without = serde_json::to_value(plan().summary()).unwrap();
+        assert!(without.get("restart").is_none(), "{without}");
+        let mut p = plan();
+        p.actions.push(action("restart", Op::Restart, &[], 1));
+        let with = serde_json::to_value(p.summary()).unwrap();
+        assert_eq!(with["restart"], 1);
     }
 
     #[test]

@@ -39,6 +39,7 @@ fn op_color(op: Op) -> &'static str {
     match op {
         Op::Create => "32",
         Op::Update => "33",
+        Op::Restart => "35",
         Op::Delete => "31",
         Op::Wait => "36",
     }
@@ -70,11 +71,17 @@ pub fn phrase<P>(a: &Action<P>, mood: Mood) -> String {
     }
 }
 
-/// `Plan: N to add, N to change, N to delete, N waits.`
+/// `Plan: N to add, N to change, N to delete, N waits.` (with `N to restart` after the
+/// changes when the plan restarts workloads).
 pub fn plan_line<P>(plan: &Plan<P>) -> String {
     let s = plan.summary();
+    let restart = if s.restart > 0 {
+        format!(" {} to restart,", s.restart)
+    } else {
+        String::new()
+    };
     format!(
-        "Plan: {} to add, {} to change, {} to delete, {} {}.",
+        "Plan: {} to add, {} to change,{restart} {} to delete, {} {}.",
         s.create,
         s.update,
         s.delete,
@@ -243,6 +250,34 @@ mod tests {
             },
         );
         assert!(colored.contains("\x1b[32m+\x1b[0m apis: Do apis"));
+    }
+
+    #[test]
+    fn restarts_and_deletes_render_with_their_symbols_and_counts() {
+        let mut p = plan();
+        p.actions
+            .push(action("rollout", Op::Restart, &["ready"], 5));
+        p.actions.push(action("old", Op::Delete, &[], 1));
+        let t = text(
+            &p,
+            TextOptions {
+                mood: Mood::Conditional,
+                color: false,
+            },
+        );
+        assert!(t.contains("  ↻ rollout: Would do rollout"), "{t}");
+        assert!(t.contains("  - old: Would do old"), "{t}");
+        assert!(
+            t.ends_with("Plan: 1 to add, 1 to change, 1 to restart, 1 to delete, 1 wait.\n"),
+            "{t}"
+        );
+        let v = json(&p, None);
+        assert_eq!(
+            v["summary"],
+            json!({"create":1,"update":1,"restart":1,"delete":1,"wait":1})
+        );
+        assert_eq!(v["actions"][3]["op"], "restart");
+        assert_eq!(v["actions"][4]["op"], "delete");
     }
 
     #[test]

@@ -11,14 +11,14 @@ use tokio::time::Instant;
 use crate::error::{Error, exit};
 use crate::gcp::gkehub::{gke_issuer, gke_resource_link};
 use crate::gcp::http::retry_until_api_enabled;
-use crate::gcp::lro::ProgressFn;
 use crate::gcp::{GcpClients, GcpError, Operation};
-use crate::kube::apply::{ApplyOptions, apply, dynamic_api, resolve_resource};
-use crate::kube::wait::{has_true_condition, wait_crd_established, wait_for};
-use crate::kube::{KubeContext, KubeError};
+use crate::kube::KubeContext;
+use crate::kube::apply::{ApplyOptions, apply};
+use crate::kube::wait::{wait_control_plane_revision, wait_crd_established};
 use crate::output::Printer;
 use crate::plan::Action;
 use crate::spec::{ClusterRef, MeshSpec};
+use crate::transport::ProgressFn;
 
 use super::control_plane::{CPR_CRD, MANAGEMENT_AUTOMATIC, NAMESPACE};
 use super::observe::{Handles, kube_retry, list_cprs};
@@ -396,29 +396,17 @@ impl Executor {
     }
 
     async fn wait_revision(&self, id: &str, i: usize, revision: &str) -> Result<(), Error> {
-        use kube::core::GroupVersionKind;
         let ctx = self.kube(i)?;
-        let gvk = GroupVersionKind::gvk("mesh.cloud.google.com", "v1beta1", "ControlPlaneRevision");
-        let (ar, scope) = kube_retry(|| resolve_resource(&ctx.client, &gvk))
-            .await
-            .map_err(Error::from)?;
-        let api = dynamic_api(&ctx.client, &ar, &scope, Some(NAMESPACE));
         let progress = self.progress(id);
-        let cond = |obj: Option<&kube::api::DynamicObject>| {
-            obj.and_then(|o| serde_json::to_value(o).ok())
-                .is_some_and(|v| has_true_condition(&v, "ProvisioningFinished"))
-        };
-        wait_for(
-            api,
+        wait_control_plane_revision(
+            &ctx.client,
+            NAMESPACE,
             revision,
-            &format!("ControlPlaneRevision {revision} to be ProvisioningFinished"),
-            cond,
             self.deadline,
             Some(&*progress),
         )
         .await
-        .map(|_| ())
-        .map_err(|e: KubeError| e.into())
+        .map_err(Error::from)
     }
 }
 

@@ -2,6 +2,8 @@
 //! identity, the `mesh_id` label. GKE allows one operation per cluster at a time, so this
 //! cluster's mutations form a chain.
 
+use crate::gcp::container::Cluster;
+use crate::kube::client::ClusterEndpoint;
 use crate::plan::{Check, CheckStatus, Op, Target};
 use crate::spec::Channel;
 
@@ -24,6 +26,26 @@ pub fn minor_version(v: &str) -> Option<(u32, u32)> {
 /// The label key and value the mesh needs: `mesh_id=proj-NUMBER`.
 pub fn mesh_id(project_number: &str) -> (String, String) {
     ("mesh_id".into(), format!("proj-{project_number}"))
+}
+
+/// How the Kubernetes client reaches a GKE cluster: its endpoint and CA. (Here, where both
+/// the Google and the Kubernetes layer are known, so neither depends on the other.)
+impl From<&Cluster> for ClusterEndpoint {
+    fn from(c: &Cluster) -> Self {
+        ClusterEndpoint {
+            name: c.name.clone(),
+            server_url: if c.endpoint.is_empty() {
+                String::new()
+            } else {
+                c.server_url()
+            },
+            ca_certificate: c
+                .master_auth
+                .as_ref()
+                .map(|m| m.cluster_ca_certificate.clone())
+                .unwrap_or_default(),
+        }
+    }
 }
 
 /// Plans cluster `i`; returns what later steps need.

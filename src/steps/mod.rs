@@ -10,6 +10,8 @@ pub mod cluster;
 pub mod control_plane;
 pub mod fleet;
 pub mod iam;
+pub mod kube_actions;
+pub mod mesh;
 pub mod observe;
 pub mod remote_secret;
 

@@ -1,5 +1,5 @@
 //! Remote secrets (pure): istioctl-compatible names, the reader ServiceAccount and its token
-//! Secret, the kubeconfig and Secret istiod reads (istio-spec.md §1), the comparison that
+//! Secret, the kubeconfig and Secret istiod reads (istioctl's `create-remote-secret`, https://github.com/istio/istio/blob/master/istioctl/pkg/multicluster/remote_secret.go), the comparison that
 //! ignores controller-filled fields, and the N×(N−1) plan of `asm create-mesh`.
 //!
 //! Nothing here does I/O. Tokens travel as [`SecretString`] and only

@@ -184,7 +184,7 @@ pub fn assert_success(o: &Output, what: &str) {
     );
 }
 
-/// Path of a file in the golden exchanges (a copy of shared/k8s-golden).
+/// Path of a file in the golden exchanges (tests/k8s-golden, recorded from a real kube-apiserver v1.32.6).
 pub fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/k8s-golden")
 }

@@ -1,4 +1,4 @@
-//! The confirmation gate of mutating commands (DESIGN §7): `--yes` applies; on a terminal
+//! The confirmation gate of mutating commands (ARCHITECTURE.md, "The runner"): `--yes` applies; on a terminal
 //! without `--yes` asm asks; elsewhere it refuses with exit 2 (never hangs in CI).
 
 use std::io::BufRead;

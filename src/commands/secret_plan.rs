@@ -1,0 +1,156 @@
+//! Running a secret plan (`create-mesh`, `create-remote-secret --apply-to`) through the plan
+//! runner, then `--verify` and the per-cluster report.
+
+use serde_json::{Value, json};
+
+use crate::environment::Environment;
+use crate::error::{Result, exit};
+use crate::output::Printer;
+use crate::plan::execute::{Outcome, Report};
+use crate::plan::output_dir::OutputDir;
+use crate::plan::run::{Contract, Presented, Runner};
+use crate::steps::mesh::execute::SecretExecutor;
+use crate::steps::mesh::verify::verify;
+use crate::steps::remote_secret::{MeshStep, SecretPlan};
+
+/// Actions of a secret plan run at most this many at a time.
+pub const CONCURRENCY: usize = 16;
+
+/// How a secret plan is presented and applied.
+#[derive(Debug, Clone, Copy)]
+pub struct SecretRun<'a> {
+    /// The command, for the run report.
+    pub command: &'static str,
+    pub dry_run: bool,
+    pub json: bool,
+    pub yes: bool,
+    pub detailed_exitcode: bool,
+    /// `--verify` after applying.
+    pub verify: bool,
+    pub out: Option<&'a OutputDir>,
+}
+
+/// Presents `plan` (stops for `--dry-run` or a failed check), executes it with progress,
+/// optionally verifies every pair, and prints the result. Returns the exit code.
+pub async fn run_secret_plan(
+    plan: &SecretPlan,
+    exec: &SecretExecutor,
+    pairs: &[(usize, usize)],
+    mode: SecretRun<'_>,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
+    let runner = Runner {
+        command: mode.command,
+        env,
+        printer,
+        out: mode.out,
+        contract: Contract {
+            dry_run: mode.dry_run,
+            plan_out: false,
+            json: mode.json,
+            yes: mode.yes,
+            detailed_exitcode: mode.detailed_exitcode,
+            concurrency: CONCURRENCY,
+        },
+        blocked_hint: None,
+    };
+    if let Presented::Stopped(code) = runner.present(plan, None, || Ok(())).await? {
+        return Ok(code);
+    }
+    let execution = runner.execute(plan, None, |a| exec.run(a)).await;
+    let code = execution.exit_code();
+    let verifications = if mode.verify && code == exit::SUCCESS {
+        printer.progress("Verifying every secret against its cluster…");
+        verify(exec, pairs).await
+    } else {
+        Vec::new()
+    };
+    let verify_failed = verifications.iter().any(|v| !v.ok);
+    for v in &verifications {
+        let sym = if v.ok {
+            printer.paint("✔", "32")
+        } else {
+            printer.paint("✖", "31")
+        };
+        printer.progress(&format!("{sym} {}", v.message));
+    }
+    let per_cluster = cluster_summary(plan, &execution.report, exec);
+    if mode.json {
+        let mut v = execution.json(plan, code == exit::SUCCESS && !verify_failed);
+        v["result"]["clusters"] = json!(
+            per_cluster
+                .iter()
+                .map(
+                    |(c, ok, failed)| json!({"cluster": c, "secrets_applied": ok, "failed": failed})
+                )
+                .collect::<Vec<Value>>()
+        );
+        v["result"]["verify"] = json!(verifications);
+        printer.result(&format!("{v:#}\n"));
+    } else {
+        let mut out = execution.summary_line(plan);
+        for (c, ok, failed) in &per_cluster {
+            out.push_str(&format!(
+                "  {c}: {ok} secret{} applied{}\n",
+                if *ok == 1 { "" } else { "s" },
+                if *failed > 0 {
+                    format!(", {failed} failed")
+                } else {
+                    String::new()
+                }
+            ));
+        }
+        if !verifications.is_empty() {
+            let good = verifications.iter().filter(|v| v.ok).count();
+            out.push_str(&format!(
+                "Verified: {good} of {} secrets authenticate and may read their cluster.\n",
+                verifications.len()
+            ));
+        }
+        printer.result(&out);
+    }
+    runner.report_failures(&execution);
+    if code != exit::SUCCESS {
+        return Ok(code);
+    }
+    if verify_failed {
+        return Err(crate::error::Error::apply(
+            "ASM-E479",
+            "verification failed: a remote secret does not grant its reader access (✖ above)",
+        )
+        .into());
+    }
+    Ok(exit::SUCCESS)
+}
+
+/// `(cluster, remote secrets applied to it, actions of it that failed)` per member.
+fn cluster_summary(
+    plan: &SecretPlan,
+    report: &Report,
+    exec: &SecretExecutor,
+) -> Vec<(String, usize, usize)> {
+    exec.members
+        .iter()
+        .map(|m| {
+            let mine = plan
+                .actions
+                .iter()
+                .filter(|a| a.cluster.as_deref() == Some(m.display.as_str()));
+            let mut ok = 0;
+            let mut failed = 0;
+            for a in mine {
+                match report.outcomes.get(&a.id) {
+                    Some(Outcome::Done(_))
+                        if matches!(a.payload, MeshStep::RemoteSecret { .. }) =>
+                    {
+                        ok += 1
+                    }
+                    Some(Outcome::Failed(..)) | Some(Outcome::Skipped(_)) => failed += 1,
+                    _ => {}
+                }
+            }
+            (m.display.clone(), ok, failed)
+        })
+        .collect()
+}

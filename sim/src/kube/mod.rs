@@ -34,6 +34,8 @@ mod store;
 mod table;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod workload_tests;
 mod util;
 mod validate;
 mod watch;

@@ -253,6 +253,10 @@ fn without_hash(template: &Value) -> Value {
     {
         labels.remove(HASH_LABEL);
     }
+    // Empty maps are absent once decoded (the Go fields are omitempty).
+    if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.retain(|_, v| !v.as_object().is_some_and(|m| m.is_empty()));
+    }
     t
 }
 

@@ -18,6 +18,12 @@ fn col(name: &str, ty: &str, format: &str, desc: &str) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": desc, "priority": 0})
 }
 
+/// A column `kubectl get -o wide` adds.
+fn wide(mut c: Value) -> Value {
+    c["priority"] = json!(1);
+    c
+}
+
 fn age(obj: &Value) -> String {
     let created = obj
         .pointer("/metadata/creationTimestamp")
@@ -127,6 +133,10 @@ fn columns(rt: &ResourceType) -> Vec<Value> {
             col("Status", "string", "", "The aggregate status of the containers in this pod."),
             col("Restarts", "string", "", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
             age,
+            wide(col("IP", "string", "", "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.")),
+            wide(col("Node", "string", "", "NodeName is a request to schedule this pod onto a specific node. If it is non-empty, the scheduler simply schedules this pod onto that node, assuming that it fits resource requirements.")),
+            wide(col("Nominated Node", "string", "", "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.")),
+            wide(col("Readiness Gates", "string", "", "If specified, all readiness gates will be evaluated for pod readiness.")),
         ],
         "ReplicaSet" => vec![
             name,
@@ -300,6 +310,14 @@ fn cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
                 json!(pod_status(obj)),
                 json!(restarts.to_string()),
                 json!(age(obj)),
+                obj.pointer("/status/podIP")
+                    .cloned()
+                    .unwrap_or(json!("<none>")),
+                obj.pointer("/spec/nodeName")
+                    .cloned()
+                    .unwrap_or(json!("<none>")),
+                json!("<none>"),
+                json!("<none>"),
             ]
         }
         "ReplicaSet" => vec![

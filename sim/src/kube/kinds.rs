@@ -218,6 +218,14 @@ pub fn prepare_create(rt: &ResourceType, obj: &mut Value) {
     if rt.has_generation {
         util::set_path(obj, &["metadata", "generation"], json!(1));
     }
+    // Workload statuses are non-pointer structs: a new object shows `status: {}`.
+    if matches!(
+        rt.kind.as_str(),
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "PodDisruptionBudget"
+    ) && obj.get("status").is_none_or(Value::is_null)
+    {
+        util::set_path(obj, &["status"], json!({}));
+    }
 }
 
 const METADATA_ORDER: &[&str] = &[

@@ -560,18 +560,13 @@ impl KubeApiServer {
             }
         };
 
-        // The Deployment's own revision annotation follows its new ReplicaSet.
-        if let Some(rs_name) = &new_rs_name
-            && let Some(rs) = st.get(rst, &ns, rs_name)
-        {
-            let rev = revision(rs).to_string();
-            if annotation(d, REVISION) != Some(rev.as_str()) {
-                self.controller_update(st, deploys, &ns, &name, KCM, "", |o| {
-                    util::ensure_obj(o, &["metadata", "annotations"])
-                        .insert(REVISION.into(), json!(rev));
-                });
-            }
-        }
+        // The Deployment's own revision annotation follows its new ReplicaSet (written with
+        // the status: the status strategy keeps annotations).
+        let new_revision = new_rs_name
+            .as_ref()
+            .and_then(|n| st.get(rst, &ns, n))
+            .map(|rs| revision(rs).to_string())
+            .filter(|rev| annotation(d, REVISION) != Some(rev.as_str()));
 
         // Scaling.
         let rs_list = {
@@ -726,9 +721,13 @@ impl KubeApiServer {
         if let Some(c) = d.pointer("/status/collisionCount") {
             status["collisionCount"] = c.clone();
         }
-        if d.get("status") != Some(&status) {
+        if d.get("status") != Some(&status) || new_revision.is_some() {
             self.controller_update(st, deploys, &ns, &name, KCM, "status", |o| {
                 o["status"] = status;
+                if let Some(rev) = new_revision {
+                    util::ensure_obj(o, &["metadata", "annotations"])
+                        .insert(REVISION.into(), json!(rev));
+                }
             });
         }
     }

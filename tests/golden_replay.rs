@@ -62,7 +62,11 @@ const UNCOMPARED: &[(&str, &str, &str)] = &[
         "metadata.managedFields",
         "the same: the status entry lists readyReplicas and availableReplicas",
     ),
-    ("07-03", "status", "the same: the Deployment becomes Available"),
+    (
+        "07-03",
+        "status",
+        "the same: the Deployment becomes Available",
+    ),
     (
         "07-03",
         "metadata.managedFields",
@@ -73,7 +77,11 @@ const UNCOMPARED: &[(&str, &str, &str)] = &[
         "status",
         "the same: the Pod is scheduled and Running (its status is written by the kubelet)",
     ),
-    ("07-04", "spec.nodeName", "the same: the scheduler binds the Pod"),
+    (
+        "07-04",
+        "spec.nodeName",
+        "the same: the scheduler binds the Pod",
+    ),
     (
         "07-04",
         "metadata.managedFields",
@@ -484,9 +492,7 @@ impl Replay {
                 self.vars.insert("rv".into(), "2".into());
             }
             "05-04" => self.sleep(200),
-            "07-02" | "07-03" | "07-04" | "07-07" | "07-08" | "07-11" | "07-12" => {
-                self.sleep(400)
-            }
+            "07-02" | "07-03" | "07-04" | "07-07" | "07-08" | "07-11" | "07-12" => self.sleep(400),
             "07-05" => {
                 let probe = json!({"apiVersion": "apps/v1", "kind": "Deployment",
                     "metadata": {"name": "probe", "namespace": "default", "labels": {"app": "probe"}},

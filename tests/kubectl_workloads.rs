@@ -82,7 +82,10 @@ fn kubectl_rolls_out_restarts_undoes_and_scales_a_deployment() {
     if apply(&sb, "web", &deployment("web", 2, "")).is_none() {
         return;
     }
-    let out = kubectl_ok(&sb, &["rollout", "status", "deployment/web", "--timeout=20s"]);
+    let out = kubectl_ok(
+        &sb,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    );
     assert!(out.contains("successfully rolled out"), "{out}");
     let pods = kubectl_ok(&sb, &["get", "pods", "--no-headers"]);
     let running: Vec<&str> = pods.lines().filter(|l| l.contains("Running")).collect();
@@ -92,13 +95,19 @@ fn kubectl_rolls_out_restarts_undoes_and_scales_a_deployment() {
 
     let out = kubectl_ok(&sb, &["rollout", "restart", "deployment/web"]);
     assert!(out.contains("restarted"), "{out}");
-    kubectl_ok(&sb, &["rollout", "status", "deployment/web", "--timeout=20s"]);
+    kubectl_ok(
+        &sb,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    );
     let rss = names_until(&sb, "rs", |n| n.len() == 2);
     assert!(rss.contains(&first_rs), "{rss:?}");
 
     let out = kubectl_ok(&sb, &["rollout", "undo", "deployment/web"]);
     assert!(out.contains("rolled back"), "{out}");
-    kubectl_ok(&sb, &["rollout", "status", "deployment/web", "--timeout=20s"]);
+    kubectl_ok(
+        &sb,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    );
     assert_eq!(names_until(&sb, "rs", |n| n.len() == 2).len(), 2);
     let rev = kubectl_ok(
         &sb,
@@ -155,7 +164,10 @@ fn kubectl_rolls_out_restarts_undoes_and_scales_a_deployment() {
         ],
     );
     assert!(out.contains("condition met"), "{out}");
-    kubectl_ok(&sb, &["rollout", "status", "deployment/web", "--timeout=20s"]);
+    kubectl_ok(
+        &sb,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    );
     let ready = kubectl_ok(
         &sb,
         &[
@@ -175,7 +187,10 @@ fn kubectl_get_lists_nodes_replicasets_and_pods() {
     if apply(&sb, "web", &deployment("web", 1, "")).is_none() {
         return;
     }
-    kubectl_ok(&sb, &["rollout", "status", "deployment/web", "--timeout=20s"]);
+    kubectl_ok(
+        &sb,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    );
     let nodes = kubectl_ok(&sb, &["get", "nodes", "--no-headers"]);
     let lines: Vec<&str> = nodes.lines().collect();
     assert_eq!(lines.len(), 3, "{nodes}");
@@ -210,8 +225,14 @@ fn kubectl_delete_cascades_to_replicasets_and_pods() {
         return;
     }
     apply(&sb, "api", &deployment("api", 1, "")).unwrap();
-    kubectl_ok(&sb, &["rollout", "status", "deployment/web", "--timeout=20s"]);
-    kubectl_ok(&sb, &["rollout", "status", "deployment/api", "--timeout=20s"]);
+    kubectl_ok(
+        &sb,
+        &["rollout", "status", "deployment/web", "--timeout=20s"],
+    );
+    kubectl_ok(
+        &sb,
+        &["rollout", "status", "deployment/api", "--timeout=20s"],
+    );
     // Background (kubectl's default).
     kubectl_ok(&sb, &["delete", "deployment", "web"]);
     names_until(&sb, "pods", |n| {
@@ -219,7 +240,10 @@ fn kubectl_delete_cascades_to_replicasets_and_pods() {
     });
     names_until(&sb, "rs", |n| n.len() == 1);
     // Foreground: kubectl waits until the owner is gone, which is after its dependents.
-    kubectl_ok(&sb, &["delete", "deployment", "api", "--cascade=foreground"]);
+    kubectl_ok(
+        &sb,
+        &["delete", "deployment", "api", "--cascade=foreground"],
+    );
     assert!(names_until(&sb, "rs", |_| true).is_empty());
     assert!(names_until(&sb, "pods", |_| true).is_empty());
 }

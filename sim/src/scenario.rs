@@ -123,8 +123,13 @@ impl Scenario {
         if let Some(rest) = key.strip_prefix("workload.") {
             let workload = rest
                 .strip_suffix(".ready")
-                .filter(|w| w.split_once('/').is_some_and(|(ns, n)| !ns.is_empty() && !n.is_empty()))
-                .ok_or_else(|| anyhow::anyhow!("--set {key}: expected workload.NAMESPACE/NAME.ready"))?;
+                .filter(|w| {
+                    w.split_once('/')
+                        .is_some_and(|(ns, n)| !ns.is_empty() && !n.is_empty())
+                })
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--set {key}: expected workload.NAMESPACE/NAME.ready")
+                })?;
             let ready = parse_bool(value)?;
             for c in &mut self.clusters {
                 c.unready_workloads.retain(|w| w != workload);

@@ -23,8 +23,10 @@ const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to veri
 fn drives_workloads(rt: &ResourceType) -> bool {
     matches!(
         (rt.group.as_str(), rt.kind.as_str()),
-        ("apps", "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet")
-            | ("batch", "Job")
+        (
+            "apps",
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+        ) | ("batch", "Job")
             | ("policy", "PodDisruptionBudget")
             | ("", "Pod")
     )

@@ -144,7 +144,9 @@ impl KubeApiServer {
         }
         self.remove_object(st, &pods, ns, name);
         self.schedule_reconcile();
-        Ok(json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}))
+        Ok(
+            json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+        )
     }
 }
 

@@ -155,20 +155,32 @@ impl KubeApiServer {
             else {
                 continue;
             };
-            self.controller_update(st, &rt, &k.namespace, &k.name, "kube-controller-manager", "", |o| {
-                if let Some(refs) = o
-                    .pointer_mut("/metadata/ownerReferences")
-                    .and_then(Value::as_array_mut)
-                {
-                    refs.retain(|r| r["uid"].as_str().is_none_or(|u| !gone.iter().any(|g| g == u)));
-                }
-                if o.pointer("/metadata/ownerReferences")
-                    .and_then(Value::as_array)
-                    .is_some_and(|r| r.is_empty())
-                {
-                    util::remove_path(o, &["metadata", "ownerReferences"]);
-                }
-            });
+            self.controller_update(
+                st,
+                &rt,
+                &k.namespace,
+                &k.name,
+                "kube-controller-manager",
+                "",
+                |o| {
+                    if let Some(refs) = o
+                        .pointer_mut("/metadata/ownerReferences")
+                        .and_then(Value::as_array_mut)
+                    {
+                        refs.retain(|r| {
+                            r["uid"]
+                                .as_str()
+                                .is_none_or(|u| !gone.iter().any(|g| g == u))
+                        });
+                    }
+                    if o.pointer("/metadata/ownerReferences")
+                        .and_then(Value::as_array)
+                        .is_some_and(|r| r.is_empty())
+                    {
+                        util::remove_path(o, &["metadata", "ownerReferences"]);
+                    }
+                },
+            );
         }
         // Owners whose dependents are gone lose their finalizer (and, with none left, go).
         let still_owned: HashSet<String> = st.objects.values().flat_map(owner_uids).collect();
@@ -195,9 +207,17 @@ impl KubeApiServer {
             else {
                 continue;
             };
-            self.controller_update(st, &rt, &key.namespace, &key.name, "kube-controller-manager", "", |o| {
-                util::set_path(o, &["metadata", "finalizers"], json!(rest));
-            });
+            self.controller_update(
+                st,
+                &rt,
+                &key.namespace,
+                &key.name,
+                "kube-controller-manager",
+                "",
+                |o| {
+                    util::set_path(o, &["metadata", "finalizers"], json!(rest));
+                },
+            );
         }
     }
 

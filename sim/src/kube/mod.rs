@@ -23,8 +23,8 @@ mod kinds;
 mod managed;
 mod openapi;
 mod patch;
-mod pods;
 mod pod_spec;
+mod pods;
 mod registry;
 mod scale;
 mod selectors;
@@ -34,11 +34,11 @@ mod store;
 mod table;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
-mod workload_tests;
 mod util;
 mod validate;
 mod watch;
+#[cfg(test)]
+mod workload_tests;
 mod workloads;
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};

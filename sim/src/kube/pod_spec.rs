@@ -144,7 +144,8 @@ pub fn default_pod_spec(spec: &mut Value, restart_policy: bool) {
     if restart_policy {
         m.entry("restartPolicy").or_insert(json!("Always"));
     }
-    m.entry("terminationGracePeriodSeconds").or_insert(json!(30));
+    m.entry("terminationGracePeriodSeconds")
+        .or_insert(json!(30));
     m.entry("dnsPolicy").or_insert(json!("ClusterFirst"));
     m.entry("securityContext").or_insert(json!({}));
     m.entry("schedulerName")
@@ -166,7 +167,13 @@ pub fn default_template(obj: &mut Value, restart_policy: bool) {
         mm.entry("creationTimestamp").or_insert(Value::Null);
         order_keys(
             meta,
-            &["name", "namespace", "creationTimestamp", "labels", "annotations"],
+            &[
+                "name",
+                "namespace",
+                "creationTimestamp",
+                "labels",
+                "annotations",
+            ],
         );
     }
     let spec = t.entry("spec").or_insert(json!({}));
@@ -234,7 +241,10 @@ pub fn default_new_pod(obj: &mut Value, rng: &mut Rng) {
     }
     let tolerations = spec.entry("tolerations").or_insert(json!([]));
     if let Some(t) = tolerations.as_array_mut() {
-        for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+        for key in [
+            "node.kubernetes.io/not-ready",
+            "node.kubernetes.io/unreachable",
+        ] {
             if !t.iter().any(|x| x["key"] == key) {
                 t.push(json!({"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}));
             }
@@ -290,7 +300,11 @@ pub fn qos_class(spec: &Value) -> &'static str {
             }
         })
     });
-    if guaranteed { "Guaranteed" } else { "Burstable" }
+    if guaranteed {
+        "Guaranteed"
+    } else {
+        "Burstable"
+    }
 }
 
 #[cfg(test)]
@@ -308,7 +322,10 @@ mod tests {
 
     #[test]
     fn qos_class_from_resources() {
-        assert_eq!(qos_class(&json!({"containers": [{"name": "a"}]})), "BestEffort");
+        assert_eq!(
+            qos_class(&json!({"containers": [{"name": "a"}]})),
+            "BestEffort"
+        );
         assert_eq!(
             qos_class(&json!({"containers": [{"resources": {"requests": {"cpu": "1"}}}]})),
             "Burstable"

@@ -41,9 +41,7 @@ pub fn node_names(cluster: &str) -> Vec<String> {
 /// A Ready Node as GKE registers it.
 fn node_object(name: &str, index: usize, zone: &str, kubelet_version: &str) -> Value {
     let now = now_rfc3339();
-    let cond = |ty: &str, status: &str, reason: &str, message: &str| {
-        json!({"type": ty, "status": status, "lastHeartbeatTime": now, "lastTransitionTime": now, "reason": reason, "message": message})
-    };
+    let cond = |ty: &str, status: &str, reason: &str, message: &str| json!({"type": ty, "status": status, "lastHeartbeatTime": now, "lastTransitionTime": now, "reason": reason, "message": message});
     let region = zone.rsplit_once('-').map(|(r, _)| r).unwrap_or(zone);
     json!({
         "kind": "Node", "apiVersion": "v1",
@@ -100,10 +98,7 @@ impl KubeApiServer {
         placement: PodPlacement,
     ) -> Option<Value> {
         let ns = meta_str(owner, "namespace").to_string();
-        let mut meta = template
-            .get("metadata")
-            .cloned()
-            .unwrap_or(json!({}));
+        let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
         if let Some(m) = meta.as_object_mut() {
             m.remove("creationTimestamp");
             m.remove("name");
@@ -426,7 +421,8 @@ fn unready_message(containers: &[(String, String)]) -> String {
 }
 
 fn pod_condition(ty: &str, status: &str, now: &str, why: Option<(&str, &str)>) -> Value {
-    let mut c = json!({"type": ty, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    let mut c =
+        json!({"type": ty, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
     if let Some((reason, message)) = why {
         c["reason"] = json!(reason);
         if !message.is_empty() {

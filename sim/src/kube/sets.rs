@@ -69,8 +69,10 @@ impl KubeApiServer {
             let want = int_at(&sts, "/spec/replicas");
             let template = sts.pointer("/spec/template").cloned().unwrap_or(json!({}));
             let revision = format!("{name}-{}", template_hash(&template));
-            let ordered =
-                sts.pointer("/spec/podManagementPolicy").and_then(Value::as_str) != Some("Parallel");
+            let ordered = sts
+                .pointer("/spec/podManagementPolicy")
+                .and_then(Value::as_str)
+                != Some("Parallel");
             let mine = owned(st, &pods, &ns, &uid);
             let by_ordinal: BTreeMap<i64, Value> = mine
                 .iter()
@@ -86,15 +88,18 @@ impl KubeApiServer {
                 if by_ordinal.contains_key(&ordinal) {
                     continue;
                 }
-                let all_before_ready = (0..ordinal)
-                    .all(|o| by_ordinal.get(&o).is_some_and(pod_ready));
+                let all_before_ready =
+                    (0..ordinal).all(|o| by_ordinal.get(&o).is_some_and(pod_ready));
                 if ordered && !all_before_ready {
                     break;
                 }
                 let pod_name = format!("{name}-{ordinal}");
                 let mut labels = BTreeMap::new();
                 labels.insert(REVISION_LABEL.to_string(), revision.clone());
-                labels.insert("statefulset.kubernetes.io/pod-name".into(), pod_name.clone());
+                labels.insert(
+                    "statefulset.kubernetes.io/pod-name".into(),
+                    pod_name.clone(),
+                );
                 labels.insert("apps.kubernetes.io/pod-index".into(), ordinal.to_string());
                 let mut spec = Map::new();
                 spec.insert("hostname".into(), json!(pod_name));

@@ -129,20 +129,60 @@ fn columns(rt: &ResourceType) -> Vec<Value> {
         ],
         "Pod" => vec![
             name,
-            col("Ready", "string", "", "The aggregate readiness state of this pod for accepting traffic."),
-            col("Status", "string", "", "The aggregate status of the containers in this pod."),
-            col("Restarts", "string", "", "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted."),
+            col(
+                "Ready",
+                "string",
+                "",
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            col(
+                "Status",
+                "string",
+                "",
+                "The aggregate status of the containers in this pod.",
+            ),
+            col(
+                "Restarts",
+                "string",
+                "",
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ),
             age,
-            wide(col("IP", "string", "", "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.")),
-            wide(col("Node", "string", "", "NodeName is a request to schedule this pod onto a specific node. If it is non-empty, the scheduler simply schedules this pod onto that node, assuming that it fits resource requirements.")),
-            wide(col("Nominated Node", "string", "", "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.")),
-            wide(col("Readiness Gates", "string", "", "If specified, all readiness gates will be evaluated for pod readiness.")),
+            wide(col(
+                "IP",
+                "string",
+                "",
+                "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+            )),
+            wide(col(
+                "Node",
+                "string",
+                "",
+                "NodeName is a request to schedule this pod onto a specific node. If it is non-empty, the scheduler simply schedules this pod onto that node, assuming that it fits resource requirements.",
+            )),
+            wide(col(
+                "Nominated Node",
+                "string",
+                "",
+                "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.",
+            )),
+            wide(col(
+                "Readiness Gates",
+                "string",
+                "",
+                "If specified, all readiness gates will be evaluated for pod readiness.",
+            )),
         ],
         "ReplicaSet" => vec![
             name,
             col("Desired", "integer", "", "Number of desired pods."),
             col("Current", "integer", "", "Number of actual replicas."),
-            col("Ready", "integer", "", "The number of ready replicas for this replica set."),
+            col(
+                "Ready",
+                "integer",
+                "",
+                "The number of ready replicas for this replica set.",
+            ),
             age,
         ],
         "Node" => vec![
@@ -150,7 +190,12 @@ fn columns(rt: &ResourceType) -> Vec<Value> {
             col("Status", "string", "", "The status of the node"),
             col("Roles", "string", "", "The roles of the node"),
             age,
-            col("Version", "string", "", "Kubelet Version reported by the node."),
+            col(
+                "Version",
+                "string",
+                "",
+                "Kubelet Version reported by the node.",
+            ),
         ],
         "StatefulSet" => vec![
             name,
@@ -159,19 +204,59 @@ fn columns(rt: &ResourceType) -> Vec<Value> {
         ],
         "DaemonSet" => vec![
             name,
-            col("Desired", "integer", "", "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod)."),
-            col("Current", "integer", "", "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod."),
-            col("Ready", "integer", "", "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition."),
-            col("Up-to-date", "integer", "", "The total number of nodes that are running updated daemon pod"),
-            col("Available", "integer", "", "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)"),
-            col("Node Selector", "string", "", "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node."),
+            col(
+                "Desired",
+                "integer",
+                "",
+                "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod).",
+            ),
+            col(
+                "Current",
+                "integer",
+                "",
+                "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+            ),
+            col(
+                "Ready",
+                "integer",
+                "",
+                "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.",
+            ),
+            col(
+                "Up-to-date",
+                "integer",
+                "",
+                "The total number of nodes that are running updated daemon pod",
+            ),
+            col(
+                "Available",
+                "integer",
+                "",
+                "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)",
+            ),
+            col(
+                "Node Selector",
+                "string",
+                "",
+                "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node.",
+            ),
             age,
         ],
         "Job" => vec![
             name,
             col("Status", "string", "", "Status of the job."),
-            col("Completions", "string", "", "The completion status of the job."),
-            col("Duration", "string", "", "Time required to complete the job."),
+            col(
+                "Completions",
+                "string",
+                "",
+                "The completion status of the job.",
+            ),
+            col(
+                "Duration",
+                "string",
+                "",
+                "Time required to complete the job.",
+            ),
             age,
         ],
         _ => vec![name, age],
@@ -201,7 +286,10 @@ fn pod_status(obj: &Value) -> String {
     {
         if let Some(r) = c.pointer("/state/waiting/reason").and_then(Value::as_str) {
             reason = r.to_string();
-        } else if let Some(r) = c.pointer("/state/terminated/reason").and_then(Value::as_str) {
+        } else if let Some(r) = c
+            .pointer("/state/terminated/reason")
+            .and_then(Value::as_str)
+        {
             reason = r.to_string();
         }
     }

@@ -161,7 +161,10 @@ async fn deployment_gets_a_replicaset_and_ready_pods() {
     assert_eq!(owner["kind"], "Deployment");
     assert_eq!(owner["controller"], true);
     assert_eq!(owner["blockOwnerDeletion"], true);
-    assert_eq!(rs["spec"]["selector"]["matchLabels"]["pod-template-hash"], hash);
+    assert_eq!(
+        rs["spec"]["selector"]["matchLabels"]["pod-template-hash"],
+        hash
+    );
     let pods = items(&s, PODS).await;
     assert_eq!(pods.len(), 2);
     let nodes = node_names("cluster-1");
@@ -248,7 +251,8 @@ async fn template_change_rolls_out_and_reverting_it_reuses_the_first_replicaset(
 async fn rolling_update_never_exceeds_max_surge_or_max_unavailable() {
     let s = server();
     let mut d = deployment("web", 4);
-    d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": "25%"}});
+    d["spec"]["strategy"] =
+        json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": "25%"}});
     create(&s, DEPLOYS, d).await;
     until("rollout 1", || deployment_complete(&s, "web")).await;
     patch_template_annotation(&s, "web", json!("x")).await;
@@ -305,10 +309,7 @@ async fn revision_history_limit_deletes_the_oldest_replicasets() {
         patch_template_annotation(&s, "web", json!(i.to_string())).await;
         until("rollout", || deployment_complete(&s, "web")).await;
     }
-    until("cleanup", || async {
-        items(&s, RS).await.len() == 2
-    })
-    .await;
+    until("cleanup", || async { items(&s, RS).await.len() == 2 }).await;
     let revisions: Vec<String> = items(&s, RS)
         .await
         .iter()
@@ -414,10 +415,20 @@ async fn foreground_deletion_keeps_the_owner_until_dependents_are_gone() {
     assert_eq!(r.status, 200);
     let body = r.body_json();
     assert_eq!(body["kind"], "Deployment");
-    assert_eq!(body["metadata"]["finalizers"], json!(["foregroundDeletion"]));
+    assert_eq!(
+        body["metadata"]["finalizers"],
+        json!(["foregroundDeletion"])
+    );
     assert!(body["metadata"]["deletionTimestamp"].is_string());
     until("cascade", || async {
-        let r = call(&s, "GET", &format!("{DEPLOYS}/web"), "application/json", Value::Null).await;
+        let r = call(
+            &s,
+            "GET",
+            &format!("{DEPLOYS}/web"),
+            "application/json",
+            Value::Null,
+        )
+        .await;
         r.status == 404 && items(&s, RS).await.is_empty() && items(&s, PODS).await.is_empty()
     })
     .await;
@@ -431,9 +442,15 @@ async fn orphan_deletion_leaves_replicasets_without_owner() {
     let r = delete_with(&s, &format!("{DEPLOYS}/web"), "Orphan").await;
     assert_eq!(r.status, 200);
     until("owner gone", || async {
-        call(&s, "GET", &format!("{DEPLOYS}/web"), "application/json", Value::Null)
-            .await
-            .status
+        call(
+            &s,
+            "GET",
+            &format!("{DEPLOYS}/web"),
+            "application/json",
+            Value::Null,
+        )
+        .await
+        .status
             == 404
     })
     .await;
@@ -456,14 +473,21 @@ async fn statefulset_daemonset_and_job_get_their_pods() {
     let mut job_template = template.clone();
     job_template["metadata"]["labels"] = json!({"app": "batch"});
     job_template["spec"]["restartPolicy"] = json!("Never");
-    create(&s, "/apis/batch/v1/namespaces/default/jobs", json!({"apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "once"}, "spec": {"completions": 2, "template": job_template}})).await;
+    create(
+        &s,
+        "/apis/batch/v1/namespaces/default/jobs",
+        json!({"apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "once"}, "spec": {"completions": 2, "template": job_template}}),
+    )
+    .await;
     until("statefulset ready", || async {
-        get(&s, "/apis/apps/v1/namespaces/default/statefulsets/db").await["status"]["readyReplicas"] == 3
+        get(&s, "/apis/apps/v1/namespaces/default/statefulsets/db").await["status"]["readyReplicas"]
+            == 3
     })
     .await;
     until("daemonset ready", || async {
-        get(&s, "/apis/apps/v1/namespaces/default/daemonsets/agent").await["status"]["numberReady"] == 3
+        get(&s, "/apis/apps/v1/namespaces/default/daemonsets/agent").await["status"]["numberReady"]
+            == 3
     })
     .await;
     until("job complete", || async {
@@ -507,16 +531,32 @@ async fn eviction_is_refused_when_the_disruption_budget_allows_none() {
     create(&s, "/apis/policy/v1/namespaces/default/poddisruptionbudgets", json!({"apiVersion": "policy/v1",
         "kind": "PodDisruptionBudget", "metadata": {"name": "web"}, "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "web"}}}})).await;
     until("pdb status", || async {
-        get(&s, "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web").await["status"]["currentHealthy"] == 2
+        get(
+            &s,
+            "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web",
+        )
+        .await["status"]["currentHealthy"]
+            == 2
     })
     .await;
-    let pdb = get(&s, "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web").await;
+    let pdb = get(
+        &s,
+        "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web",
+    )
+    .await;
     assert_eq!(pdb["status"]["desiredHealthy"], 2);
     assert_eq!(pdb["status"]["disruptionsAllowed"], 0);
     let pod = items(&s, PODS).await[0]["metadata"]["name"].clone();
     let pod = pod.as_str().unwrap();
     let eviction = json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": pod, "namespace": "default"}});
-    let r = call(&s, "POST", &format!("{PODS}/{pod}/eviction"), "application/json", eviction.clone()).await;
+    let r = call(
+        &s,
+        "POST",
+        &format!("{PODS}/{pod}/eviction"),
+        "application/json",
+        eviction.clone(),
+    )
+    .await;
     assert_eq!(r.status, 429, "{}", r.body_json());
     assert_eq!(r.body_json()["reason"], "TooManyRequests");
     // With room for one disruption, the eviction deletes the pod.
@@ -530,12 +570,31 @@ async fn eviction_is_refused_when_the_disruption_budget_allows_none() {
     .await;
     assert_eq!(r.status, 200);
     until("budget allows one", || async {
-        get(&s, "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web").await["status"]["disruptionsAllowed"] == 1
+        get(
+            &s,
+            "/apis/policy/v1/namespaces/default/poddisruptionbudgets/web",
+        )
+        .await["status"]["disruptionsAllowed"]
+            == 1
     })
     .await;
-    let r = call(&s, "POST", &format!("{PODS}/{pod}/eviction"), "application/json", eviction).await;
+    let r = call(
+        &s,
+        "POST",
+        &format!("{PODS}/{pod}/eviction"),
+        "application/json",
+        eviction,
+    )
+    .await;
     assert_eq!(r.status, 201, "{}", r.body_json());
-    let r = call(&s, "GET", &format!("{PODS}/{pod}"), "application/json", Value::Null).await;
+    let r = call(
+        &s,
+        "GET",
+        &format!("{PODS}/{pod}"),
+        "application/json",
+        Value::Null,
+    )
+    .await;
     assert_eq!(r.status, 404);
 }
 

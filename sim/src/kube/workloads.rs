@@ -143,7 +143,11 @@ pub(super) fn selector_string(selector: &Value) -> String {
         .flatten()
         .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
         .collect();
-    for e in selector["matchExpressions"].as_array().into_iter().flatten() {
+    for e in selector["matchExpressions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         let key = e["key"].as_str().unwrap_or_default();
         let mut values: Vec<&str> = e["values"]
             .as_array()
@@ -209,11 +213,7 @@ pub fn fenceposts(deploy: &Value) -> (i64, i64) {
         .pointer("/spec/strategy/rollingUpdate")
         .cloned()
         .unwrap_or(json!({}));
-    let surge = resolve_int_or_percent(
-        ru.get("maxSurge").unwrap_or(&json!("25%")),
-        desired,
-        true,
-    );
+    let surge = resolve_int_or_percent(ru.get("maxSurge").unwrap_or(&json!("25%")), desired, true);
     let unavailable = resolve_int_or_percent(
         ru.get("maxUnavailable").unwrap_or(&json!("25%")),
         desired,
@@ -451,7 +451,13 @@ impl KubeApiServer {
         }
     }
 
-    fn sync_deployment(&self, st: &mut State, deploys: &ResourceType, rst: &ResourceType, d: &Value) {
+    fn sync_deployment(
+        &self,
+        st: &mut State,
+        deploys: &ResourceType,
+        rst: &ResourceType,
+        d: &Value,
+    ) {
         let ns = meta_str(d, "namespace").to_string();
         let name = meta_str(d, "name").to_string();
         let uid = meta_str(d, "uid").to_string();
@@ -767,7 +773,10 @@ impl KubeApiServer {
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        annotations.insert(DESIRED.into(), json!(int_at(d, "/spec/replicas").to_string()));
+        annotations.insert(
+            DESIRED.into(),
+            json!(int_at(d, "/spec/replicas").to_string()),
+        );
         annotations.insert(MAX.into(), json!(max_replicas.to_string()));
         annotations.insert(REVISION.into(), json!(revision.to_string()));
         let mut spec = json!({"replicas": replicas, "selector": selector, "template": t});
@@ -984,14 +993,13 @@ mod tests {
 
     #[test]
     fn template_hash_is_stable_and_uses_the_safe_alphabet() {
-        let t = json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c"}]}});
+        let t =
+            json!({"metadata": {"labels": {"app": "a"}}, "spec": {"containers": [{"name": "c"}]}});
         let h = template_hash(&t);
         assert_eq!(h, template_hash(&t.clone()));
-        assert!(
-            h.chars()
-                .all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c))
-        );
-        let other = json!({"metadata": {"labels": {"app": "b"}}, "spec": {"containers": [{"name": "c"}]}});
+        assert!(h.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+        let other =
+            json!({"metadata": {"labels": {"app": "b"}}, "spec": {"containers": [{"name": "c"}]}});
         assert_ne!(h, template_hash(&other));
     }
 
@@ -1018,7 +1026,10 @@ mod tests {
     #[test]
     fn selectors_match_labels_and_expressions() {
         let sel = json!({"matchLabels": {"app": "a"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["x", "y"]}]});
-        assert!(selector_matches(&sel, Some(&json!({"app": "a", "tier": "y"}))));
+        assert!(selector_matches(
+            &sel,
+            Some(&json!({"app": "a", "tier": "y"}))
+        ));
         assert!(!selector_matches(&sel, Some(&json!({"app": "a"}))));
         assert_eq!(selector_string(&sel), "app=a,tier in (x,y)");
     }

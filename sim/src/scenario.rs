@@ -270,6 +270,19 @@ mod tests {
     }
 
     #[test]
+    fn cluster_objects_are_optional_manifests() {
+        let mut s = Scenario::named("fresh").unwrap();
+        assert!(s.clusters[0].objects.is_empty());
+        let text = serde_yaml::to_string(&s).unwrap();
+        assert!(!text.contains("objects"));
+        s.clusters[0].objects = vec![
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}),
+        ];
+        let back: Scenario = serde_yaml::from_str(&serde_yaml::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.clusters[0].objects, s.clusters[0].objects);
+    }
+
+    #[test]
     fn knobs_change_the_scenario() {
         let s = Scenario::build(
             "fleet-2",

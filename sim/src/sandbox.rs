@@ -109,6 +109,8 @@ impl Sandbox {
                 tokens.clone(),
                 scenario.timing.clone(),
             );
+            api.settle_scenario_objects(&spec.objects)
+                .with_context(|| format!("settling cluster {}", spec.name))?;
             let acceptor = ca.server_acceptor(&spec.name)?;
             let server = serve(
                 listener,

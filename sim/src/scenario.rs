@@ -46,6 +46,14 @@ pub struct ClusterSpec {
     pub registered: bool,
     /// Fleet management of the mesh for this membership (`MANAGEMENT_AUTOMATIC`), if any.
     pub management: Option<String>,
+    /// Kubernetes manifests applied at sandbox start, in order; the sandbox is ready once
+    /// every Pod they produce is Running and Ready.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub objects: Vec<serde_json::Value>,
+    /// `NS/NAME` of workloads whose Pods created after start never become Ready (set with
+    /// `workload.NS/NAME.ready=false`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unready_workloads: Vec<String>,
 }
 
 const FRESH: &str = include_str!("../scenarios/fresh.yaml");
@@ -97,6 +105,8 @@ impl Scenario {
     /// - `project.id=ID`, `project.number=N`, `principal=user:…`;
     /// - `servicemesh_feature=true|false`;
     /// - `timing.NAME_ms=MS` (see [`Timing`]).
+    /// - `workload.NS/NAME.ready=false|true` — Pods of workload NAME in NS (a Deployment,
+    ///   StatefulSet, DaemonSet or Job) created after start crash-loop, in every cluster.
     pub fn apply_set(&mut self, key: &str, value: &str) -> Result<()> {
         let bad = || anyhow::anyhow!("--set {key}={value}: invalid value");
         let parse_bool = |v: &str| match v {
@@ -109,6 +119,25 @@ impl Scenario {
                 return Ok(());
             }
             bail!("--set {key}: unknown timing knob");
+        }
+        if let Some(rest) = key.strip_prefix("workload.") {
+            let workload = rest
+                .strip_suffix(".ready")
+                .filter(|w| {
+                    w.split_once('/')
+                        .is_some_and(|(ns, n)| !ns.is_empty() && !n.is_empty())
+                })
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--set {key}: expected workload.NAMESPACE/NAME.ready")
+                })?;
+            let ready = parse_bool(value)?;
+            for c in &mut self.clusters {
+                c.unready_workloads.retain(|w| w != workload);
+                if !ready {
+                    c.unready_workloads.push(workload.to_string());
+                }
+            }
+            return Ok(());
         }
         if let Some(rest) = key.strip_prefix("cluster.") {
             let (targets, field): (Vec<usize>, &str) = match rest.split_once('.') {
@@ -241,6 +270,19 @@ mod tests {
     }
 
     #[test]
+    fn cluster_objects_are_optional_manifests() {
+        let mut s = Scenario::named("fresh").unwrap();
+        assert!(s.clusters[0].objects.is_empty());
+        let text = serde_yaml::to_string(&s).unwrap();
+        assert!(!text.contains("objects"));
+        s.clusters[0].objects = vec![
+            serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "apps"}}),
+        ];
+        let back: Scenario = serde_yaml::from_str(&serde_yaml::to_string(&s).unwrap()).unwrap();
+        assert_eq!(back.clusters[0].objects, s.clusters[0].objects);
+    }
+
+    #[test]
     fn knobs_change_the_scenario() {
         let s = Scenario::build(
             "fleet-2",
@@ -265,6 +307,17 @@ mod tests {
             vec!["gkehub.features.create".to_string()]
         );
         assert!(s.timing.gke_op.is_zero());
+        let s = Scenario::build(
+            "fleet-2",
+            &[("workload.istio-system/gw.ready".into(), "false".into())],
+        )
+        .unwrap();
+        assert!(
+            s.clusters
+                .iter()
+                .all(|c| c.unready_workloads == vec!["istio-system/gw".to_string()])
+        );
+        assert!(Scenario::build("fresh", &[("workload.gw.ready".into(), "false".into())]).is_err());
         assert!(Scenario::build("fresh", &[("bogus".into(), "1".into())]).is_err());
         assert!(Scenario::build("fresh", &[("cluster.channel".into(), "weekly".into())]).is_err());
     }

@@ -19,6 +19,19 @@ use super::util::{self, b64, now_rfc3339};
 const KCM: &str = "kube-controller-manager";
 const ROOT_CA_DESCRIPTION: &str = "Contains a CA bundle that can be used to verify the kube-apiserver when using internal endpoints such as the internal service IP or kubernetes.default.svc. No other usage is guaranteed across distributions of Kubernetes clusters.";
 
+/// Kinds whose writes the workload controllers react to.
+fn drives_workloads(rt: &ResourceType) -> bool {
+    matches!(
+        (rt.group.as_str(), rt.kind.as_str()),
+        (
+            "apps",
+            "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet"
+        ) | ("batch", "Job")
+            | ("policy", "PodDisruptionBudget")
+            | ("", "Pod")
+    )
+}
+
 fn condition(ty: &str, status: &str, reason: &str, message: &str) -> Value {
     json!({"type": ty, "status": status, "lastTransitionTime": now_rfc3339(), "reason": reason, "message": message})
 }
@@ -27,7 +40,7 @@ impl KubeApiServer {
     /// A controller's write to an existing object: `change` edits it; ownership is recorded
     /// as an Update by `manager` (on `subresource`). Returns the stored object.
     #[allow(clippy::too_many_arguments)]
-    fn controller_update(
+    pub(super) fn controller_update(
         &self,
         st: &mut State,
         rt: &ResourceType,
@@ -60,7 +73,7 @@ impl KubeApiServer {
     }
 
     /// A controller's create (ownership as an Update by `manager`).
-    fn controller_create(
+    pub(super) fn controller_create(
         &self,
         st: &mut State,
         rt: &ResourceType,
@@ -129,15 +142,28 @@ impl KubeApiServer {
             ("mesh.cloud.google.com", "ControlPlaneRevision") => {
                 self.later(self.timing.cpr_ready, move |s| s.provision_cpr(&ns, &name));
             }
+            ("", "Pod") => {
+                self.pod_created(st, rt, obj);
+                self.schedule_reconcile();
+            }
+            _ if drives_workloads(rt) => self.schedule_reconcile(),
             _ => {}
         }
     }
 
-    /// Side effects of an update.
-    pub(super) fn after_update(&self, _st: &mut State, _rt: &ResourceType, _obj: &Value) {}
+    /// Side effects of an update: the workload controllers look again.
+    pub(super) fn after_update(&self, _st: &mut State, rt: &ResourceType, _obj: &Value) {
+        if drives_workloads(rt) {
+            self.schedule_reconcile();
+        }
+    }
 
-    /// Side effects of a delete: a ServiceAccount's token Secrets go with it.
+    /// Side effects of a delete: a ServiceAccount's token Secrets go with it; owners'
+    /// dependents are left to the garbage collector.
     pub(super) fn after_delete(&self, st: &mut State, rt: &ResourceType, obj: &Value) {
+        if obj.pointer("/metadata/uid").is_some() {
+            self.schedule_reconcile();
+        }
         if rt.group.is_empty() && rt.kind == "ServiceAccount" {
             let ns = util::get_str(obj, &["metadata", "namespace"])
                 .unwrap_or_default()

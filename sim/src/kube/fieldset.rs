@@ -218,6 +218,8 @@ const ALWAYS_PRESENT: &[&str] = &[
     "spec.template",
     "spec.template.metadata",
     "spec.template.spec",
+    "spec.template.spec.containers",
+    "spec.containers",
     "spec.strategy",
     "spec.names",
     "status.acceptedNames",
@@ -427,7 +429,7 @@ fn added_set(w: &Walker, v: &Value) -> FieldSet {
             Some(keys) if !items.is_empty() => {
                 let iw = w.item();
                 let mut set = FieldSet {
-                    own: true,
+                    own: w.counts_as_added(),
                     children: BTreeMap::new(),
                 };
                 for item in items {

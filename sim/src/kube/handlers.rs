@@ -11,6 +11,7 @@ use serde_json::{Map, Value, json};
 use super::KubeApiServer;
 use super::auth::{self, Attributes, User};
 use super::fieldset::Walker;
+use super::gc;
 use super::kinds;
 use super::managed;
 use super::patch::{self, JsonPatchError};
@@ -189,6 +190,9 @@ pub fn resource(
         manager,
         warnings: Vec::new(),
     };
+    if call.sub == "scale" {
+        return scale(server, &call);
+    }
     match verb {
         "get" => get(server, &call),
         "list" => list(server, &call),
@@ -642,6 +646,10 @@ fn create(server: &KubeApiServer, call: &mut Call) -> ApiResult<Response> {
         ("ServiceAccount", "token") => return token_request(server, call, body),
         ("SelfSubjectAccessReview", _) => return access_review(server, call, body),
         ("SelfSubjectReview", _) => return self_review(call),
+        ("Pod", "eviction") => {
+            let out = server.evict(&mut server.lock(), &call.namespace, &call.name)?;
+            return Ok(call.respond(201, &out));
+        }
         _ => {}
     }
     if call.rt.namespaced {
@@ -1203,6 +1211,16 @@ fn delete(server: &KubeApiServer, call: &Call) -> ApiResult<Response> {
         }
         return Ok(Response::json(200, &ns));
     }
+    if let Some(finalizer) = gc::deletion_finalizer(propagation_policy(call).as_deref()) {
+        if call.dry_run {
+            return Ok(Response::json(200, &old));
+        }
+        let key = ObjKey::new(&call.rt, &call.namespace, &call.name);
+        let obj = server
+            .begin_finalized_delete(&mut st, &key, finalizer)
+            .unwrap_or(old);
+        return Ok(Response::json(200, &obj));
+    }
     let has_finalizers = old
         .pointer("/metadata/finalizers")
         .and_then(Value::as_array)
@@ -1234,6 +1252,30 @@ fn delete(server: &KubeApiServer, call: &Call) -> ApiResult<Response> {
         }
     }
     Ok(Response::json(200, &status::success(&call.target(), &uid)))
+}
+
+/// DeleteOptions.propagationPolicy, from the body or the query.
+fn propagation_policy(call: &Call) -> Option<String> {
+    call.query("propagationPolicy").or_else(|| {
+        decode(call.req)
+            .ok()
+            .and_then(|(b, _)| b["propagationPolicy"].as_str().map(String::from))
+    })
+}
+
+/// The `scale` subresource.
+fn scale(server: &KubeApiServer, call: &Call) -> ApiResult<Response> {
+    let out = server.serve_scale(
+        &call.rt,
+        &call.req.method,
+        &call.namespace,
+        &call.name,
+        call.req.header("content-type").unwrap_or_default(),
+        &call.req.body,
+        &call.manager,
+        call.dry_run,
+    )?;
+    Ok(call.respond(200, &out))
 }
 
 fn delete_collection(server: &KubeApiServer, call: &Call) -> ApiResult<Response> {

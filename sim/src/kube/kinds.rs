@@ -5,6 +5,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::pod_spec;
 use super::registry::ResourceType;
 use super::util::{self, Rng, b64, order_keys, sort_keys};
 
@@ -146,7 +147,46 @@ pub fn default_object(rt: &ResourceType, obj: &mut Value, rng: &mut Rng) {
             spec.entry("revisionHistoryLimit").or_insert(json!(10));
             spec.entry("progressDeadlineSeconds").or_insert(json!(600));
             spec.entry("strategy").or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+            pod_spec::default_template(obj, true);
         }
+        "ReplicaSet" => {
+            util::ensure_obj(obj, &["spec"])
+                .entry("replicas")
+                .or_insert(json!(1));
+            pod_spec::default_template(obj, true);
+        }
+        "StatefulSet" => {
+            let spec = util::ensure_obj(obj, &["spec"]);
+            spec.entry("replicas").or_insert(json!(1));
+            spec.entry("podManagementPolicy")
+                .or_insert(json!("OrderedReady"));
+            spec.entry("updateStrategy")
+                .or_insert(json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            spec.entry("revisionHistoryLimit").or_insert(json!(10));
+            spec.entry("persistentVolumeClaimRetentionPolicy")
+                .or_insert(json!({"whenDeleted": "Retain", "whenScaled": "Retain"}));
+            pod_spec::default_template(obj, true);
+        }
+        "DaemonSet" => {
+            let spec = util::ensure_obj(obj, &["spec"]);
+            spec.entry("updateStrategy").or_insert(
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
+            spec.entry("revisionHistoryLimit").or_insert(json!(10));
+            pod_spec::default_template(obj, true);
+        }
+        "Job" => {
+            let spec = util::ensure_obj(obj, &["spec"]);
+            spec.entry("parallelism").or_insert(json!(1));
+            spec.entry("completions").or_insert(json!(1));
+            spec.entry("backoffLimit").or_insert(json!(6));
+            spec.entry("completionMode").or_insert(json!("NonIndexed"));
+            spec.entry("suspend").or_insert(json!(false));
+            spec.entry("podReplacementPolicy")
+                .or_insert(json!("TerminatingOrFailed"));
+            pod_spec::default_template(obj, false);
+        }
+        "Pod" => pod_spec::default_new_pod(obj, rng),
         _ => {}
     }
 }
@@ -177,6 +217,14 @@ pub fn prepare_create(rt: &ResourceType, obj: &mut Value) {
     }
     if rt.has_generation {
         util::set_path(obj, &["metadata", "generation"], json!(1));
+    }
+    // Workload statuses are non-pointer structs: a new object shows `status: {}`.
+    if matches!(
+        rt.kind.as_str(),
+        "Deployment" | "ReplicaSet" | "StatefulSet" | "DaemonSet" | "Job" | "PodDisruptionBudget"
+    ) && obj.get("status").is_none_or(Value::is_null)
+    {
+        util::set_path(obj, &["status"], json!({}));
     }
 }
 

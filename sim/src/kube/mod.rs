@@ -7,19 +7,28 @@
 //! [`selectors`], [`validate`] and [`kinds`] (per-kind defaulting and serialisation),
 //! [`auth`] (authentication and RBAC), [`watch`], [`discovery`], [`openapi`], [`table`],
 //! then [`handlers`] (the REST verbs) and [`controllers`] (what kube-controller-manager,
-//! the apiextensions server and the managed control plane do asynchronously).
+//! the apiextensions server and the managed control plane do asynchronously). Workloads:
+//! [`pod_spec`] (Pod defaulting), [`workloads`] (Deployments, ReplicaSets and the reconcile
+//! loop), [`sets`] (StatefulSets, DaemonSets, Jobs), [`pods`] (Nodes, scheduler, kubelets),
+//! [`gc`] (ownerReference garbage collection), [`scale`] and [`disruption`] (PDBs, eviction).
 
 mod auth;
 mod controllers;
 mod discovery;
+mod disruption;
 mod fieldset;
+mod gc;
 mod handlers;
 mod kinds;
 mod managed;
 mod openapi;
 mod patch;
+mod pod_spec;
+mod pods;
 mod registry;
+mod scale;
 mod selectors;
+mod sets;
 mod status;
 mod store;
 mod table;
@@ -28,6 +37,9 @@ mod tests;
 mod util;
 mod validate;
 mod watch;
+#[cfg(test)]
+mod workload_tests;
+mod workloads;
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
@@ -55,6 +67,8 @@ pub struct KubeApiServer {
     google_tokens: Arc<TokenRegistry>,
     timing: Timing,
     state: Mutex<State>,
+    /// Workload knobs and the workload reconcile loop's flags.
+    workloads: workloads::WorkloadKnobs,
     /// Controllers run as tasks holding a weak handle, so a dropped server stops them.
     me: Weak<KubeApiServer>,
 }
@@ -90,9 +104,10 @@ impl KubeApiServer {
             google_tokens,
             timing,
             state: Mutex::new(State::new()),
+            workloads: workloads::WorkloadKnobs::new(cluster.unready_workloads.clone()),
             me: me.clone(),
         });
-        server.bootstrap(&cluster.name);
+        server.bootstrap(&cluster.name, &cluster.location);
         server
     }
 
@@ -111,7 +126,7 @@ impl KubeApiServer {
     /// The namespaces a new cluster has, each with its `default` ServiceAccount and the
     /// `kube-root-ca.crt` ConfigMap; kube-system's uid is stable per cluster name (installers
     /// use it as the cluster's identity).
-    fn bootstrap(&self, cluster: &str) {
+    fn bootstrap(&self, cluster: &str, location: &str) {
         let mut st = self.lock();
         for ns in ["default", "kube-node-lease", "kube-public", "kube-system"] {
             let uid = if ns == "kube-system" {
@@ -133,6 +148,13 @@ impl KubeApiServer {
             }
             self.namespace_content(&mut st, ns);
         }
+        // A regional cluster's nodes show the region's first zone.
+        let zone = if location.matches('-').count() >= 2 {
+            location.to_string()
+        } else {
+            format!("{location}-a")
+        };
+        self.register_nodes(&mut st, cluster, &zone);
         let rv = st.rv;
         for t in &mut st.types {
             t.since_rv = rv;

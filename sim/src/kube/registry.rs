@@ -142,6 +142,11 @@ fn builtin(
             kind,
             "Deployment"
                 | "ReplicaSet"
+                | "StatefulSet"
+                | "DaemonSet"
+                | "Job"
+                | "HorizontalPodAutoscaler"
+                | "PodDisruptionBudget"
                 | "CustomResourceDefinition"
                 | "MutatingWebhookConfiguration"
                 | "ValidatingWebhookConfiguration"
@@ -151,6 +156,12 @@ fn builtin(
         virtual_only: false,
         since_rv: 0,
     }
+}
+
+/// A built-in type served at another version than v1 (listed before v1 when preferred).
+fn versioned(mut t: ResourceType, version: &str) -> ResourceType {
+    t.version = version.into();
+    t
 }
 
 /// The built-in types, group by group, in the order `/apis` lists their groups.
@@ -187,13 +198,35 @@ pub fn builtins() -> Vec<ResourceType> {
         ),
         builtin(
             "",
+            "nodes",
+            "Node",
+            false,
+            RW,
+            &["no"],
+            &[],
+            vec![
+                sub(
+                    "proxy",
+                    "NodeProxyOptions",
+                    "",
+                    "",
+                    &["create", "delete", "get", "patch", "update"],
+                ),
+                status("Node"),
+            ],
+        ),
+        builtin(
+            "",
             "pods",
             "Pod",
             true,
             RW,
             &["po"],
             &["all"],
-            vec![status("Pod")],
+            vec![
+                sub("eviction", "Eviction", "policy", "v1", &["create"]),
+                status("Pod"),
+            ],
         ),
         builtin("", "secrets", "Secret", true, RW, &[], &[], vec![]),
         builtin(
@@ -249,7 +282,27 @@ pub fn builtins() -> Vec<ResourceType> {
             RW,
             &["rs"],
             &["all"],
-            vec![scale, status("ReplicaSet")],
+            vec![scale.clone(), status("ReplicaSet")],
+        ),
+        builtin(
+            "apps",
+            "statefulsets",
+            "StatefulSet",
+            true,
+            RW,
+            &["sts"],
+            &["all"],
+            vec![scale, status("StatefulSet")],
+        ),
+        builtin(
+            "apps",
+            "daemonsets",
+            "DaemonSet",
+            true,
+            RW,
+            &["ds"],
+            &["all"],
+            vec![status("DaemonSet")],
         ),
         builtin(
             "authentication.k8s.io",
@@ -270,6 +323,49 @@ pub fn builtins() -> Vec<ResourceType> {
             &[],
             &[],
             vec![],
+        ),
+        versioned(
+            builtin(
+                "autoscaling",
+                "horizontalpodautoscalers",
+                "HorizontalPodAutoscaler",
+                true,
+                RW,
+                &["hpa"],
+                &["all"],
+                vec![status("HorizontalPodAutoscaler")],
+            ),
+            "v2",
+        ),
+        builtin(
+            "autoscaling",
+            "horizontalpodautoscalers",
+            "HorizontalPodAutoscaler",
+            true,
+            RW,
+            &["hpa"],
+            &["all"],
+            vec![status("HorizontalPodAutoscaler")],
+        ),
+        builtin(
+            "batch",
+            "jobs",
+            "Job",
+            true,
+            RW,
+            &[],
+            &["all"],
+            vec![status("Job")],
+        ),
+        builtin(
+            "policy",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            RW,
+            &["pdb"],
+            &[],
+            vec![status("PodDisruptionBudget")],
         ),
         builtin(
             "rbac.authorization.k8s.io",
@@ -360,6 +456,9 @@ pub const BUILTIN_GROUPS: &[&str] = &[
     "apps",
     "authentication.k8s.io",
     "authorization.k8s.io",
+    "autoscaling",
+    "batch",
+    "policy",
     "rbac.authorization.k8s.io",
     "admissionregistration.k8s.io",
     "apiextensions.k8s.io",

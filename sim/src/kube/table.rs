@@ -18,6 +18,12 @@ fn col(name: &str, ty: &str, format: &str, desc: &str) -> Value {
     json!({"name": name, "type": ty, "format": format, "description": desc, "priority": 0})
 }
 
+/// A column `kubectl get -o wide` adds.
+fn wide(mut c: Value) -> Value {
+    c["priority"] = json!(1);
+    c
+}
+
 fn age(obj: &Value) -> String {
     let created = obj
         .pointer("/metadata/creationTimestamp")
@@ -121,8 +127,173 @@ fn columns(rt: &ResourceType) -> Vec<Value> {
             col("Available", "string", "", ""),
             age,
         ],
+        "Pod" => vec![
+            name,
+            col(
+                "Ready",
+                "string",
+                "",
+                "The aggregate readiness state of this pod for accepting traffic.",
+            ),
+            col(
+                "Status",
+                "string",
+                "",
+                "The aggregate status of the containers in this pod.",
+            ),
+            col(
+                "Restarts",
+                "string",
+                "",
+                "The number of times the containers in this pod have been restarted and when the last container in this pod has restarted.",
+            ),
+            age,
+            wide(col(
+                "IP",
+                "string",
+                "",
+                "IP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated.",
+            )),
+            wide(col(
+                "Node",
+                "string",
+                "",
+                "NodeName is a request to schedule this pod onto a specific node. If it is non-empty, the scheduler simply schedules this pod onto that node, assuming that it fits resource requirements.",
+            )),
+            wide(col(
+                "Nominated Node",
+                "string",
+                "",
+                "nominatedNodeName is set only when this pod preempts other pods on the node, but it cannot be scheduled right away as preemption victims receive their graceful termination periods.",
+            )),
+            wide(col(
+                "Readiness Gates",
+                "string",
+                "",
+                "If specified, all readiness gates will be evaluated for pod readiness.",
+            )),
+        ],
+        "ReplicaSet" => vec![
+            name,
+            col("Desired", "integer", "", "Number of desired pods."),
+            col("Current", "integer", "", "Number of actual replicas."),
+            col(
+                "Ready",
+                "integer",
+                "",
+                "The number of ready replicas for this replica set.",
+            ),
+            age,
+        ],
+        "Node" => vec![
+            name,
+            col("Status", "string", "", "The status of the node"),
+            col("Roles", "string", "", "The roles of the node"),
+            age,
+            col(
+                "Version",
+                "string",
+                "",
+                "Kubelet Version reported by the node.",
+            ),
+        ],
+        "StatefulSet" => vec![
+            name,
+            col("Ready", "string", "", "Number of the pod with ready state"),
+            age,
+        ],
+        "DaemonSet" => vec![
+            name,
+            col(
+                "Desired",
+                "integer",
+                "",
+                "The total number of nodes that should be running the daemon pod (including nodes correctly running the daemon pod).",
+            ),
+            col(
+                "Current",
+                "integer",
+                "",
+                "The number of nodes that are running at least 1 daemon pod and are supposed to run the daemon pod.",
+            ),
+            col(
+                "Ready",
+                "integer",
+                "",
+                "numberReady is the number of nodes that should be running the daemon pod and have one or more of the daemon pod running with a Ready Condition.",
+            ),
+            col(
+                "Up-to-date",
+                "integer",
+                "",
+                "The total number of nodes that are running updated daemon pod",
+            ),
+            col(
+                "Available",
+                "integer",
+                "",
+                "The number of nodes that should be running the daemon pod and have one or more of the daemon pod running and available (ready for at least spec.minReadySeconds)",
+            ),
+            col(
+                "Node Selector",
+                "string",
+                "",
+                "NodeSelector is a selector which must be true for the pod to fit on a node. Selector which must match a node's labels for the pod to be scheduled on that node.",
+            ),
+            age,
+        ],
+        "Job" => vec![
+            name,
+            col("Status", "string", "", "Status of the job."),
+            col(
+                "Completions",
+                "string",
+                "",
+                "The completion status of the job.",
+            ),
+            col(
+                "Duration",
+                "string",
+                "",
+                "Time required to complete the job.",
+            ),
+            age,
+        ],
         _ => vec![name, age],
     }
+}
+
+fn int(obj: &Value, ptr: &str) -> i64 {
+    obj.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+}
+
+/// The STATUS column of a Pod, as kubectl's printer derives it.
+fn pod_status(obj: &Value) -> String {
+    if obj.pointer("/metadata/deletionTimestamp").is_some() {
+        return "Terminating".into();
+    }
+    let mut reason = obj
+        .pointer("/status/reason")
+        .or_else(|| obj.pointer("/status/phase"))
+        .and_then(Value::as_str)
+        .unwrap_or("Pending")
+        .to_string();
+    for c in obj
+        .pointer("/status/containerStatuses")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(r) = c.pointer("/state/waiting/reason").and_then(Value::as_str) {
+            reason = r.to_string();
+        } else if let Some(r) = c
+            .pointer("/state/terminated/reason")
+            .and_then(Value::as_str)
+        {
+            reason = r.to_string();
+        }
+    }
+    reason
 }
 
 fn cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
@@ -204,6 +375,98 @@ fn cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
                 json!(format!("{ready}/{want}")),
                 json!(upd),
                 json!(avail),
+                json!(age(obj)),
+            ]
+        }
+        "Pod" => {
+            let statuses: Vec<&Value> = obj
+                .pointer("/status/containerStatuses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .collect();
+            let total = obj
+                .pointer("/spec/containers")
+                .and_then(Value::as_array)
+                .map(Vec::len)
+                .unwrap_or(0);
+            let ready = statuses.iter().filter(|c| c["ready"] == true).count();
+            let restarts: i64 = statuses.iter().map(|c| int(c, "/restartCount")).sum();
+            vec![
+                name,
+                json!(format!("{ready}/{total}")),
+                json!(pod_status(obj)),
+                json!(restarts.to_string()),
+                json!(age(obj)),
+                obj.pointer("/status/podIP")
+                    .cloned()
+                    .unwrap_or(json!("<none>")),
+                obj.pointer("/spec/nodeName")
+                    .cloned()
+                    .unwrap_or(json!("<none>")),
+                json!("<none>"),
+                json!("<none>"),
+            ]
+        }
+        "ReplicaSet" => vec![
+            name,
+            json!(int(obj, "/spec/replicas")),
+            json!(int(obj, "/status/replicas")),
+            json!(int(obj, "/status/readyReplicas")),
+            json!(age(obj)),
+        ],
+        "Node" => {
+            let ready = obj
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True");
+            vec![
+                name,
+                json!(if ready { "Ready" } else { "NotReady" }),
+                json!("<none>"),
+                json!(age(obj)),
+                obj.pointer("/status/nodeInfo/kubeletVersion")
+                    .cloned()
+                    .unwrap_or(json!("")),
+            ]
+        }
+        "StatefulSet" => vec![
+            name,
+            json!(format!(
+                "{}/{}",
+                int(obj, "/status/readyReplicas"),
+                int(obj, "/spec/replicas")
+            )),
+            json!(age(obj)),
+        ],
+        "DaemonSet" => vec![
+            name,
+            json!(int(obj, "/status/desiredNumberScheduled")),
+            json!(int(obj, "/status/currentNumberScheduled")),
+            json!(int(obj, "/status/numberReady")),
+            json!(int(obj, "/status/updatedNumberScheduled")),
+            json!(int(obj, "/status/numberAvailable")),
+            json!("<none>"),
+            json!(age(obj)),
+        ],
+        "Job" => {
+            let complete = obj
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Complete" && c["status"] == "True");
+            vec![
+                name,
+                json!(if complete { "Complete" } else { "Running" }),
+                json!(format!(
+                    "{}/{}",
+                    int(obj, "/status/succeeded"),
+                    int(obj, "/spec/completions").max(1)
+                )),
+                json!(""),
                 json!(age(obj)),
             ]
         }

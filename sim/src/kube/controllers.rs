@@ -27,7 +27,7 @@ impl KubeApiServer {
     /// A controller's write to an existing object: `change` edits it; ownership is recorded
     /// as an Update by `manager` (on `subresource`). Returns the stored object.
     #[allow(clippy::too_many_arguments)]
-    fn controller_update(
+    pub(super) fn controller_update(
         &self,
         st: &mut State,
         rt: &ResourceType,
@@ -60,7 +60,7 @@ impl KubeApiServer {
     }
 
     /// A controller's create (ownership as an Update by `manager`).
-    fn controller_create(
+    pub(super) fn controller_create(
         &self,
         st: &mut State,
         rt: &ResourceType,
@@ -131,13 +131,20 @@ impl KubeApiServer {
             }
             _ => {}
         }
+        self.service_written(rt, obj);
+        self.cluster_role_changed(st, rt);
     }
 
     /// Side effects of an update.
-    pub(super) fn after_update(&self, _st: &mut State, _rt: &ResourceType, _obj: &Value) {}
+    pub(super) fn after_update(&self, st: &mut State, rt: &ResourceType, obj: &Value) {
+        self.service_written(rt, obj);
+        self.cluster_role_changed(st, rt);
+    }
 
-    /// Side effects of a delete: a ServiceAccount's token Secrets go with it.
+    /// Side effects of a delete: a ServiceAccount's token Secrets go with it; aggregated
+    /// ClusterRoles lose a deleted role's rules.
     pub(super) fn after_delete(&self, st: &mut State, rt: &ResourceType, obj: &Value) {
+        self.cluster_role_changed(st, rt);
         if rt.group.is_empty() && rt.kind == "ServiceAccount" {
             let ns = util::get_str(obj, &["metadata", "namespace"])
                 .unwrap_or_default()

@@ -10,6 +10,7 @@
 //! the apiextensions server and the managed control plane do asynchronously).
 
 mod auth;
+mod bootstrap_rbac;
 mod controllers;
 mod discovery;
 mod fieldset;
@@ -20,6 +21,9 @@ mod openapi;
 mod patch;
 mod registry;
 mod selectors;
+mod services;
+#[cfg(test)]
+mod services_rbac_tests;
 mod status;
 mod store;
 mod table;
@@ -132,6 +136,10 @@ impl KubeApiServer {
                 st.put(&rt, obj, store::EventType::Added);
             }
             self.namespace_content(&mut st, ns);
+        }
+        self.bootstrap_rbac(&mut st);
+        if let Some(svc) = st.type_for_kind("v1", "Service") {
+            self.controller_create(&mut st, &svc, services::kubernetes_service(), "kube-apiserver");
         }
         let rv = st.rv;
         for t in &mut st.types {

@@ -75,7 +75,8 @@ fn fixtures() -> Vec<(String, Value)> {
             (name, v)
         })
         .filter(|(n, v)| {
-            ["01", "02", "03", "04", "05", "06", "08", "10"].contains(&&n[..2]) && v.get("kind").is_none()
+            ["01", "02", "03", "04", "05", "06", "08", "10"].contains(&&n[..2])
+                && v.get("kind").is_none()
         })
         .collect()
 }

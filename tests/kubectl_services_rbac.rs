@@ -1,5 +1,5 @@
-//! The real kubectl against Services (allocated addresses and nodePorts, a load balancer's
-//! external IP) and the bootstrap RBAC policy (aggregated `view`, a ServiceAccount bound to
+//! The real kubectl against Services (allocated addresses and nodePorts, `kubectl expose`, a
+//! load balancer's external IP) and the bootstrap RBAC policy (aggregated `view`, a ServiceAccount bound to
 //! it using its token Secret's token). Manifests go through `kubectl apply -f`.
 
 // Test helpers may fail loudly: a broken fixture or sandbox is a failed test.
@@ -41,6 +41,21 @@ spec:
   ports:
   - {name: fixed, port: 80, nodePort: 30080}
   - {name: auto, port: 81}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+  namespace: svc-test
+spec:
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+      - {name: web, image: nginx}
 "#;
 
 const RBAC: &str = r#"apiVersion: v1
@@ -179,13 +194,49 @@ fn kubectl_sees_service_addresses_node_ports_and_the_load_balancer_ip() {
     assert_eq!(ports[0], 30080);
     assert!((30000..=32767).contains(&ports[1]) && ports[1] != 30080);
 
+    let out = kubectl(
+        &sb,
+        &[
+            "expose",
+            "deployment",
+            "web",
+            "-n",
+            "svc-test",
+            "--port=80",
+            "--type=LoadBalancer",
+        ],
+    );
+    assert_success(&out, "kubectl expose deployment");
+    let out = kubectl(
+        &sb,
+        &[
+            "wait",
+            "-n",
+            "svc-test",
+            "--for=jsonpath={.status.loadBalancer.ingress}",
+            "--timeout=20s",
+            "svc/web",
+        ],
+    );
+    assert_success(
+        &out,
+        "kubectl wait for the exposed deployment's load balancer",
+    );
+
     let out = kubectl(&sb, &["get", "svc", "-n", "svc-test"]);
     assert_success(&out, "get svc (table)");
     let table = stdout(&out);
     let header: Vec<&str> = table.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
-        ["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"]
+        [
+            "NAME",
+            "TYPE",
+            "CLUSTER-IP",
+            "EXTERNAL-IP",
+            "PORT(S)",
+            "AGE"
+        ]
     );
     let gateway = table.lines().find(|l| l.starts_with("gateway")).unwrap();
     assert!(
@@ -193,7 +244,12 @@ fn kubectl_sees_service_addresses_node_ports_and_the_load_balancer_ip() {
         "{table}"
     );
     let nodes = table.lines().find(|l| l.starts_with("nodes")).unwrap();
-    assert!(nodes.contains("80:30080/TCP") && nodes.contains("<none>"), "{table}");
+    assert!(
+        nodes.contains("80:30080/TCP") && nodes.contains("<none>"),
+        "{table}"
+    );
+    let web = table.lines().find(|l| l.starts_with("web")).unwrap();
+    assert!(web.contains("198.51.100."), "{table}");
 }
 
 #[test]
@@ -206,8 +262,7 @@ fn kubectl_shows_view_aggregated_and_extended_by_a_labelled_role() {
     assert_success(&out, "get clusterrole view -o yaml");
     let yaml: serde_json::Value = serde_yaml::from_str(&stdout(&out)).unwrap();
     assert_eq!(
-        yaml["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"]
-            ["rbac.authorization.k8s.io/aggregate-to-view"],
+        yaml["aggregationRule"]["clusterRoleSelectors"][0]["matchLabels"]["rbac.authorization.k8s.io/aggregate-to-view"],
         "true"
     );
     let rules = yaml["rules"].as_array().unwrap();
@@ -237,7 +292,9 @@ fn kubectl_shows_view_aggregated_and_extended_by_a_labelled_role() {
     assert_success(&out, "get clusterroles");
     for role in ["cluster-admin", "admin", "edit", "view", "system:discovery"] {
         assert!(
-            stdout(&out).lines().any(|l| l.starts_with(&format!("{role} "))),
+            stdout(&out)
+                .lines()
+                .any(|l| l.starts_with(&format!("{role} "))),
             "{role} missing:\n{}",
             stdout(&out)
         );
@@ -290,7 +347,11 @@ fn service_account_bound_to_view_reads_but_cannot_read_secrets_or_write() {
 
     let out = as_reader(&["get", "pods,configmaps"]);
     assert_success(&out, "reader: get pods,configmaps");
-    assert!(stdout(&out).contains("configmap/settings"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("configmap/settings"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = as_reader(&["get", "secrets"]);
     assert!(!out.status.success(), "reader listed secrets");
@@ -312,5 +373,8 @@ fn service_account_bound_to_view_reads_but_cannot_read_secrets_or_write() {
     );
 
     let out = as_reader(&["get", "pods", "-n", "kube-system"]);
-    assert!(!out.status.success(), "a RoleBinding granted another namespace");
+    assert!(
+        !out.status.success(),
+        "a RoleBinding granted another namespace"
+    );
 }

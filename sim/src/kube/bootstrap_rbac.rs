@@ -426,7 +426,12 @@ pub fn aggregated_rules(name: &str, rule: &Value, roles: &BTreeMap<String, Value
         {
             continue;
         }
-        for r in role.get("rules").and_then(Value::as_array).into_iter().flatten() {
+        for r in role
+            .get("rules")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
             if !out.contains(r) {
                 out.push(r.clone());
             }

@@ -139,7 +139,12 @@ impl KubeApiServer {
         }
         self.bootstrap_rbac(&mut st);
         if let Some(svc) = st.type_for_kind("v1", "Service") {
-            self.controller_create(&mut st, &svc, services::kubernetes_service(), "kube-apiserver");
+            self.controller_create(
+                &mut st,
+                &svc,
+                services::kubernetes_service(),
+                "kube-apiserver",
+            );
         }
         let rv = st.rv;
         for t in &mut st.types {

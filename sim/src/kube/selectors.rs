@@ -250,8 +250,14 @@ mod tests {
     fn selector_matches_labels_and_expressions() {
         let labels = json!({"a": "1", "b": "2"});
         assert!(selector_matches(&json!({}), Some(&labels)));
-        assert!(selector_matches(&json!({"matchLabels": {"a": "1"}}), Some(&labels)));
-        assert!(!selector_matches(&json!({"matchLabels": {"a": "2"}}), Some(&labels)));
+        assert!(selector_matches(
+            &json!({"matchLabels": {"a": "1"}}),
+            Some(&labels)
+        ));
+        assert!(!selector_matches(
+            &json!({"matchLabels": {"a": "2"}}),
+            Some(&labels)
+        ));
         assert!(selector_matches(
             &json!({"matchExpressions": [{"key": "b", "operator": "In", "values": ["2", "3"]}, {"key": "c", "operator": "DoesNotExist"}]}),
             Some(&labels)
@@ -262,5 +268,4 @@ mod tests {
         ));
         assert!(!selector_matches(&json!({"matchLabels": {"a": "1"}}), None));
     }
-
 }

@@ -288,14 +288,19 @@ fn allocate_cluster_ip(
             causes.push(Cause::new(
                 "FieldValueInvalid",
                 "spec.clusterIPs[0]",
-                format!("Invalid value: {}: may not change once set", go_strings(&[&ip])),
+                format!(
+                    "Invalid value: {}: may not change once set",
+                    go_strings(&[&ip])
+                ),
             ));
             return;
         }
         Some(ip) if ip == "None" => ip,
         Some(ip) => {
             let problem = if !in_service_cidr(&ip) {
-                Some(format!("the provided IP ({ip}) is not in the valid range. The range of valid IPs is {SERVICE_CIDR}"))
+                Some(format!(
+                    "the provided IP ({ip}) is not in the valid range. The range of valid IPs is {SERVICE_CIDR}"
+                ))
             } else if used.cluster_ips.contains(&ip) || ip == KUBERNETES_SERVICE_IP {
                 Some("provided IP is already allocated".to_string())
             } else {
@@ -355,10 +360,7 @@ fn allocate_node_ports(
         .filter_map(|p| p.get("nodePort").and_then(Value::as_u64))
         .collect();
     let mut taken = used.node_ports.clone();
-    let Some(list) = obj
-        .pointer_mut("/spec/ports")
-        .and_then(Value::as_array_mut)
-    else {
+    let Some(list) = obj.pointer_mut("/spec/ports").and_then(Value::as_array_mut) else {
         return;
     };
     // Requested ports first, so an allocated one never takes a port asked for later.
@@ -367,7 +369,9 @@ fn allocate_node_ports(
             continue;
         };
         let problem = if !(NODE_PORT_MIN..=NODE_PORT_MAX).contains(&np) {
-            Some(format!("provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}"))
+            Some(format!(
+                "provided port is not in the valid range. The range of valid ports is {NODE_PORT_MIN}-{NODE_PORT_MAX}"
+            ))
         } else if taken.contains(&np) && !old_ports.contains(&np) {
             Some("provided port is already allocated".to_string())
         } else {
@@ -431,7 +435,10 @@ fn lb_action(svc: &Value) -> LbAction {
         .and_then(Value::as_array)
         .is_some_and(|a| !a.is_empty());
     let deleting = svc.pointer("/metadata/deletionTimestamp").is_some();
-    match (service_type(svc) == "LoadBalancer" && !deleting, has_ingress) {
+    match (
+        service_type(svc) == "LoadBalancer" && !deleting,
+        has_ingress,
+    ) {
         (true, false) => LbAction::Provision,
         (false, true) => LbAction::Release,
         _ => LbAction::Nothing,
@@ -467,7 +474,9 @@ impl KubeApiServer {
         let name = util::get_str(svc, &["metadata", "name"])
             .unwrap_or_default()
             .to_string();
-        self.later(self.timing.lb_ip, move |s| s.reconcile_load_balancer(&ns, &name));
+        self.later(self.timing.lb_ip, move |s| {
+            s.reconcile_load_balancer(&ns, &name)
+        });
     }
 
     /// The service controller's sync of one Service's `status.loadBalancer`.
@@ -494,17 +503,9 @@ impl KubeApiServer {
                 json!({"ingress": [{"ip": ip, "ipMode": "VIP"}]})
             }
         };
-        self.controller_update(
-            &mut st,
-            &rt,
-            ns,
-            name,
-            SERVICE_CONTROLLER,
-            "status",
-            |s| {
-                util::set_path(s, &["status", "loadBalancer"], ingress);
-            },
-        );
+        self.controller_update(&mut st, &rt, ns, name, SERVICE_CONTROLLER, "status", |s| {
+            util::set_path(s, &["status", "loadBalancer"], ingress);
+        });
     }
 }
 

@@ -256,7 +256,11 @@ async fn view_edit_admin_are_aggregated_from_their_parts() {
     let (view_r, edit_r, admin_r) = (resources_of(&view), resources_of(&edit), resources_of(&adm));
     assert!(!view_r.contains(&"/secrets".to_string()));
     assert!(edit_r.contains(&"/secrets".to_string()));
-    assert!(!edit_r.iter().any(|r| r.starts_with("rbac.authorization.k8s.io/")));
+    assert!(
+        !edit_r
+            .iter()
+            .any(|r| r.starts_with("rbac.authorization.k8s.io/"))
+    );
     assert!(admin_r.contains(&"rbac.authorization.k8s.io/rolebindings".to_string()));
     assert!(view_r.iter().all(|r| admin_r.contains(r)));
 }
@@ -379,25 +383,60 @@ async fn edit_writes_but_not_rbac_and_admin_adds_roles_and_bindings() {
     assert!(can(&s, &t, attrs("create", "", "configmaps")).await);
     assert!(can(&s, &t, attrs("get", "", "secrets")).await);
     assert!(can(&s, &t, attrs("patch", "apps", "deployments")).await);
-    assert!(!can(&s, &t, attrs("create", "rbac.authorization.k8s.io", "roles")).await);
-    assert!(!can(&s, &t, attrs("create", "rbac.authorization.k8s.io", "rolebindings")).await);
+    assert!(
+        !can(
+            &s,
+            &t,
+            attrs("create", "rbac.authorization.k8s.io", "roles")
+        )
+        .await
+    );
+    assert!(
+        !can(
+            &s,
+            &t,
+            attrs("create", "rbac.authorization.k8s.io", "rolebindings")
+        )
+        .await
+    );
 
     let s = server();
     let t = bound_service_account(&s, "admin").await;
-    assert!(can(&s, &t, attrs("create", "rbac.authorization.k8s.io", "rolebindings")).await);
-    assert!(can(&s, &t, attrs("delete", "rbac.authorization.k8s.io", "roles")).await);
-    assert!(!can(&s, &t, attrs("create", "rbac.authorization.k8s.io", "clusterroles")).await);
+    assert!(
+        can(
+            &s,
+            &t,
+            attrs("create", "rbac.authorization.k8s.io", "rolebindings")
+        )
+        .await
+    );
+    assert!(
+        can(
+            &s,
+            &t,
+            attrs("delete", "rbac.authorization.k8s.io", "roles")
+        )
+        .await
+    );
+    assert!(
+        !can(
+            &s,
+            &t,
+            attrs("create", "rbac.authorization.k8s.io", "clusterroles")
+        )
+        .await
+    );
 }
 
 #[tokio::test]
 async fn resource_names_and_subresource_wildcards_are_honoured() {
     let s = server();
     let role = json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-        "metadata": {"name": "narrow"},
-        "rules": [
-            {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["one"], "verbs": ["get"]},
-            {"apiGroups": ["apps"], "resources": ["*/scale"], "verbs": ["update"]},
-        ]});
+    "metadata": {"name": "narrow"},
+    "rules": [
+        {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["one"], "verbs": ["get"]},
+        {"apiGroups": ["apps"], "resources": ["*/scale"], "verbs": ["update"]},
+    ]});
     assert_eq!(admin(&s, "POST", CLUSTERROLES, role).await.0, 201);
     let t = bound_service_account(&s, "narrow").await;
     let named = |name: &str| json!({"namespace": "default", "verb": "get", "resource": "configmaps", "name": name});

@@ -317,7 +317,13 @@ fn go_string_map(m: Option<&Value>) -> String {
     pairs.sort_by(|a, b| a.0.cmp(b.0));
     let items: Vec<String> = pairs
         .into_iter()
-        .map(|(k, v)| format!("{}:{}", go_quote(k), go_quote(v.as_str().unwrap_or_default())))
+        .map(|(k, v)| {
+            format!(
+                "{}:{}",
+                go_quote(k),
+                go_quote(v.as_str().unwrap_or_default())
+            )
+        })
         .collect();
     format!("map[string]string{{{}}}", items.join(", "))
 }

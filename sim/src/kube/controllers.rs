@@ -238,6 +238,17 @@ impl KubeApiServer {
         let Some(crd) = st.get(&rt, "", name).cloned() else {
             return;
         };
+        // A CRD already Established (settled at once) never goes back to Installing.
+        let already = crd
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Established" && c["status"] == "True")
+            });
+        if already && !established {
+            return;
+        }
         let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
         self.controller_update(&mut st, &rt, "", name, "kube-apiserver", "status", |c| {
             let mut accepted = names.clone();

@@ -1,5 +1,6 @@
-//! Replays the golden exchanges recorded from a real kube-apiserver v1.32.6 (groups 01–08 of
-//! `tests/k8s-golden`; group 07's kubectl sequences by their requests' status codes) against the simulated API server, in file order, driving its
+//! Replays the golden exchanges recorded from a real kube-apiserver v1.32.6 (groups 01–08 and
+//! 10 of `tests/k8s-golden`; group 07's kubectl sequences by their requests' status codes)
+//! against the simulated API server, in file order, driving its
 //! `Handler` in-process. Compared: status codes, Content-Type, `Warning` headers, `Status`
 //! reason/message/details, and the shapes and field names of bodies (placeholders such as
 //! `<rv>`, `<uid>` and `<time>` match any value).
@@ -169,7 +170,7 @@ fn fixtures() -> Vec<(String, Value)> {
             (name, v)
         })
         .filter(|(n, v)| {
-            ["01", "02", "03", "04", "05", "06", "07", "08"].contains(&&n[..2])
+            ["01", "02", "03", "04", "05", "06", "07", "08", "10"].contains(&&n[..2])
                 && (v.get("kind").is_none() || n.starts_with("07-"))
         })
         .collect()
@@ -521,6 +522,18 @@ impl Replay {
             }
             "08-11" => {
                 self.vars.insert("continue".into(), "bm90LWpzb24".into());
+            }
+            "10-09" => {
+                // The recording's Deployment came from group 07 (not replayed here).
+                let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "istio-ingressgateway", "namespace": "istio-system", "labels": {"app": "istio-ingressgateway"}},
+                    "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "istio-ingressgateway"}},
+                        "template": {"metadata": {"labels": {"app": "istio-ingressgateway", "istio.io/rev": "asm-managed"}}, "spec": {"containers": [{"name": "istio-proxy", "image": "auto"}]}}}});
+                self.admin(
+                    "POST",
+                    "/apis/apps/v1/namespaces/istio-system/deployments",
+                    json_ct,
+                    d,
+                );
             }
             _ => {}
         }

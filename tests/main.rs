@@ -11,6 +11,7 @@ mod gcloud_fidelity;
 mod golden_replay;
 mod install;
 mod kubectl_fidelity;
+mod kubectl_services_rbac;
 mod kubectl_workloads;
 mod output_dir;
 mod plan_executors;

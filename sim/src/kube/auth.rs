@@ -84,10 +84,6 @@ impl User {
             service_account: None,
         }
     }
-
-    pub fn is_anonymous(&self) -> bool {
-        self.name == "system:anonymous"
-    }
 }
 
 /// Mints a JWT-shaped ServiceAccount token and remembers what it stands for.
@@ -170,45 +166,15 @@ pub struct Attributes {
     pub path: Option<String>,
 }
 
-/// Paths every caller (even anonymous) may GET (system:public-info-viewer).
-fn public_path(path: &str) -> bool {
-    matches!(
-        path,
-        "/version" | "/version/" | "/healthz" | "/readyz" | "/livez"
-    ) || path.starts_with("/healthz/")
-        || path.starts_with("/readyz/")
-        || path.starts_with("/livez/")
-}
-
-/// Paths every authenticated caller may GET (system:discovery, system:basic-user).
-fn discovery_path(path: &str) -> bool {
-    path == "/api"
-        || path.starts_with("/api/")
-        || path == "/apis"
-        || path.starts_with("/apis/")
-        || path.starts_with("/openapi/")
-        || path == "/openapi"
-}
-
 /// Whether the user may do it, and the RBAC reason when a binding allows it.
 pub fn authorize(state: &State, user: &User, attrs: &Attributes) -> (bool, Option<String>) {
+    // system:masters is allowed everything before RBAC is asked (the privileged-group
+    // authorizer kube-apiserver puts first).
     if user.admin {
         return (true, None);
     }
-    if let Some(path) = &attrs.path {
-        if public_path(path) {
-            return (true, None);
-        }
-        if !user.is_anonymous() && attrs.verb == "get" && discovery_path(path) {
-            return (true, None);
-        }
-    } else if !user.is_anonymous()
-        && attrs.verb == "create"
-        && ((attrs.group == "authorization.k8s.io" && attrs.resource == "selfsubjectaccessreviews")
-            || (attrs.group == "authentication.k8s.io" && attrs.resource == "selfsubjectreviews"))
-    {
-        return (true, None);
-    }
+    // Everything else comes from RBAC objects, the bootstrap policy (bootstrap_rbac.rs)
+    // included: discovery, health and self-reviews are allowed by its bindings.
     let subject_matches = |s: &Value, binding_ns: &str| -> bool {
         match s["kind"].as_str() {
             Some("ServiceAccount") => user.service_account.as_ref().is_some_and(|(ns, name)| {
@@ -235,9 +201,16 @@ pub fn authorize(state: &State, user: &User, attrs: &Attributes) -> (bool, Optio
             })
             .map(|(_, v)| v)
     };
-    let subject_desc = || match &user.service_account {
-        Some((ns, name)) => format!("ServiceAccount \"{name}/{ns}\""),
-        None => format!("User \"{}\"", user.name),
+    // How the RBAC reason names the subject that matched (upstream `describeSubject`).
+    let subject_desc = |s: &Value, binding_ns: &str| {
+        let kind = s["kind"].as_str().unwrap_or_default();
+        let name = s["name"].as_str().unwrap_or_default();
+        if kind == "ServiceAccount" {
+            let ns = s["namespace"].as_str().unwrap_or(binding_ns);
+            format!("ServiceAccount \"{name}/{ns}\"")
+        } else {
+            format!("{kind} \"{name}\"")
+        }
     };
     for (key, binding) in &state.objects {
         if key.group != "rbac.authorization.k8s.io"
@@ -249,14 +222,14 @@ pub fn authorize(state: &State, user: &User, attrs: &Attributes) -> (bool, Optio
         if !cluster_binding && (attrs.path.is_some() || key.namespace != attrs.namespace) {
             continue;
         }
-        if !binding["subjects"]
+        let Some(subject) = binding["subjects"]
             .as_array()
             .into_iter()
             .flatten()
-            .any(|s| subject_matches(s, &key.namespace))
-        {
+            .find(|s| subject_matches(s, &key.namespace))
+        else {
             continue;
-        }
+        };
         let role_kind = binding["roleRef"]["kind"].as_str().unwrap_or_default();
         let role_name = binding["roleRef"]["name"].as_str().unwrap_or_default();
         let role = if role_kind == "ClusterRole" {
@@ -278,7 +251,7 @@ pub fn authorize(state: &State, user: &User, attrs: &Attributes) -> (bool, Optio
             };
             let reason = format!(
                 "RBAC: allowed by {binding_desc} of {role_kind} \"{role_name}\" to {}",
-                subject_desc()
+                subject_desc(subject, &key.namespace)
             );
             return (true, Some(reason));
         }
@@ -316,5 +289,20 @@ fn rule_allows(rule: &Value, a: &Attributes) -> bool {
     let names_ok = rule["resourceNames"]
         .as_array()
         .is_none_or(|n| n.is_empty() || n.iter().any(|x| x.as_str() == Some(a.name.as_str())));
-    has(&rule["apiGroups"], &a.group) && has(&rule["resources"], &resource) && names_ok
+    has(&rule["apiGroups"], &a.group)
+        && resource_matches(&rule["resources"], &resource, &a.subresource)
+        && names_ok
+}
+
+/// Upstream `ResourceMatches`: `*`, the exact `resource[/subresource]`, or `*/subresource`.
+fn resource_matches(list: &Value, combined: &str, subresource: &str) -> bool {
+    list.as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(|r| {
+            r == "*"
+                || r == combined
+                || (!subresource.is_empty() && r.strip_prefix("*/") == Some(subresource))
+        })
 }

@@ -149,18 +149,25 @@ impl KubeApiServer {
             _ if drives_workloads(rt) => self.schedule_reconcile(),
             _ => {}
         }
+        self.service_written(rt, obj);
+        self.cluster_role_changed(st, rt);
     }
 
-    /// Side effects of an update: the workload controllers look again.
-    pub(super) fn after_update(&self, _st: &mut State, rt: &ResourceType, _obj: &Value) {
+    /// Side effects of an update: the workload controllers look again; Services and
+    /// aggregated ClusterRoles follow their inputs.
+    pub(super) fn after_update(&self, st: &mut State, rt: &ResourceType, obj: &Value) {
         if drives_workloads(rt) {
             self.schedule_reconcile();
         }
+        self.service_written(rt, obj);
+        self.cluster_role_changed(st, rt);
     }
 
-    /// Side effects of a delete: a ServiceAccount's token Secrets go with it; owners'
-    /// dependents are left to the garbage collector.
+    /// Side effects of a delete: a ServiceAccount's token Secrets go with it; aggregated
+    /// ClusterRoles lose a deleted role's rules; owners' dependents are left to the garbage
+    /// collector.
     pub(super) fn after_delete(&self, st: &mut State, rt: &ResourceType, obj: &Value) {
+        self.cluster_role_changed(st, rt);
         if obj.pointer("/metadata/uid").is_some() {
             self.schedule_reconcile();
         }
@@ -257,6 +264,17 @@ impl KubeApiServer {
         let Some(crd) = st.get(&rt, "", name).cloned() else {
             return;
         };
+        // A CRD already Established (settled at once) never goes back to Installing.
+        let already = crd
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|cs| {
+                cs.iter()
+                    .any(|c| c["type"] == "Established" && c["status"] == "True")
+            });
+        if already && !established {
+            return;
+        }
         let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
         self.controller_update(&mut st, &rt, "", name, "kube-apiserver", "status", |c| {
             let mut accepted = names.clone();

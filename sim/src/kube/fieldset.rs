@@ -305,7 +305,8 @@ impl<'a> Walker<'a> {
                 .and_then(Value::as_str)
                 == Some("atomic");
         }
-        if (self.kind == "Deployment" || self.kind == "ReplicaSet")
+        // ServiceSpec.selector is a `+mapType=atomic` map[string]string.
+        if matches!(self.kind, "Deployment" | "ReplicaSet" | "Service")
             && self.dotted() == "spec.selector"
         {
             return true;

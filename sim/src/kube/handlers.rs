@@ -17,6 +17,7 @@ use super::managed;
 use super::patch::{self, JsonPatchError};
 use super::registry::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
+use super::services;
 use super::status::{self, ApiError, ApiResult, Cause, Target};
 use super::store::{EventType, ObjKey, State, TokenInfo, WatchFilter};
 use super::table;
@@ -553,27 +554,11 @@ fn validate_object(rt: &ResourceType, old: Option<&Value>, obj: &Value) -> ApiRe
         causes.extend(validate::name_cause(rt, name));
     }
     causes.extend(validate::validate_custom(rt, obj));
+    if rt.group == "apps" && rt.kind == "Deployment" {
+        causes.extend(validate::deployment_spec_causes(obj));
+    }
     if let Some(old) = old {
-        if rt.kind.ends_with("RoleBinding") && old.get("roleRef") != obj.get("roleRef") {
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                "roleRef",
-                format!("Invalid value: {}: cannot change roleRef", obj["roleRef"]),
-            ));
-        }
-        if rt.kind == "Deployment" && old.pointer("/spec/selector") != obj.pointer("/spec/selector")
-        {
-            causes.push(Cause::new(
-                "FieldValueInvalid",
-                "spec.selector",
-                format!(
-                    "Invalid value: {}: field is immutable",
-                    obj.pointer("/spec/selector")
-                        .cloned()
-                        .unwrap_or(Value::Null)
-                ),
-            ));
-        }
+        causes.extend(validate::immutable_field_causes(rt, old, obj));
     }
     if rt.kind == "CustomResourceDefinition" {
         let group = util::get_str(obj, &["spec", "group"]).unwrap_or_default();
@@ -705,7 +690,7 @@ fn finish_create(
     let name = util::get_str(&obj, &["metadata", "name"])
         .unwrap_or_default()
         .to_string();
-    kinds::default_object(rt, &mut obj, &mut st.rng);
+    kinds::default_object(rt, &mut obj);
     validate_object(rt, None, &obj)?;
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         for k in [
@@ -743,6 +728,7 @@ fn finish_create(
         );
         managed::write(&mut obj, entries);
     }
+    services::allocate(st, rt, &mut obj, None).map_err(|c| invalid(rt, &name, c))?;
     kinds::prepare_create(rt, &mut obj);
     let uid = st.uid();
     util::set_path(&mut obj, &["metadata", "uid"], json!(uid));
@@ -868,8 +854,7 @@ fn finish_update(
         }
     }
     if call.sub.is_empty() {
-        let mut scratch = util::Rng::from_entropy();
-        kinds::default_object(rt, &mut new, &mut scratch);
+        kinds::default_object(rt, &mut new);
     }
     validate_object(rt, Some(old), &new)?;
     if rt.has_generation && call.sub.is_empty() {
@@ -903,6 +888,9 @@ fn finish_update(
             &now_rfc3339(),
         );
         managed::write(&mut new, entries);
+    }
+    if call.sub.is_empty() {
+        services::allocate(st, rt, &mut new, Some(old)).map_err(|c| invalid(rt, &call.name, c))?;
     }
     kinds::canonical(rt, &mut new);
     if managed::strip(&new) == managed::strip(old) && managed::read(&new) == managed::read(old) {

@@ -7,10 +7,10 @@ use serde_json::{Map, Value, json};
 
 use super::pod_spec;
 use super::registry::ResourceType;
-use super::util::{self, Rng, b64, order_keys, sort_keys};
+use super::util::{self, b64, order_keys, sort_keys};
 
 /// Defaulting, as the apiserver's decoder applies it.
-pub fn default_object(rt: &ResourceType, obj: &mut Value, rng: &mut Rng) {
+pub fn default_object(rt: &ResourceType, obj: &mut Value) {
     match rt.kind.as_str() {
         "Secret" => {
             if let Some(Value::Object(sd)) =
@@ -93,6 +93,8 @@ pub fn default_object(rt: &ResourceType, obj: &mut Value, rng: &mut Rng) {
             }
         }
         "Service" => {
+            // Only what the decoder defaults (SetDefaults_Service), so the writer owns it;
+            // addresses and nodePorts are allocated later (services.rs) and owned by no one.
             let spec = util::ensure_obj(obj, &["spec"]);
             let ty = spec
                 .entry("type")
@@ -101,17 +103,11 @@ pub fn default_object(rt: &ResourceType, obj: &mut Value, rng: &mut Rng) {
                 .unwrap_or("ClusterIP")
                 .to_string();
             spec.entry("sessionAffinity").or_insert(json!("None"));
-            if spec.get("clusterIP").is_none() && ty != "ExternalName" {
-                let ip = format!("10.0.0.{}", 10 + rng.next_u64() % 240);
-                spec.insert("clusterIP".into(), json!(ip));
-                spec.insert("clusterIPs".into(), json!([ip]));
+            if ty != "ExternalName" {
+                spec.entry("internalTrafficPolicy")
+                    .or_insert(json!("Cluster"));
             }
-            spec.entry("ipFamilies").or_insert(json!(["IPv4"]));
-            spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
-            spec.entry("internalTrafficPolicy")
-                .or_insert(json!("Cluster"));
-            let lb = ty == "LoadBalancer" || ty == "NodePort";
-            if lb {
+            if ty == "LoadBalancer" || ty == "NodePort" {
                 spec.entry("externalTrafficPolicy")
                     .or_insert(json!("Cluster"));
             }
@@ -132,13 +128,6 @@ pub fn default_object(rt: &ResourceType, obj: &mut Value, rng: &mut Rng) {
                 if let Some(port) = pm.get("port").cloned() {
                     pm.entry("targetPort").or_insert(port);
                 }
-                if lb {
-                    pm.entry("nodePort")
-                        .or_insert(json!(30000 + rng.next_u64() % 2767));
-                }
-            }
-            if ty == "LoadBalancer" && obj.pointer("/status/loadBalancer").is_none() {
-                util::set_path(obj, &["status", "loadBalancer"], json!({}));
             }
         }
         "Deployment" => {
@@ -212,6 +201,10 @@ pub fn prepare_create(rt: &ResourceType, obj: &mut Value) {
                 &["status"],
                 json!({"conditions": null, "acceptedNames": {"plural": "", "kind": ""}, "storedVersions": storage}),
             );
+        }
+        // Service status is a struct, not a pointer: every Service has `loadBalancer: {}`.
+        "Service" if obj.pointer("/status/loadBalancer").is_none() => {
+            util::set_path(obj, &["status", "loadBalancer"], json!({}));
         }
         _ => {}
     }

@@ -13,6 +13,7 @@
 //! [`gc`] (ownerReference garbage collection), [`scale`] and [`disruption`] (PDBs, eviction).
 
 mod auth;
+mod bootstrap_rbac;
 mod controllers;
 mod discovery;
 mod disruption;
@@ -28,6 +29,9 @@ mod pods;
 mod registry;
 mod scale;
 mod selectors;
+mod services;
+#[cfg(test)]
+mod services_rbac_tests;
 mod sets;
 mod status;
 mod store;
@@ -155,6 +159,15 @@ impl KubeApiServer {
             format!("{location}-a")
         };
         self.register_nodes(&mut st, cluster, &zone);
+        self.bootstrap_rbac(&mut st);
+        if let Some(svc) = st.type_for_kind("v1", "Service") {
+            self.controller_create(
+                &mut st,
+                &svc,
+                services::kubernetes_service(),
+                "kube-apiserver",
+            );
+        }
         let rv = st.rv;
         for t in &mut st.types {
             t.since_rv = rv;

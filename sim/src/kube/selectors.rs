@@ -168,6 +168,40 @@ impl FieldSelector {
     }
 }
 
+/// Whether a `metav1.LabelSelector` (JSON) selects `labels`; an empty selector selects all.
+pub fn selector_matches(selector: &Value, labels: Option<&Value>) -> bool {
+    let label = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+    let match_labels_ok = selector
+        .get("matchLabels")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .all(|(k, v)| label(k) == v.as_str());
+    let expressions_ok = selector
+        .get("matchExpressions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .all(|e| {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
+            let values: Vec<&str> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            match e.get("operator").and_then(Value::as_str) {
+                Some("In") => label(key).is_some_and(|v| values.contains(&v)),
+                Some("NotIn") => label(key).is_none_or(|v| !values.contains(&v)),
+                Some("Exists") => label(key).is_some(),
+                Some("DoesNotExist") => label(key).is_none(),
+                _ => false,
+            }
+        });
+    match_labels_ok && expressions_ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,5 +244,28 @@ mod tests {
                 .unwrap()
                 .matches(&o)
         );
+    }
+
+    #[test]
+    fn selector_matches_labels_and_expressions() {
+        let labels = json!({"a": "1", "b": "2"});
+        assert!(selector_matches(&json!({}), Some(&labels)));
+        assert!(selector_matches(
+            &json!({"matchLabels": {"a": "1"}}),
+            Some(&labels)
+        ));
+        assert!(!selector_matches(
+            &json!({"matchLabels": {"a": "2"}}),
+            Some(&labels)
+        ));
+        assert!(selector_matches(
+            &json!({"matchExpressions": [{"key": "b", "operator": "In", "values": ["2", "3"]}, {"key": "c", "operator": "DoesNotExist"}]}),
+            Some(&labels)
+        ));
+        assert!(!selector_matches(
+            &json!({"matchExpressions": [{"key": "a", "operator": "NotIn", "values": ["1"]}]}),
+            Some(&labels)
+        ));
+        assert!(!selector_matches(&json!({"matchLabels": {"a": "1"}}), None));
     }
 }

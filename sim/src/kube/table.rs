@@ -119,7 +119,26 @@ fn columns(rt: &ResourceType) -> Vec<Value> {
             col("Secrets", "string", "", "Secrets is a list of the secrets"),
             age,
         ],
-        "CustomResourceDefinition" => vec![name, col("Created At", "date", "", "")],
+        "CustomResourceDefinition" | "ClusterRole" | "Role" => {
+            vec![name, col("Created At", "date", "", "")]
+        }
+        "ClusterRoleBinding" | "RoleBinding" => vec![
+            name,
+            col("Role", "string", "", ""),
+            age,
+            priority(col("Users", "string", "", ""), 1),
+            priority(col("Groups", "string", "", ""), 1),
+            priority(col("ServiceAccounts", "string", "", ""), 1),
+        ],
+        "Service" => vec![
+            name,
+            col("Type", "string", "", ""),
+            col("Cluster-IP", "string", "", ""),
+            col("External-IP", "string", "", ""),
+            col("Port(s)", "string", "", ""),
+            age,
+            priority(col("Selector", "string", "", ""), 1),
+        ],
         "Deployment" => vec![
             name,
             col("Ready", "string", "", ""),
@@ -347,7 +366,58 @@ fn cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
             ),
             json!(age(obj)),
         ],
-        "CustomResourceDefinition" => vec![
+        "ClusterRoleBinding" | "RoleBinding" => {
+            let subjects = |kind: &str| -> String {
+                let names: Vec<String> = obj
+                    .get("subjects")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|s| s["kind"] == kind)
+                    .map(|s| match (kind, s["namespace"].as_str()) {
+                        ("ServiceAccount", Some(ns)) => {
+                            format!("{ns}/{}", s["name"].as_str().unwrap_or_default())
+                        }
+                        _ => s["name"].as_str().unwrap_or_default().to_string(),
+                    })
+                    .collect();
+                names.join(", ")
+            };
+            let role = format!(
+                "{}/{}",
+                obj.pointer("/roleRef/kind")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default(),
+                obj.pointer("/roleRef/name")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+            );
+            vec![
+                name,
+                json!(role),
+                json!(age(obj)),
+                json!(subjects("User")),
+                json!(subjects("Group")),
+                json!(subjects("ServiceAccount")),
+            ]
+        }
+        "Service" => vec![
+            name,
+            obj.pointer("/spec/type")
+                .cloned()
+                .unwrap_or(json!("ClusterIP")),
+            json!(
+                obj.pointer("/spec/clusterIP")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("<none>")
+            ),
+            json!(service_external_ip(obj)),
+            json!(service_ports(obj)),
+            json!(age(obj)),
+            json!(service_selector(obj)),
+        ],
+        "CustomResourceDefinition" | "ClusterRole" | "Role" => vec![
             name,
             obj.pointer("/metadata/creationTimestamp")
                 .cloned()
@@ -472,6 +542,98 @@ fn cells(rt: &ResourceType, obj: &Value) -> Vec<Value> {
         }
         _ => vec![name, json!(age(obj))],
     }
+}
+
+fn priority(mut c: Value, p: i64) -> Value {
+    c["priority"] = json!(p);
+    c
+}
+
+fn strs(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(String::from)
+        .collect()
+}
+
+/// The External-IP cell as kubectl's printers compute it (upstream
+/// pkg/printers/internalversion/printers.go `getServiceExternalIP`).
+fn service_external_ip(svc: &Value) -> String {
+    let external = strs(svc.pointer("/spec/externalIPs"));
+    let ty = svc
+        .pointer("/spec/type")
+        .and_then(Value::as_str)
+        .unwrap_or("ClusterIP");
+    match ty {
+        "ExternalName" => svc
+            .pointer("/spec/externalName")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string(),
+        "LoadBalancer" => {
+            let mut ips: Vec<String> = svc
+                .pointer("/status/loadBalancer/ingress")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|i| {
+                    i.get("ip")
+                        .or_else(|| i.get("hostname"))
+                        .and_then(Value::as_str)
+                })
+                .map(String::from)
+                .collect();
+            ips.extend(external);
+            if ips.is_empty() {
+                "<pending>".into()
+            } else {
+                ips.join(",")
+            }
+        }
+        _ if external.is_empty() => "<none>".into(),
+        _ => external.join(","),
+    }
+}
+
+/// `80:31234/TCP,443/TCP` (the Port(s) cell).
+fn service_ports(svc: &Value) -> String {
+    let ports: Vec<String> = svc
+        .pointer("/spec/ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|p| {
+            let port = p["port"].as_i64().unwrap_or(0);
+            let proto = p["protocol"].as_str().unwrap_or("TCP");
+            match p["nodePort"].as_i64().filter(|n| *n != 0) {
+                Some(np) => format!("{port}:{np}/{proto}"),
+                None => format!("{port}/{proto}"),
+            }
+        })
+        .collect();
+    if ports.is_empty() {
+        "<none>".into()
+    } else {
+        ports.join(",")
+    }
+}
+
+fn service_selector(svc: &Value) -> String {
+    let Some(sel) = svc
+        .pointer("/spec/selector")
+        .and_then(Value::as_object)
+        .filter(|m| !m.is_empty())
+    else {
+        return "<none>".into();
+    };
+    let mut pairs: Vec<String> = sel
+        .iter()
+        .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+        .collect();
+    pairs.sort();
+    pairs.join(",")
 }
 
 fn partial(obj: &Value) -> Value {

@@ -302,3 +302,153 @@ fn check(schema: &Value, v: &Value, path: &str, causes: &mut Vec<Cause>) {
         _ => {}
     }
 }
+
+/// Go's `%#v` of a string, as validation messages quote values.
+fn go_quote(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+/// Go's `%#v` of a `map[string]string` (keys sorted, as fmt prints maps).
+fn go_string_map(m: Option<&Value>) -> String {
+    let Some(obj) = m.and_then(Value::as_object) else {
+        return "map[string]string(nil)".into();
+    };
+    let mut pairs: Vec<(&String, &Value)> = obj.iter().collect();
+    pairs.sort_by(|a, b| a.0.cmp(b.0));
+    let items: Vec<String> = pairs
+        .into_iter()
+        .map(|(k, v)| {
+            format!(
+                "{}:{}",
+                go_quote(k),
+                go_quote(v.as_str().unwrap_or_default())
+            )
+        })
+        .collect();
+    format!("map[string]string{{{}}}", items.join(", "))
+}
+
+fn go_string_slice(v: Option<&Value>) -> String {
+    match v.and_then(Value::as_array) {
+        None => "[]string(nil)".into(),
+        Some(a) => {
+            let items: Vec<String> = a
+                .iter()
+                .map(|s| go_quote(s.as_str().unwrap_or_default()))
+                .collect();
+            format!("[]string{{{}}}", items.join(", "))
+        }
+    }
+}
+
+/// Go's `%#v` of a `*v1.LabelSelector` value.
+fn go_label_selector(sel: Option<&Value>) -> String {
+    let Some(sel) = sel.filter(|s| !s.is_null()) else {
+        return "(*v1.LabelSelector)(nil)".into();
+    };
+    let exprs = match sel.get("matchExpressions").and_then(Value::as_array) {
+        None => "[]v1.LabelSelectorRequirement(nil)".to_string(),
+        Some(a) => {
+            let items: Vec<String> = a
+                .iter()
+                .map(|e| {
+                    format!(
+                        "v1.LabelSelectorRequirement{{Key:{}, Operator:{}, Values:{}}}",
+                        go_quote(e["key"].as_str().unwrap_or_default()),
+                        go_quote(e["operator"].as_str().unwrap_or_default()),
+                        go_string_slice(e.get("values"))
+                    )
+                })
+                .collect();
+            format!("[]v1.LabelSelectorRequirement{{{}}}", items.join(", "))
+        }
+    };
+    format!(
+        "v1.LabelSelector{{MatchLabels:{}, MatchExpressions:{exprs}}}",
+        go_string_map(sel.get("matchLabels"))
+    )
+}
+
+/// Spec problems of a Deployment (upstream `ValidateDeploymentSpec`, the selector part).
+pub fn deployment_spec_causes(obj: &Value) -> Vec<Cause> {
+    let selector = obj.pointer("/spec/selector");
+    let labels = obj.pointer("/spec/template/metadata/labels");
+    match selector {
+        Some(sel) if !super::selectors::selector_matches(sel, labels) => vec![Cause::new(
+            "FieldValueInvalid",
+            "spec.template.metadata.labels",
+            format!(
+                "Invalid value: {}: `selector` does not match template `labels`",
+                go_string_map(labels)
+            ),
+        )],
+        _ => Vec::new(),
+    }
+}
+
+/// Fields an update may not change: a binding's `roleRef`, a Deployment's `spec.selector`.
+pub fn immutable_field_causes(rt: &ResourceType, old: &Value, new: &Value) -> Vec<Cause> {
+    let mut causes = Vec::new();
+    if rt.group == "rbac.authorization.k8s.io"
+        && rt.kind.ends_with("RoleBinding")
+        && old.get("roleRef") != new.get("roleRef")
+    {
+        let r = |k: &str| go_quote(new["roleRef"][k].as_str().unwrap_or_default());
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            "roleRef",
+            format!(
+                "Invalid value: rbac.RoleRef{{APIGroup:{}, Kind:{}, Name:{}}}: cannot change roleRef",
+                r("apiGroup"),
+                r("kind"),
+                r("name")
+            ),
+        ));
+    }
+    if rt.group == "apps"
+        && rt.kind == "Deployment"
+        && old.pointer("/spec/selector") != new.pointer("/spec/selector")
+    {
+        causes.push(Cause::new(
+            "FieldValueInvalid",
+            "spec.selector",
+            format!(
+                "Invalid value: {}: field is immutable",
+                go_label_selector(new.pointer("/spec/selector"))
+            ),
+        ));
+    }
+    causes
+}
+
+#[cfg(test)]
+mod go_format_tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn label_selector_prints_like_go() {
+        assert_eq!(
+            go_label_selector(Some(&json!({"matchLabels": {"b": "2", "a": "1"}}))),
+            "v1.LabelSelector{MatchLabels:map[string]string{\"a\":\"1\", \"b\":\"2\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}"
+        );
+        assert_eq!(
+            go_label_selector(Some(
+                &json!({"matchExpressions": [{"key": "k", "operator": "In", "values": ["x"]}]})
+            )),
+            "v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{Key:\"k\", Operator:\"In\", Values:[]string{\"x\"}}}}"
+        );
+    }
+
+    #[test]
+    fn deployment_template_labels_must_match_its_selector() {
+        let ok = json!({"spec": {"selector": {"matchLabels": {"app": "a"}}, "template": {"metadata": {"labels": {"app": "a", "x": "y"}}}}});
+        assert!(deployment_spec_causes(&ok).is_empty());
+        let bad = json!({"spec": {"selector": {"matchLabels": {"app": "b"}}, "template": {"metadata": {"labels": {"app": "a"}}}}});
+        let c = deployment_spec_causes(&bad);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c[0].field, "spec.template.metadata.labels");
+    }
+}

@@ -690,7 +690,7 @@ fn finish_create(
     let name = util::get_str(&obj, &["metadata", "name"])
         .unwrap_or_default()
         .to_string();
-    kinds::default_object(rt, &mut obj);
+    kinds::default_object(rt, &mut obj, &mut st.rng);
     validate_object(rt, None, &obj)?;
     if let Some(m) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
         for k in [
@@ -854,7 +854,8 @@ fn finish_update(
         }
     }
     if call.sub.is_empty() {
-        kinds::default_object(rt, &mut new);
+        let mut scratch = util::Rng::from_entropy();
+        kinds::default_object(rt, &mut new, &mut scratch);
     }
     validate_object(rt, Some(old), &new)?;
     if rt.has_generation && call.sub.is_empty() {

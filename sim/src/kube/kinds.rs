@@ -7,10 +7,10 @@ use serde_json::{Map, Value, json};
 
 use super::pod_spec;
 use super::registry::ResourceType;
-use super::util::{self, b64, order_keys, sort_keys};
+use super::util::{self, Rng, b64, order_keys, sort_keys};
 
 /// Defaulting, as the apiserver's decoder applies it.
-pub fn default_object(rt: &ResourceType, obj: &mut Value) {
+pub fn default_object(rt: &ResourceType, obj: &mut Value, rng: &mut Rng) {
     match rt.kind.as_str() {
         "Secret" => {
             if let Some(Value::Object(sd)) =

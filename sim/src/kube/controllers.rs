@@ -27,7 +27,7 @@ impl KubeApiServer {
     /// A controller's write to an existing object: `change` edits it; ownership is recorded
     /// as an Update by `manager` (on `subresource`). Returns the stored object.
     #[allow(clippy::too_many_arguments)]
-    fn controller_update(
+    pub(super) fn controller_update(
         &self,
         st: &mut State,
         rt: &ResourceType,
@@ -80,6 +80,7 @@ impl KubeApiServer {
             &now,
         );
         managed::write(&mut obj, entries);
+        self.admit_controller_pod(st, rt, &mut obj);
         kinds::prepare_create(rt, &mut obj);
         let uid = st.uid();
         util::set_path(&mut obj, &["metadata", "uid"], json!(uid));

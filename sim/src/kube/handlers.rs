@@ -735,6 +735,8 @@ fn finish_create(
         );
         managed::write(&mut obj, entries);
     }
+    // Mutating admission runs after ownership is recorded: webhook changes are unowned.
+    server.admit_pod(st, rt, &mut obj)?;
     kinds::prepare_create(rt, &mut obj);
     let uid = st.uid();
     util::set_path(&mut obj, &["metadata", "uid"], json!(uid));

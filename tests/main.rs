@@ -14,6 +14,7 @@ mod kubectl_fidelity;
 mod output_dir;
 mod remote_secret;
 mod sandbox_cli;
+mod sandbox_dataplane;
 mod saved_plan;
 mod validate;
 mod verbose;

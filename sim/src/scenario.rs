@@ -120,10 +120,13 @@ impl Scenario {
                 Some((rev, "proxy_version"))
                     if crate::revisions::is_managed(rev) && !value.is_empty() =>
                 {
-                    self.proxy_versions.insert(rev.to_string(), value.to_string());
+                    self.proxy_versions
+                        .insert(rev.to_string(), value.to_string());
                     return Ok(());
                 }
-                _ => bail!("--set {key}: expected revision.asm-managed[-rapid|-stable].proxy_version"),
+                _ => bail!(
+                    "--set {key}: expected revision.asm-managed[-rapid|-stable].proxy_version"
+                ),
             }
         }
         if let Some(rest) = key.strip_prefix("cluster.") {

@@ -83,7 +83,10 @@ fn dataplane_control(revision: &str, version: &str) -> Value {
 
 /// Applies a CRD (if absent) and makes it Established at once.
 fn ensure_crd(member: &dyn MemberCluster, text: &str, name: &str) {
-    if member.get_object(CRD_API, "CustomResourceDefinition", None, name).is_some() {
+    if member
+        .get_object(CRD_API, "CustomResourceDefinition", None, name)
+        .is_some()
+    {
         return;
     }
     match member.apply_object(parse_crd(text)) {
@@ -156,7 +159,9 @@ fn start_dataplane_controllers(api: &Arc<GoogleApi>) {
         let mut st = api.lock();
         st.clusters
             .iter_mut()
-            .filter(|c| c.crd == CrdState::Installed && c.member.is_some() && !c.dataplane_controller)
+            .filter(|c| {
+                c.crd == CrdState::Installed && c.member.is_some() && !c.dataplane_controller
+            })
             .map(|c| {
                 c.dataplane_controller = true;
                 c.name.clone()
@@ -211,7 +216,9 @@ fn reconcile_dataplane(
                     Err(e) => tracing::warn!("applying DataPlaneControl {revision}: {e:#}"),
                 }
             }
-            Some(d) if d.pointer("/spec/proxyVersion").and_then(Value::as_str) != Some(&version) => {
+            Some(d)
+                if d.pointer("/spec/proxyVersion").and_then(Value::as_str) != Some(&version) =>
+            {
                 if let Err(e) = member.apply_object(dataplane_control(revision, &version)) {
                     tracing::warn!("updating DataPlaneControl {revision}: {e:#}");
                 }

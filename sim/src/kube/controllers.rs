@@ -232,6 +232,17 @@ impl KubeApiServer {
         let Some(crd) = st.get(&rt, "", name).cloned() else {
             return;
         };
+        // Established is never taken back (a settled CRD stays served).
+        let already = crd
+            .pointer("/status/conditions")
+            .and_then(Value::as_array)
+            .is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Established" && c["status"] == "True")
+            });
+        if already && !established {
+            return;
+        }
         let names = crd.pointer("/spec/names").cloned().unwrap_or(json!({}));
         self.controller_update(&mut st, &rt, "", name, "kube-apiserver", "status", |c| {
             let mut accepted = names.clone();

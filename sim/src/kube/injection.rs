@@ -493,11 +493,7 @@ pub fn status_annotation(
     revision: &str,
 ) -> String {
     let list = |v: &[String]| {
-        if v.is_empty() {
-            Value::Null
-        } else {
-            json!(v)
-        }
+        if v.is_empty() { Value::Null } else { json!(v) }
     };
     json!({
         "initContainers": list(init_containers),
@@ -684,8 +680,8 @@ impl KubeApiServer {
                 return None;
             }
             let version = self.proxy_versions().get(revision)?;
-            let cni_label = util::get_str(cpr, &["metadata", "labels", MANAGED_CNI_LABEL])
-                == Some("true");
+            let cni_label =
+                util::get_str(cpr, &["metadata", "labels", MANAGED_CNI_LABEL]) == Some("true");
             let cni_option = st
                 .type_for_kind("v1", "ConfigMap")
                 .and_then(|cm| {
@@ -735,7 +731,9 @@ impl KubeApiServer {
                     &["data", "values"],
                 )?;
                 let values: Value = serde_json::from_str(values).ok()?;
-                values.pointer("/istio_cni/enabled").and_then(Value::as_bool)
+                values
+                    .pointer("/istio_cni/enabled")
+                    .and_then(Value::as_bool)
             })
             .unwrap_or(false);
         let istiod_name = util::get_str(istiod, &["metadata", "name"]).unwrap_or("istiod");
@@ -765,7 +763,12 @@ impl KubeApiServer {
                 "admissionregistration.k8s.io/v1",
                 "MutatingWebhookConfiguration",
             )
-            .map(|t| st.list(&t, None).into_iter().map(|(_, v)| v.clone()).collect())
+            .map(|t| {
+                st.list(&t, None)
+                    .into_iter()
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         if configurations.is_empty() {
             return Ok(());

@@ -61,14 +61,16 @@ fn default_mwc() -> Value {
         "failurePolicy": "Fail",
         "namespaceSelector": {"matchExpressions": [{"key": "istio-injection", "operator": "In", "values": ["enabled"]}]},
         "objectSelector": {"matchExpressions": [not_false()]}}));
-    webhooks.push(json!({"name": "object.sidecar-injector.istio.io", "clientConfig": svc, "rules": rule(),
+    webhooks.push(
+        json!({"name": "object.sidecar-injector.istio.io", "clientConfig": svc, "rules": rule(),
         "failurePolicy": "Fail",
         "namespaceSelector": {"matchExpressions": [
             {"key": "istio-injection", "operator": "DoesNotExist"},
             {"key": "istio.io/rev", "operator": "DoesNotExist"}]},
         "objectSelector": {"matchExpressions": [
             {"key": "sidecar.istio.io/inject", "operator": "In", "values": ["true"]},
-            {"key": "istio.io/rev", "operator": "DoesNotExist"}]}}));
+            {"key": "istio.io/rev", "operator": "DoesNotExist"}]}}),
+    );
     json!({"metadata": {"name": "istio-sidecar-injector", "labels": {"istio.io/rev": "default", "app": "sidecar-injector"}},
         "webhooks": webhooks})
 }
@@ -120,7 +122,11 @@ fn injected_revision(pod: &Value, ns_labels: Value, configs: &[Value]) -> Option
 fn namespace_rev_label_injects_that_revision() {
     let p = pod(json!({"app": "web"}), json!({}));
     assert_eq!(
-        injected_revision(&p, json!({"istio.io/rev": "asm-managed-rapid"}), &configurations()),
+        injected_revision(
+            &p,
+            json!({"istio.io/rev": "asm-managed-rapid"}),
+            &configurations()
+        ),
         Some("asm-managed-rapid".into())
     );
 }
@@ -162,7 +168,11 @@ fn unlabelled_namespace_and_pod_are_not_injected() {
 fn pod_label_inject_false_opts_out_in_a_labelled_namespace() {
     let p = pod(json!({"sidecar.istio.io/inject": "false"}), json!({}));
     assert_eq!(
-        injected_revision(&p, json!({"istio.io/rev": "asm-managed"}), &configurations()),
+        injected_revision(
+            &p,
+            json!({"istio.io/rev": "asm-managed"}),
+            &configurations()
+        ),
         None
     );
     assert_eq!(
@@ -175,7 +185,11 @@ fn pod_label_inject_false_opts_out_in_a_labelled_namespace() {
 fn pod_annotation_inject_false_opts_out_inside_the_injector() {
     let p = pod(json!({}), json!({"sidecar.istio.io/inject": "false"}));
     assert_eq!(
-        injected_revision(&p, json!({"istio.io/rev": "asm-managed"}), &configurations()),
+        injected_revision(
+            &p,
+            json!({"istio.io/rev": "asm-managed"}),
+            &configurations()
+        ),
         None
     );
     // The label wins over the annotation.
@@ -184,7 +198,11 @@ fn pod_annotation_inject_false_opts_out_inside_the_injector() {
         json!({"sidecar.istio.io/inject": "false"}),
     );
     assert_eq!(
-        injected_revision(&p, json!({"istio.io/rev": "asm-managed"}), &configurations()),
+        injected_revision(
+            &p,
+            json!({"istio.io/rev": "asm-managed"}),
+            &configurations()
+        ),
         Some("asm-managed".into())
     );
 }
@@ -202,7 +220,11 @@ fn pod_rev_label_injects_in_an_unlabelled_namespace() {
 fn namespace_rev_label_beats_the_pod_rev_label() {
     let p = pod(json!({"istio.io/rev": "asm-managed-rapid"}), json!({}));
     assert_eq!(
-        injected_revision(&p, json!({"istio.io/rev": "asm-managed"}), &configurations()),
+        injected_revision(
+            &p,
+            json!({"istio.io/rev": "asm-managed"}),
+            &configurations()
+        ),
         Some("asm-managed".into())
     );
 }
@@ -228,7 +250,11 @@ fn manual_injection_is_left_alone() {
         .push(json!({"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.22.0"}));
     assert!(manually_injected(&p));
     assert_eq!(
-        injected_revision(&p, json!({"istio.io/rev": "asm-managed"}), &configurations()),
+        injected_revision(
+            &p,
+            json!({"istio.io/rev": "asm-managed"}),
+            &configurations()
+        ),
         None
     );
 }
@@ -376,7 +402,8 @@ fn only_the_first_matching_injector_injects() {
     // Two configurations claiming istio-injection=enabled: both are called, in name
     // order, and the second finds the Pod already injected.
     let mut second = default_mwc();
-    second["metadata"] = json!({"name": "istio-sidecar-injector-zz", "labels": {"istio.io/rev": "zz"}});
+    second["metadata"] =
+        json!({"name": "istio-sidecar-injector-zz", "labels": {"istio.io/rev": "zz"}});
     let configs = vec![second, default_mwc()];
     let p = pod(json!({}), json!({}));
     let out = match admit(
@@ -537,11 +564,15 @@ async fn provisioned_cluster() -> Arc<KubeApiServer> {
         None,
         "controlplanerevisions.mesh.cloud.google.com",
     );
-    s.apply_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))
-        .unwrap();
-    s.apply_object(json!({"apiVersion": "mesh.cloud.google.com/v1beta1", "kind": "ControlPlaneRevision",
+    s.apply_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    )
+    .unwrap();
+    s.apply_object(
+        json!({"apiVersion": "mesh.cloud.google.com/v1beta1", "kind": "ControlPlaneRevision",
         "metadata": {"name": "asm-managed", "namespace": "istio-system"},
-        "spec": {"type": "managed_service", "channel": "regular"}}))
+        "spec": {"type": "managed_service", "channel": "regular"}}),
+    )
     .unwrap();
     s.settle(
         "mesh.cloud.google.com/v1beta1",
@@ -551,7 +582,7 @@ async fn provisioned_cluster() -> Arc<KubeApiServer> {
     );
     s.apply_object(json!({"apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": "shop", "labels": {"istio.io/rev": "asm-managed"}}}))
-    .unwrap();
+        .unwrap();
     s
 }
 
@@ -573,7 +604,10 @@ async fn api_pod_create_is_injected_and_relabel_leaves_it_alone() {
     .await;
     assert_eq!(r.status, 201, "{}", r.body_json());
     let created = body(&r);
-    assert_eq!(created["metadata"]["annotations"]["istio.io/rev"], "asm-managed");
+    assert_eq!(
+        created["metadata"]["annotations"]["istio.io/rev"],
+        "asm-managed"
+    );
     assert_eq!(
         created["spec"]["containers"][1]["image"],
         "gcr.io/gke-release/asm/proxyv2:1.23.6-asm.14"
@@ -592,7 +626,14 @@ async fn api_pod_create_is_injected_and_relabel_leaves_it_alone() {
     )
     .await;
     assert_eq!(r.status, 200);
-    let r = call(&s, "GET", "/api/v1/namespaces/shop/pods/web-1", "", Value::Null).await;
+    let r = call(
+        &s,
+        "GET",
+        "/api/v1/namespaces/shop/pods/web-1",
+        "",
+        Value::Null,
+    )
+    .await;
     assert_eq!(body(&r)["spec"], created["spec"]);
     // A new Pod in the relabelled namespace is not injected.
     let r = call(
@@ -646,11 +687,13 @@ async fn proxy_version_change_reaches_new_pods_only() {
 #[tokio::test]
 async fn in_cluster_revision_is_served_only_when_istiod_is_available() {
     let s = server();
-    s.apply_object(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}))
-        .unwrap();
+    s.apply_object(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}}),
+    )
+    .unwrap();
     s.apply_object(json!({"apiVersion": "v1", "kind": "Namespace",
         "metadata": {"name": "shop", "labels": {"istio.io/rev": "asm-191-1"}}}))
-    .unwrap();
+        .unwrap();
     let mut mwc = in_cluster_mwc("asm-191-1", "Fail");
     mwc["apiVersion"] = json!("admissionregistration.k8s.io/v1");
     mwc["kind"] = json!("MutatingWebhookConfiguration");
@@ -684,7 +727,10 @@ async fn in_cluster_revision_is_served_only_when_istiod_is_available() {
     {
         let mut st = s.lock();
         let rt = st.type_for_kind("apps/v1", "Deployment").unwrap();
-        let mut d = st.get(&rt, "istio-system", "istiod-asm-191-1").unwrap().clone();
+        let mut d = st
+            .get(&rt, "istio-system", "istiod-asm-191-1")
+            .unwrap()
+            .clone();
         d["status"] = json!({"conditions": [{"type": "Available", "status": "True"}]});
         st.put(&rt, d, crate::kube::store::EventType::Modified);
     }

@@ -410,7 +410,11 @@ impl MemberCluster for KubeApiServer {
     fn delete_object(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) {
         let mut st = self.lock();
         if let Some(rt) = st.type_for_kind(api_version, kind) {
-            st.remove(&store::ObjKey::new(&rt, namespace.unwrap_or_default(), name));
+            st.remove(&store::ObjKey::new(
+                &rt,
+                namespace.unwrap_or_default(),
+                name,
+            ));
         }
     }
 

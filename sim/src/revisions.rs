@@ -82,4 +82,21 @@ mod tests {
         assert!(is_managed("asm-managed-stable"));
         assert!(!is_managed("default"));
     }
+
+    #[test]
+    fn proxy_version_knob_accepts_managed_revisions_only() {
+        let set = |k: &str, v: &str| {
+            crate::scenario::Scenario::build("fresh", &[(k.to_string(), v.to_string())])
+        };
+        let s = set("revision.asm-managed-rapid.proxy_version", "1.25.1-asm.2").unwrap();
+        assert_eq!(
+            ProxyVersions::new(&s.proxy_versions)
+                .get("asm-managed-rapid")
+                .unwrap(),
+            "1.25.1-asm.2"
+        );
+        assert!(set("revision.asm-1232-1.proxy_version", "1.0.0").is_err());
+        assert!(set("revision.asm-managed.image", "x").is_err());
+        assert!(set("revision.asm-managed.proxy_version", "").is_err());
+    }
 }

@@ -245,15 +245,11 @@ pub fn injector_wants(pod: &Value, namespace: &str) -> bool {
     }
     let label = util::get_str(pod, &["metadata", "labels", INJECT_LABEL]);
     let annotation = util::get_str(pod, &["metadata", "annotations", INJECT_LABEL]);
-    match label
+    let value = label
         .or(annotation)
         .unwrap_or_default()
-        .to_ascii_lowercase()
-        .as_str()
-    {
-        "y" | "yes" | "true" | "on" | "" => true,
-        _ => false,
-    }
+        .to_ascii_lowercase();
+    matches!(value.as_str(), "y" | "yes" | "true" | "on" | "")
 }
 
 /// A revision that answers injection calls, and the proxy it injects.

@@ -42,6 +42,9 @@ const CRD_API: &str = "apiextensions.k8s.io/v1";
 
 /// How often a waiting controller looks again.
 const POLL: Duration = Duration::from_millis(100);
+/// How often the managed data plane controller looks at its cluster (it runs as long as
+/// the sandbox, one per cluster, so it looks less often than a waiting controller).
+const DATAPLANE_POLL: Duration = Duration::from_millis(250);
 
 fn crd() -> Value {
     serde_json::from_str(CRD).unwrap_or(Value::Null)
@@ -251,7 +254,7 @@ async fn dataplane_controller(weak: Weak<GoogleApi>, cluster: String) {
                 });
             }
         }
-        tokio::time::sleep(POLL).await;
+        tokio::time::sleep(DATAPLANE_POLL).await;
     }
 }
 

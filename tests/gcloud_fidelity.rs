@@ -211,6 +211,29 @@ fn services_list_and_enable() {
 }
 
 #[test]
+fn services_enable_mesh_also_enables_gkehub() {
+    let sb = TestSandbox::with(fast("fresh"));
+    let Some(out) = gcloud_ok(&sb, &["services", "enable", "mesh.googleapis.com"]) else {
+        return;
+    };
+    assert!(!out.contains("ERROR"), "{out}");
+    let list = gcloud_json(&sb, &["services", "list", "--enabled"]).unwrap();
+    let names: Vec<&str> = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["config"]["name"].as_str())
+        .collect();
+    for s in [
+        "mesh.googleapis.com",
+        "gkehub.googleapis.com",
+        "meshconfig.googleapis.com",
+    ] {
+        assert!(names.contains(&s), "{s} not in {names:?}");
+    }
+}
+
+#[test]
 fn services_enable_polls_a_running_operation() {
     let sb = TestSandbox::with(fast("fresh").set("timing.serviceusage_op_ms", "300"));
     let Some(_) = gcloud_ok(
@@ -346,6 +369,19 @@ fn fleet_register_and_mesh_lifecycle() {
     )
     .unwrap();
     assert_eq!(m["uniqueId"], list[0]["uniqueId"]);
+    // The cluster now holds the Membership object installers read.
+    if let Some(out) = sb.kubectl(&["get", "memberships.hub.gke.io", "membership", "-o", "yaml"]) {
+        assert_success(&out, "kubectl get memberships.hub.gke.io membership");
+        let obj: Value = serde_yaml::from_str(&stdout(&out)).unwrap();
+        assert_eq!(
+            obj["spec"]["owner"]["id"],
+            "//gkehub.googleapis.com/projects/asm-fresh/locations/us-central1/memberships/cluster-1"
+        );
+        assert_eq!(
+            obj["spec"]["workload_identity_pool"],
+            "asm-fresh.svc.id.goog"
+        );
+    }
 
     // Registering again is "already registered", not an error.
     gcloud_ok(

@@ -18,6 +18,7 @@ mod plan_executors;
 mod remote_secret;
 mod runner_contract;
 mod sandbox_cli;
+mod sandbox_dataplane;
 mod saved_plan;
 mod trust;
 mod validate;

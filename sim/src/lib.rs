@@ -12,6 +12,7 @@ pub mod http;
 pub mod kube;
 pub mod member;
 pub mod request_log;
+pub mod revisions;
 pub mod sandbox;
 pub mod scenario;
 pub mod tls;

@@ -19,8 +19,12 @@ pub trait MemberCluster: Send + Sync + std::fmt::Debug {
         name: &str,
     ) -> Option<Value>;
 
+    /// Deletes an object if it exists; `namespace` is `None` for cluster-scoped kinds.
+    fn delete_object(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str);
+
     /// Does at once what the cluster's controllers would do to this object after their
-    /// delays (a CRD becomes Established, a ControlPlaneRevision ProvisioningFinished), so a
+    /// delays (a CRD becomes Established, a ControlPlaneRevision ProvisioningFinished, a
+    /// DataPlaneControl Ready), so a
     /// scenario can start in a settled state.
     fn settle(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str);
 }

@@ -138,6 +138,9 @@ impl Sandbox {
             })
             .collect();
         let google = GoogleApi::with_tokens(scenario.clone(), tokens.clone(), endpoints);
+        for c in &clusters {
+            c.api.use_proxy_versions(google.proxy_versions());
+        }
         let listener = TcpListener::bind(("127.0.0.1", config.port.unwrap_or(0)))
             .await
             .with_context(|| {

@@ -28,6 +28,10 @@ pub struct Scenario {
     /// Simulated durations (not part of the scenario files; set with `timing.*`).
     #[serde(skip)]
     pub timing: Timing,
+    /// Proxy versions of managed revisions that differ from the defaults (set with
+    /// `revision.NAME.proxy_version`).
+    #[serde(skip)]
+    pub proxy_versions: BTreeMap<String, String>,
 }
 
 /// One GKE cluster of a scenario.
@@ -104,7 +108,8 @@ impl Scenario {
     /// - `deny=perm[,perm…]` (adds denied permissions), `allow=perm` (removes one);
     /// - `project.id=ID`, `project.number=N`, `principal=user:…`;
     /// - `servicemesh_feature=true|false`;
-    /// - `timing.NAME_ms=MS` (see [`Timing`]).
+    /// - `timing.NAME_ms=MS` (see [`Timing`]);
+    /// - `revision.NAME.proxy_version=V` (a managed revision's proxy version);
     /// - `workload.NS/NAME.ready=false|true` — Pods of workload NAME in NS (a Deployment,
     ///   StatefulSet, DaemonSet or Job) created after start crash-loop, in every cluster.
     pub fn apply_set(&mut self, key: &str, value: &str) -> Result<()> {
@@ -138,6 +143,20 @@ impl Scenario {
                 }
             }
             return Ok(());
+        }
+        if let Some(rest) = key.strip_prefix("revision.") {
+            match rest.rsplit_once('.') {
+                Some((rev, "proxy_version"))
+                    if crate::revisions::is_managed(rev) && !value.is_empty() =>
+                {
+                    self.proxy_versions
+                        .insert(rev.to_string(), value.to_string());
+                    return Ok(());
+                }
+                _ => bail!(
+                    "--set {key}: expected revision.asm-managed[-rapid|-stable].proxy_version"
+                ),
+            }
         }
         if let Some(rest) = key.strip_prefix("cluster.") {
             let (targets, field): (Vec<usize>, &str) = match rest.split_once('.') {

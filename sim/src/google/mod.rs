@@ -58,6 +58,7 @@ mod crm;
 pub mod errors;
 mod gkehub;
 mod ops;
+mod service_dependencies;
 mod serviceusage;
 mod state;
 
@@ -229,6 +230,11 @@ impl GoogleApi {
         // clusters: CRD, namespace and a ready ControlPlaneRevision, applied right now.
         controller::apply_initial(&api);
         api
+    }
+
+    /// The managed revisions' proxy versions; changing them upgrades the channels.
+    pub fn proxy_versions(&self) -> crate::revisions::ProxyVersions {
+        self.lock().proxy_versions.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {

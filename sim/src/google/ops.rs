@@ -256,9 +256,9 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
             Ok(Value::Null)
         }
         Effect::EnableServices { ids, batch } => {
-            for id in &ids {
-                st.enabled.insert(id.clone());
-            }
+            // Dependencies are enabled too; the response names only the requested ones.
+            st.enabled
+                .extend(super::service_dependencies::with_dependencies(&ids));
             let services: Vec<Value> = ids
                 .iter()
                 .map(|id| serviceusage::service_json(st, id))

@@ -16,6 +16,7 @@ use super::ClusterEndpoint;
 use super::ops::Operation;
 use crate::config::Timing;
 use crate::member::MemberCluster;
+use crate::revisions::ProxyVersions;
 use crate::scenario::Scenario;
 
 /// Services the simulated project knows about, with their console titles. An unfiltered
@@ -26,6 +27,7 @@ pub const SERVICE_CATALOGUE: &[(&str, &str)] = &[
         "cloudresourcemanager.googleapis.com",
         "Cloud Resource Manager API",
     ),
+    ("cloudtrace.googleapis.com", "Cloud Trace API"),
     ("compute.googleapis.com", "Compute Engine API"),
     ("connectgateway.googleapis.com", "Connect Gateway API"),
     ("container.googleapis.com", "Kubernetes Engine API"),
@@ -47,6 +49,8 @@ pub const SERVICE_CATALOGUE: &[(&str, &str)] = &[
     ),
     ("meshconfig.googleapis.com", "Mesh Configuration API"),
     ("monitoring.googleapis.com", "Cloud Monitoring API"),
+    ("networksecurity.googleapis.com", "Network Security API"),
+    ("networkservices.googleapis.com", "Network Services API"),
     ("serviceusage.googleapis.com", "Service Usage API"),
     ("stackdriver.googleapis.com", "Stackdriver API"),
     ("trafficdirector.googleapis.com", "Traffic Director API"),
@@ -98,6 +102,11 @@ pub struct Cluster {
     pub running_op: Option<String>,
     pub crd: CrdState,
     pub member: Option<Arc<dyn MemberCluster>>,
+    /// `spec.owner.id` of the in-cluster `memberships.hub.gke.io/membership` object as
+    /// last applied, `None` when there is none.
+    pub membership_object: Option<String>,
+    /// Whether the managed data plane controller task watches this cluster.
+    pub dataplane_controller: bool,
 }
 
 impl Cluster {
@@ -215,6 +224,8 @@ pub struct State {
     /// the v1 `membershipSpecs` map and the v2 MembershipFeature `spec` are two views of it.
     pub membership_specs: BTreeMap<(String, String, String), Value>,
     pub timing: Timing,
+    /// Proxy versions of the managed revisions (the handle the clusters share).
+    pub proxy_versions: ProxyVersions,
     /// All operations of the three styles, keyed by their lookup name (GKE: short name,
     /// Service Usage: `operations/…`, Hub: the last path segment).
     pub ops: BTreeMap<String, Operation>,
@@ -254,6 +265,7 @@ impl State {
             features: BTreeMap::new(),
             membership_specs: BTreeMap::new(),
             timing: scenario.timing.clone(),
+            proxy_versions: ProxyVersions::new(&scenario.proxy_versions),
             ops: BTreeMap::new(),
             seq: 0,
         };
@@ -290,6 +302,8 @@ impl State {
                 running_op: None,
                 crd: CrdState::Absent,
                 member: ep.map(|e| e.member.clone()),
+                membership_object: None,
+                dataplane_controller: false,
             };
             c.refresh_fingerprint();
             if spec.registered {

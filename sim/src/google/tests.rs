@@ -541,7 +541,14 @@ struct FakeCluster {
 
 impl MemberCluster for FakeCluster {
     fn apply_object(&self, object: Value) -> anyhow::Result<Value> {
-        self.applied.lock().unwrap().push(object.clone());
+        let mut applied = self.applied.lock().unwrap();
+        // A re-apply replaces the object where it was (the order of first applies stays).
+        match applied.iter_mut().find(|o| {
+            o["kind"] == object["kind"] && o["metadata"]["name"] == object["metadata"]["name"]
+        }) {
+            Some(existing) => *existing = object.clone(),
+            None => applied.push(object.clone()),
+        }
         Ok(object)
     }
 
@@ -564,6 +571,13 @@ impl MemberCluster for FakeCluster {
             return Some(o);
         }
         Some(found)
+    }
+
+    fn delete_object(&self, _api_version: &str, kind: &str, _ns: Option<&str>, name: &str) {
+        self.applied
+            .lock()
+            .unwrap()
+            .retain(|o| !(o["kind"] == kind && o["metadata"]["name"] == name));
     }
 
     fn settle(&self, _api_version: &str, _kind: &str, _ns: Option<&str>, _name: &str) {}
@@ -652,7 +666,22 @@ async fn fleet_management_installs_the_managed_control_plane() {
         json!({"code": "REVISION_READY", "details": "Ready: asm-managed-rapid"})
     );
     assert_eq!(state["state"]["code"], "OK");
-    let applied = fake.applied.lock().unwrap().clone();
+    // The control plane's objects, in order (the Membership object and the managed data
+    // plane's are checked by their own tests).
+    let applied: Vec<Value> = fake
+        .applied
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|o| {
+            !matches!(o["kind"].as_str(), Some("Membership" | "DataPlaneControl"))
+                && !matches!(
+                    o["metadata"]["name"].as_str(),
+                    Some("memberships.hub.gke.io" | "dataplanecontrols.mesh.cloud.google.com")
+                )
+        })
+        .cloned()
+        .collect();
     let kinds: Vec<&str> = applied.iter().filter_map(|o| o["kind"].as_str()).collect();
     assert_eq!(
         kinds,
@@ -728,20 +757,36 @@ async fn v1_membership_specs_accept_project_ids() {
 async fn installed_scenario_is_applied_at_start() {
     let (fake, ep) = fake_endpoint();
     let api = api_with("installed", &[], vec![ep]);
-    let kinds: Vec<String> = fake
+    let applied: Vec<(String, String)> = fake
         .applied
         .lock()
         .unwrap()
         .iter()
-        .filter_map(|o| o["kind"].as_str().map(String::from))
+        .map(|o| {
+            (
+                o["kind"].as_str().unwrap().to_string(),
+                o["metadata"]["name"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert_eq!(
-        kinds,
-        [
+    let expected = [
+        (
             "CustomResourceDefinition",
-            "Namespace",
-            "ControlPlaneRevision"
-        ]
+            "controlplanerevisions.mesh.cloud.google.com",
+        ),
+        ("Namespace", "istio-system"),
+        ("ControlPlaneRevision", "asm-managed"),
+        ("CustomResourceDefinition", "memberships.hub.gke.io"),
+        ("Membership", "membership"),
+        (
+            "CustomResourceDefinition",
+            "dataplanecontrols.mesh.cloud.google.com",
+        ),
+        ("DataPlaneControl", "asm-managed"),
+    ];
+    assert_eq!(
+        applied,
+        expected.map(|(k, n)| (k.to_string(), n.to_string()))
     );
     let (_, f) = get(
         &api,
@@ -848,4 +893,111 @@ async fn self_signed_jwts_and_the_oauth_token_endpoint() {
         .await;
     assert_eq!(r.status, 400);
     assert_eq!(r.body_json()["error"], "invalid_grant");
+}
+
+fn applied_named(fake: &FakeCluster, kind: &str, name: &str) -> Option<Value> {
+    fake.applied
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+        .cloned()
+}
+
+#[tokio::test]
+async fn membership_object_follows_the_fleet_membership() {
+    let (fake, ep) = fake_endpoint();
+    let api = api_with("fresh", &HUB_ON, vec![ep]);
+    assert!(applied_named(&fake, "Membership", "membership").is_none());
+    let body = json!({"endpoint": {"gkeCluster": {"resourceLink": "//container.googleapis.com/projects/asm-fresh/locations/us-central1-c/clusters/cluster-1"}},
+        "authority": {"issuer": "https://container.googleapis.com/v1/projects/asm-fresh/locations/us-central1-c/clusters/cluster-1"}});
+    let m = "/gkehub/v1/projects/asm-fresh/locations/us-central1/memberships";
+    let (s, op) = call(&api, "POST", &format!("{m}?membershipId=cluster-1"), body).await;
+    assert_eq!(s, 200, "{op}");
+    let obj = applied_named(&fake, "Membership", "membership").unwrap();
+    assert_eq!(obj["apiVersion"], "hub.gke.io/v1");
+    assert_eq!(
+        obj["spec"],
+        json!({
+            "owner": {"id": "//gkehub.googleapis.com/projects/asm-fresh/locations/us-central1/memberships/cluster-1"},
+            "identity_provider": "https://container.googleapis.com/v1/projects/asm-fresh/locations/us-central1-c/clusters/cluster-1",
+            "workload_identity_pool": "asm-fresh.svc.id.goog",
+        })
+    );
+    assert!(applied_named(&fake, "CustomResourceDefinition", "memberships.hub.gke.io").is_some());
+    let (s, _) = call(&api, "DELETE", &format!("{m}/cluster-1"), Value::Null).await;
+    assert_eq!(s, 200);
+    assert!(applied_named(&fake, "Membership", "membership").is_none());
+}
+
+#[tokio::test]
+async fn dataplane_control_per_managed_revision_on_regular_not_on_stable() {
+    let (fake, ep) = fake_endpoint();
+    let _api = api_with(
+        "installed",
+        &[("revision.asm-managed.proxy_version", "1.23.9-asm.2")],
+        vec![ep],
+    );
+    let dpc = applied_named(&fake, "DataPlaneControl", "asm-managed").unwrap();
+    assert_eq!(
+        dpc["spec"],
+        json!({"revision": "asm-managed", "proxyVersion": "1.23.9-asm.2", "proxyTargetBasisPoints": 10000})
+    );
+    let (fake, ep) = fake_endpoint();
+    let _api = api_with("installed", &[("cluster.channel", "STABLE")], vec![ep]);
+    assert!(applied_named(&fake, "ControlPlaneRevision", "asm-managed-stable").is_some());
+    assert!(applied_named(&fake, "DataPlaneControl", "asm-managed-stable").is_none());
+    assert!(
+        applied_named(
+            &fake,
+            "CustomResourceDefinition",
+            "dataplanecontrols.mesh.cloud.google.com"
+        )
+        .is_none()
+    );
+}
+
+#[tokio::test]
+async fn dataplane_control_follows_a_proxy_version_change() {
+    let (fake, ep) = fake_endpoint();
+    let api = api_with("installed", &[], vec![ep]);
+    api.proxy_versions().set("asm-managed", "1.23.7-asm.1");
+    let mut version = Value::Null;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(25)).await;
+        version = applied_named(&fake, "DataPlaneControl", "asm-managed").unwrap()["spec"]
+            ["proxyVersion"]
+            .clone();
+        if version == "1.23.7-asm.1" {
+            break;
+        }
+    }
+    assert_eq!(version, "1.23.7-asm.1");
+}
+
+#[tokio::test]
+async fn enabling_mesh_enables_its_dependencies() {
+    let api = api("fresh", &[]);
+    let (s, op) = call(
+        &api,
+        "POST",
+        "/serviceusage/v1/projects/asm-fresh/services/mesh.googleapis.com:enable",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200, "{op}");
+    for id in ["mesh", "gkehub", "meshconfig", "trafficdirector"] {
+        let (_, svc) = get(
+            &api,
+            &format!("/serviceusage/v1/projects/asm-fresh/services/{id}.googleapis.com"),
+        )
+        .await;
+        assert_eq!(svc["state"], "ENABLED", "{id}");
+    }
+    let (_, svc) = get(
+        &api,
+        "/serviceusage/v1/projects/asm-fresh/services/anthos.googleapis.com",
+    )
+    .await;
+    assert_eq!(svc["state"], "DISABLED");
 }

@@ -93,6 +93,7 @@ impl KubeApiServer {
             &now,
         );
         managed::write(&mut obj, entries);
+        self.admit_controller_pod(st, rt, &mut obj);
         kinds::prepare_create(rt, &mut obj);
         let uid = st.uid();
         util::set_path(&mut obj, &["metadata", "uid"], json!(uid));

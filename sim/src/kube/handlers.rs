@@ -729,6 +729,8 @@ fn finish_create(
         managed::write(&mut obj, entries);
     }
     services::allocate(st, rt, &mut obj, None).map_err(|c| invalid(rt, &name, c))?;
+    // Mutating admission runs after ownership is recorded: webhook changes are unowned.
+    server.admit_pod(st, rt, &mut obj)?;
     kinds::prepare_create(rt, &mut obj);
     let uid = st.uid();
     util::set_path(&mut obj, &["metadata", "uid"], json!(uid));

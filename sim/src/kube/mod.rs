@@ -15,11 +15,13 @@
 mod auth;
 mod bootstrap_rbac;
 mod controllers;
+mod dataplane;
 mod discovery;
 mod disruption;
 mod fieldset;
 mod gc;
 mod handlers;
+mod injection;
 mod kinds;
 mod managed;
 mod openapi;
@@ -54,6 +56,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{FaultKind, Timing};
 use crate::http::{Handler, HandlerFuture, Request, Response};
 use crate::member::MemberCluster;
+use crate::revisions::ProxyVersions;
 use crate::scenario::ClusterSpec;
 use crate::tokens::{Principal, TokenRegistry};
 
@@ -73,6 +76,8 @@ pub struct KubeApiServer {
     state: Mutex<State>,
     /// Workload knobs and the workload reconcile loop's flags.
     workloads: workloads::WorkloadKnobs,
+    /// Proxy versions of the managed revisions (shared with the Google side).
+    proxy_versions: Mutex<ProxyVersions>,
     /// Controllers run as tasks holding a weak handle, so a dropped server stops them.
     me: Weak<KubeApiServer>,
 }
@@ -109,6 +114,7 @@ impl KubeApiServer {
             timing,
             state: Mutex::new(State::new()),
             workloads: workloads::WorkloadKnobs::new(cluster.unready_workloads.clone()),
+            proxy_versions: Mutex::new(ProxyVersions::default()),
             me: me.clone(),
         });
         server.bootstrap(&cluster.name, &cluster.location);
@@ -118,6 +124,21 @@ impl KubeApiServer {
     /// The cluster's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Shares `versions` as the managed revisions' proxy versions (the sandbox's handle).
+    pub fn use_proxy_versions(&self, versions: ProxyVersions) {
+        match self.proxy_versions.lock() {
+            Ok(mut g) => *g = versions,
+            Err(poisoned) => *poisoned.into_inner() = versions,
+        }
+    }
+
+    fn proxy_versions(&self) -> ProxyVersions {
+        match self.proxy_versions.lock() {
+            Ok(g) => g.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -421,6 +442,17 @@ impl MemberCluster for KubeApiServer {
         st.get(&rt, namespace.unwrap_or_default(), name).cloned()
     }
 
+    fn delete_object(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) {
+        let mut st = self.lock();
+        if let Some(rt) = st.type_for_kind(api_version, kind) {
+            st.remove(&store::ObjKey::new(
+                &rt,
+                namespace.unwrap_or_default(),
+                name,
+            ));
+        }
+    }
+
     fn settle(&self, api_version: &str, kind: &str, namespace: Option<&str>, name: &str) {
         match (api_version, kind) {
             ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
@@ -429,6 +461,7 @@ impl MemberCluster for KubeApiServer {
             ("mesh.cloud.google.com/v1beta1", "ControlPlaneRevision") => {
                 self.provision_cpr(namespace.unwrap_or_default(), name)
             }
+            ("mesh.cloud.google.com/v1alpha1", "DataPlaneControl") => self.dataplane_ready(name),
             _ => {}
         }
     }

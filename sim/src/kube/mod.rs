@@ -18,6 +18,14 @@ mod kinds;
 mod managed;
 mod openapi;
 mod patch;
+mod protobuf;
+#[cfg(test)]
+mod protobuf_gen;
+// Generated (protobuf_gen.rs); formatting it would only make it longer.
+#[rustfmt::skip]
+mod protobuf_schema;
+#[cfg(test)]
+mod protobuf_tests;
 mod registry;
 mod selectors;
 mod status;
@@ -225,6 +233,16 @@ impl KubeApiServer {
             return self
                 .non_resource(req, &user, path)
                 .unwrap_or_else(|e| e.response());
+        }
+        // The simulator answers in JSON only; a client that accepts nothing else is refused
+        // as a real server refuses media types it cannot produce.
+        if !protobuf::accepts_json(req.header("accept")) {
+            return ApiError::new(
+                406,
+                Some("NotAcceptable"),
+                "only the following media types are accepted: application/json",
+            )
+            .response();
         }
         handlers::resource(self, req, user, path).unwrap_or_else(|e| e.response())
     }

@@ -272,6 +272,16 @@ pub fn builtins() -> Vec<ResourceType> {
             vec![],
         ),
         builtin(
+            "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+            &["create"],
+            &[],
+            &[],
+            vec![],
+        ),
+        builtin(
             "rbac.authorization.k8s.io",
             "clusterrolebindings",
             "ClusterRoleBinding",

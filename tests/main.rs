@@ -10,6 +10,7 @@ mod credentials;
 mod gcloud_fidelity;
 mod golden_replay;
 mod install;
+mod kubectl_create;
 mod kubectl_fidelity;
 mod output_dir;
 mod remote_secret;

@@ -58,7 +58,15 @@ impl<'a> Kubectl<'a> {
 fn kubectl_create_stores_typed_objects_as_sent() {
     let sb = TestSandbox::start("installed");
     let Some(k) = Kubectl::new(&sb) else { return };
-    assert!(k.ok(&["create", "namespace", "demo"]).contains("namespace/demo created"));
+    // -v=8 logs the request headers: this test is about the protobuf path.
+    let out = k.run(&["create", "namespace", "demo", "-v=8"]);
+    assert_success(&out, "kubectl create namespace");
+    assert!(stdout(&out).contains("namespace/demo created"));
+    assert!(
+        stderr(&out).contains("Content-Type: application/vnd.kubernetes.protobuf"),
+        "kubectl did not send protobuf:\n{}",
+        stderr(&out)
+    );
     k.ok(&[
         "create",
         "deployment",

@@ -513,7 +513,9 @@ impl Replay {
                     None,
                     Value::Null,
                 );
-                let rv = cur["metadata"]["resourceVersion"].as_str().unwrap_or_default();
+                let rv = cur["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default();
                 self.vars.insert("body-rv".into(), rv.into());
             }
             "09-11" => {
@@ -526,7 +528,12 @@ impl Replay {
             "09-20" => {
                 let labels = json!({"app": "istio-ingressgateway"});
                 let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "istio-ingressgateway"}, "spec": {"replicas": 1, "selector": {"matchLabels": labels}, "template": {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "istio-proxy", "image": "auto"}]}}}});
-                self.admin("POST", "/apis/apps/v1/namespaces/istio-system/deployments", json_ct, d);
+                self.admin(
+                    "POST",
+                    "/apis/apps/v1/namespaces/istio-system/deployments",
+                    json_ct,
+                    d,
+                );
             }
             _ => {}
         }
@@ -747,7 +754,10 @@ impl Replay {
         self.before(case);
         for (i, r) in fx["requests"].as_array().unwrap().iter().enumerate() {
             let name = format!("{file} request {}", i + 1);
-            if SKIPPED.iter().any(|(c, _)| *c == format!("{case}#{}", i + 1)) {
+            if SKIPPED
+                .iter()
+                .any(|(c, _)| *c == format!("{case}#{}", i + 1))
+            {
                 *self.skipped.entry(case[..2].to_string()).or_default() += 1;
                 continue;
             }
@@ -851,11 +861,17 @@ fn golden_exchanges_replay() {
         .iter()
         .map(|(g, _)| {
             let count = |m: &HashMap<String, usize>| m.get(*g).copied().unwrap_or(0);
-            (g.to_string(), count(&replay.replayed) + count(&replay.skipped))
+            (
+                g.to_string(),
+                count(&replay.replayed) + count(&replay.skipped),
+            )
         })
         .collect();
     let expected: Vec<(String, usize)> = GROUPS.iter().map(|(g, n)| (g.to_string(), *n)).collect();
-    assert_eq!(counts, expected, "exchanges replayed (or listed in SKIPPED) per group");
+    assert_eq!(
+        counts, expected,
+        "exchanges replayed (or listed in SKIPPED) per group"
+    );
     let total = replay.passed.len() + replay.failures.len();
     assert!(
         replay.failures.is_empty(),

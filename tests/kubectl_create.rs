@@ -103,13 +103,21 @@ fn kubectl_create_stores_typed_objects_as_sent() {
     ]);
 
     let ns = k.get_json(&["namespace", "demo"]);
-    assert_eq!(ns["metadata"]["labels"]["kubernetes.io/metadata.name"], "demo");
+    assert_eq!(
+        ns["metadata"]["labels"]["kubernetes.io/metadata.name"],
+        "demo"
+    );
     assert_eq!(ns["status"]["phase"], "Active");
 
     let d = k.get_json(&["deployment", "web", "-n", "demo"]);
     assert_eq!(d["spec"]["replicas"], 2);
-    assert_eq!(d["spec"]["selector"], serde_json::json!({"matchLabels": {"app": "web"}}));
-    let containers = d["spec"]["template"]["spec"]["containers"].as_array().unwrap();
+    assert_eq!(
+        d["spec"]["selector"],
+        serde_json::json!({"matchLabels": {"app": "web"}})
+    );
+    let containers = d["spec"]["template"]["spec"]["containers"]
+        .as_array()
+        .unwrap();
     assert_eq!(containers.len(), 1, "{containers:?}");
     assert_eq!(containers[0]["name"], "nginx");
     assert_eq!(containers[0]["image"], "nginx");
@@ -248,7 +256,10 @@ fn kubectl_auth_can_i_list_prints_the_callers_rules() {
         "demo",
         "--as=system:serviceaccount:demo:robot",
     ]));
-    assert!(robot.contains(&"pods [] [] [get list]".to_string()), "{robot:?}");
+    assert!(
+        robot.contains(&"pods [] [] [get list]".to_string()),
+        "{robot:?}"
+    );
     assert!(
         robot.contains(&"selfsubjectaccessreviews.authorization.k8s.io [] [] [create]".to_string()),
         "{robot:?}"

@@ -339,14 +339,20 @@ pub fn rules_for(state: &State, user: &User, namespace: &str) -> (Vec<Value>, Ve
         add(&json!({"verbs": ["*"], "nonResourceURLs": ["*"]}));
     }
     if !user.is_anonymous() {
-        add(&json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
-            "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}));
-        add(&json!({"verbs": ["create"], "apiGroups": ["authentication.k8s.io"],
-            "resources": ["selfsubjectreviews"]}));
+        add(
+            &json!({"verbs": ["create"], "apiGroups": ["authorization.k8s.io"],
+            "resources": ["selfsubjectaccessreviews", "selfsubjectrulesreviews"]}),
+        );
+        add(
+            &json!({"verbs": ["create"], "apiGroups": ["authentication.k8s.io"],
+            "resources": ["selfsubjectreviews"]}),
+        );
         add(&json!({"verbs": ["get"], "nonResourceURLs":
             ["/api", "/api/*", "/apis", "/apis/*", "/healthz", "/livez", "/openapi", "/openapi/*", "/readyz", "/version", "/version/"]}));
     }
-    add(&json!({"verbs": ["get"], "nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"]}));
+    add(
+        &json!({"verbs": ["get"], "nonResourceURLs": ["/healthz", "/livez", "/readyz", "/version", "/version/"]}),
+    );
     for role in bound_roles(state, user, namespace) {
         for rule in role["rules"].as_array().into_iter().flatten() {
             add(rule);

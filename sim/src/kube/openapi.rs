@@ -164,7 +164,10 @@ fn delete_params() -> Vec<Value> {
     vec![
         param("dryRun", "string"),
         param("gracePeriodSeconds", "integer"),
-        param("ignoreStoreReadErrorWithClusterBreakingPotential", "boolean"),
+        param(
+            "ignoreStoreReadErrorWithClusterBreakingPotential",
+            "boolean",
+        ),
         param("orphanDependents", "boolean"),
         param("propagationPolicy", "string"),
     ]

@@ -112,11 +112,15 @@ pub fn is_protobuf(content_type: &str) -> bool {
 }
 
 fn media_type(s: &str) -> String {
-    s.split(';').next().unwrap_or_default().trim().to_ascii_lowercase()
+    s.split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase()
 }
 
-/// Whether an Accept header admits a JSON answer: absent, or naming JSON, YAML-free wildcards
-/// or anything other than protobuf only. A client that accepts protobuf alone gets 406.
+/// Whether an Accept header admits the simulator's JSON answer: it does unless every type it
+/// lists is Kubernetes protobuf (then the answer is 406).
 pub fn accepts_json(accept: Option<&str>) -> bool {
     let Some(accept) = accept else {
         return true;
@@ -154,7 +158,9 @@ pub fn decode_body(body: &[u8]) -> Result<Value, DecodeError> {
         }
     }
     if !content_type.is_empty() && content_type != MEDIA_TYPE {
-        return err(format!("unsupported content type {content_type:?} in protobuf envelope"));
+        return err(format!(
+            "unsupported content type {content_type:?} in protobuf envelope"
+        ));
     }
     let Some(message) = message_for(&api_version, &kind) else {
         return err(format!(
@@ -253,7 +259,9 @@ impl<'a> Reader<'a> {
 fn scalar(kind: &Kind, wire: u8, r: &mut Reader<'_>) -> Result<Value, DecodeError> {
     Ok(match (kind, wire) {
         (Kind::String, 2) => Value::String(r.string()?),
-        (Kind::Bytes, 2) => Value::String(base64::engine::general_purpose::STANDARD.encode(r.bytes()?)),
+        (Kind::Bytes, 2) => {
+            Value::String(base64::engine::general_purpose::STANDARD.encode(r.bytes()?))
+        }
         (Kind::Bool, 0) => Value::Bool(r.varint()? != 0),
         // Negative int32 travel sign-extended to 64 bits.
         (Kind::Int32, 0) => Value::from(r.varint()? as i64 as i32),
@@ -429,9 +437,8 @@ fn special(data: &[u8], name: &str) -> Result<Option<Value>, DecodeError> {
     let local = |prefix: &str| name.strip_prefix(prefix);
     let f = || fields_of(data);
     let v = match name {
-        "apimachinery.pkg.api.resource.Quantity" | "apimachinery.pkg.api.resource.QuantityValue" => {
-            Value::String(string_field(&f()?, 1))
-        }
+        "apimachinery.pkg.api.resource.Quantity"
+        | "apimachinery.pkg.api.resource.QuantityValue" => Value::String(string_field(&f()?, 1)),
         "apimachinery.pkg.util.intstr.IntOrString" => {
             let fs = f()?;
             if varint_field(&fs, 1) == 1 {
@@ -520,7 +527,8 @@ fn schema_union(data: &[u8], union: &str) -> Result<Value, DecodeError> {
     while let Some((tag, wire)) = r.key()? {
         match (union, tag, wire) {
             ("JSONSchemaPropsOrBool", 1, 0) => allows = r.varint()? != 0,
-            ("JSONSchemaPropsOrBool", 2, 2) | ("JSONSchemaPropsOrArray" | "JSONSchemaPropsOrStringArray", 1, 2) => {
+            ("JSONSchemaPropsOrBool", 2, 2)
+            | ("JSONSchemaPropsOrArray" | "JSONSchemaPropsOrStringArray", 1, 2) => {
                 schema = Some(decode_message(r.bytes()?, schema_name)?);
             }
             ("JSONSchemaPropsOrArray", 2, 2) => list.push(decode_message(r.bytes()?, schema_name)?),
@@ -571,8 +579,14 @@ mod tests {
     fn message_lookup_by_api_version_and_kind() {
         let name = |av: &str, k: &str| message_for(av, k).map(|m| m.name);
         assert_eq!(name("v1", "Namespace"), Some("api.core.v1.Namespace"));
-        assert_eq!(name("apps/v1", "Deployment"), Some("api.apps.v1.Deployment"));
-        assert_eq!(name("events.k8s.io/v1", "Event"), Some("api.events.v1.Event"));
+        assert_eq!(
+            name("apps/v1", "Deployment"),
+            Some("api.apps.v1.Deployment")
+        );
+        assert_eq!(
+            name("events.k8s.io/v1", "Event"),
+            Some("api.events.v1.Event")
+        );
         assert_eq!(name("v1", "Event"), Some("api.core.v1.Event"));
         assert_eq!(
             name("apiextensions.k8s.io/v1", "CustomResourceDefinition"),

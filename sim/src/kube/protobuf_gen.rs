@@ -17,8 +17,10 @@
 //!   `x-kubernetes-preserve-unknown-fields`; required fields keep empty values (Go writes them
 //!   without `omitempty`).
 //!
-//! Both are dependencies of the workspace (k8s-openapi via asm, k8s-rs-pb fetched once), so
-//! the generator needs no network.
+//! k8s-openapi is a dependency of the workspace (via asm); k8s-rs-pb is not (only its
+//! `.proto` files are read): put it in the registry once with `cargo fetch` from a scratch
+//! crate depending on `k8s-rs-pb = "=0.5.0"`. The generator itself needs no network. It fails
+//! when a field of a type k8s-openapi knows finds no JSON key there.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -187,7 +189,12 @@ fn is_inline(
     api: &OpenApiType,
     messages: &HashMap<&str, &ProtoMessage>,
 ) -> bool {
-    if f.repeated || f.map_value.is_some() || !f.ty.starts_with(|c: char| c == '.' || c.is_ascii_uppercase()) {
+    if f.repeated
+        || f.map_value.is_some()
+        || !f
+            .ty
+            .starts_with(|c: char| c == '.' || c.is_ascii_uppercase())
+    {
         return false;
     }
     let Some(inner) = messages.get(resolve_type(&parent.package, &f.ty).as_str()) else {
@@ -225,7 +232,10 @@ fn kind_expr(package: &str, ty: &str) -> String {
         "bytes" => "Kind::Bytes".into(),
         other => {
             assert!(
-                other.chars().next().is_some_and(|c| c == '.' || c.is_ascii_uppercase()),
+                other
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c == '.' || c.is_ascii_uppercase()),
                 "unexpected proto type {other}"
             );
             format!("Kind::Message({:?})", resolve_type(package, other))
@@ -283,7 +293,10 @@ fn generate() -> (String, Vec<String>) {
             let (json, required, inline) = match api {
                 Some(api) => {
                     let exact = api.keys.iter().find(|(_, k)| **k == f.name);
-                    let loose = api.keys.iter().find(|(_, k)| letters(k) == letters(&f.name));
+                    let loose = api
+                        .keys
+                        .iter()
+                        .find(|(_, k)| letters(k) == letters(&f.name));
                     match exact.or(loose) {
                         Some((field, key)) => (key.clone(), api.required.contains(field), false),
                         None if is_inline(f, m, api, &by_name) => (f.name.clone(), false, true),
@@ -332,10 +345,10 @@ fn generate_protobuf_schema() {
     let (src, unconfirmed) = generate();
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/kube/protobuf_schema.rs");
     std::fs::write(&out, src).unwrap();
-    eprintln!(
-        "wrote {}; {} fields without a k8s-openapi JSON key (proto name used):\n{}",
-        out.display(),
-        unconfirmed.len(),
-        unconfirmed.join("\n")
+    // Every field of a type k8s-openapi knows must have found its JSON key there.
+    assert!(
+        unconfirmed.is_empty(),
+        "wrote {}, but these fields have no JSON key in k8s-openapi: {unconfirmed:?}",
+        out.display()
     );
 }

@@ -358,19 +358,21 @@ fn token_request_keeps_required_empty_token_and_int64_numbers() {
 fn self_subject_access_review_decodes_resource_attributes() {
     let review = k8s_pb::api::authorization::v1::SelfSubjectAccessReview {
         metadata: object_meta("", ""),
-        spec: Some(k8s_pb::api::authorization::v1::SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(k8s_pb::api::authorization::v1::ResourceAttributes {
-                namespace: s("istio-system"),
-                verb: s("list"),
-                group: s(""),
-                version: s(""),
-                resource: s("secrets"),
-                subresource: s(""),
-                name: s(""),
-                ..Default::default()
-            }),
-            non_resource_attributes: None,
-        }),
+        spec: Some(
+            k8s_pb::api::authorization::v1::SelfSubjectAccessReviewSpec {
+                resource_attributes: Some(k8s_pb::api::authorization::v1::ResourceAttributes {
+                    namespace: s("istio-system"),
+                    verb: s("list"),
+                    group: s(""),
+                    version: s(""),
+                    resource: s("secrets"),
+                    subresource: s(""),
+                    name: s(""),
+                    ..Default::default()
+                }),
+                non_resource_attributes: None,
+            },
+        ),
         status: None,
     };
     let decoded = decode_body(&envelope(
@@ -596,10 +598,7 @@ fn schema_table_is_sorted_and_every_message_reference_resolves() {
         for f in m.fields {
             let target = match &f.kind {
                 Kind::Message(n) => Some(*n),
-                Kind::Map(inner) => match inner {
-                    Kind::Message(n) => Some(*n),
-                    _ => None,
-                },
+                Kind::Map(Kind::Message(n)) => Some(*n),
                 _ => None,
             };
             if let Some(n) = target.filter(|n| !known(n)) {
@@ -615,10 +614,14 @@ fn body_without_magic_or_of_unknown_kind_is_an_error() {
     assert!(decode_body(b"{}").is_err());
     let cm = core::ConfigMap::default();
     assert!(decode_body(&envelope("v1", "NoSuchKind", &cm)).is_err());
-    let mut truncated = envelope("v1", "ConfigMap", &core::ConfigMap {
-        metadata: object_meta("x", "y"),
-        ..Default::default()
-    });
+    let mut truncated = envelope(
+        "v1",
+        "ConfigMap",
+        &core::ConfigMap {
+            metadata: object_meta("x", "y"),
+            ..Default::default()
+        },
+    );
     truncated.pop();
     assert!(decode_body(&truncated).is_err());
 }

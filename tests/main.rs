@@ -10,6 +10,7 @@ mod credentials;
 mod gcloud_fidelity;
 mod golden_replay;
 mod install;
+mod kubectl_create;
 mod kubectl_fidelity;
 mod kubectl_services_rbac;
 mod kubectl_workloads;

@@ -175,20 +175,7 @@ pub fn authorize(state: &State, user: &User, attrs: &Attributes) -> (bool, Optio
     }
     // Everything else comes from RBAC objects, the bootstrap policy (bootstrap_rbac.rs)
     // included: discovery, health and self-reviews are allowed by its bindings.
-    let subject_matches = |s: &Value, binding_ns: &str| -> bool {
-        match s["kind"].as_str() {
-            Some("ServiceAccount") => user.service_account.as_ref().is_some_and(|(ns, name)| {
-                s["name"].as_str() == Some(name.as_str())
-                    && s["namespace"].as_str().unwrap_or(binding_ns) == ns
-            }),
-            Some("User") => s["name"].as_str() == Some(user.name.as_str()),
-            Some("Group") => user
-                .groups
-                .iter()
-                .any(|g| s["name"].as_str() == Some(g.as_str())),
-            _ => false,
-        }
-    };
+    let subject_matches = |s: &Value, binding_ns: &str| subject_is(user, s, binding_ns);
     let find = |plural: &str, ns: &str, name: &str| {
         state
             .objects
@@ -305,4 +292,102 @@ fn resource_matches(list: &Value, combined: &str, subresource: &str) -> bool {
                 || r == combined
                 || (!subresource.is_empty() && r.strip_prefix("*/") == Some(subresource))
         })
+}
+
+/// What SelfSubjectRulesReview answers for `user` in `namespace`: (resourceRules,
+/// nonResourceRules) in the form of authorization/v1 ResourceRule and NonResourceRule. Besides
+/// the user's bindings, every authenticated user holds the default roles
+/// system:basic-user, system:discovery and system:public-info-viewer
+/// (https://kubernetes.io/docs/reference/access-authn-authz/rbac/#default-roles-and-role-bindings),
+/// which come from the bootstrap policy's bindings like any other; an admin (system:masters)
+/// holds cluster-admin.
+pub fn rules_for(state: &State, user: &User, namespace: &str) -> (Vec<Value>, Vec<Value>) {
+    let mut resource_rules = Vec::new();
+    let mut non_resource_rules = Vec::new();
+    let mut add = |rule: &Value| {
+        if let Some(urls) = rule.get("nonResourceURLs").filter(|u| has_items(u)) {
+            non_resource_rules.push(json!({"verbs": rule["verbs"], "nonResourceURLs": urls}));
+            return;
+        }
+        let mut r = serde_json::Map::new();
+        r.insert("verbs".into(), rule["verbs"].clone());
+        for k in ["apiGroups", "resources", "resourceNames"] {
+            if let Some(v) = rule.get(k).filter(|v| has_items(v)) {
+                r.insert(k.into(), v.clone());
+            }
+        }
+        resource_rules.push(Value::Object(r));
+    };
+    if user.admin {
+        add(&json!({"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}));
+        add(&json!({"verbs": ["*"], "nonResourceURLs": ["*"]}));
+    }
+    for role in bound_roles(state, user, namespace) {
+        for rule in role["rules"].as_array().into_iter().flatten() {
+            add(rule);
+        }
+    }
+    (resource_rules, non_resource_rules)
+}
+
+fn has_items(v: &Value) -> bool {
+    v.as_array().is_some_and(|a| !a.is_empty())
+}
+
+/// The roles bound to `user` that apply in `namespace`: ClusterRoleBindings first, then the
+/// namespace's RoleBindings (the order the real rule resolver visits them).
+fn bound_roles<'a>(state: &'a State, user: &User, namespace: &str) -> Vec<&'a Value> {
+    let mut out = Vec::new();
+    for plural in ["clusterrolebindings", "rolebindings"] {
+        for (key, binding) in &state.objects {
+            if key.group != "rbac.authorization.k8s.io" || key.plural != plural {
+                continue;
+            }
+            if plural == "rolebindings" && key.namespace != namespace {
+                continue;
+            }
+            let subject_matches = binding["subjects"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|s| subject_is(user, s, &key.namespace));
+            if !subject_matches {
+                continue;
+            }
+            let role_kind = binding["roleRef"]["kind"].as_str().unwrap_or_default();
+            let role_name = binding["roleRef"]["name"].as_str().unwrap_or_default();
+            let (role_plural, role_ns) = if role_kind == "ClusterRole" {
+                ("clusterroles", "")
+            } else {
+                ("roles", key.namespace.as_str())
+            };
+            let role = state.objects.iter().find(|(k, _)| {
+                k.group == "rbac.authorization.k8s.io"
+                    && k.plural == role_plural
+                    && k.namespace == role_ns
+                    && k.name == role_name
+            });
+            if let Some((_, role)) = role {
+                out.push(role);
+            }
+        }
+    }
+    out
+}
+
+/// Whether an RBAC subject names `user` (a ServiceAccount subject without namespace means the
+/// binding's namespace).
+fn subject_is(user: &User, s: &Value, binding_ns: &str) -> bool {
+    match s["kind"].as_str() {
+        Some("ServiceAccount") => user.service_account.as_ref().is_some_and(|(ns, name)| {
+            s["name"].as_str() == Some(name.as_str())
+                && s["namespace"].as_str().unwrap_or(binding_ns) == ns
+        }),
+        Some("User") => s["name"].as_str() == Some(user.name.as_str()),
+        Some("Group") => user
+            .groups
+            .iter()
+            .any(|g| s["name"].as_str() == Some(g.as_str())),
+        _ => false,
+    }
 }

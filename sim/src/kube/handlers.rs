@@ -15,6 +15,7 @@ use super::gc;
 use super::kinds;
 use super::managed;
 use super::patch::{self, JsonPatchError};
+use super::protobuf;
 use super::registry::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::services;
@@ -477,12 +478,10 @@ fn duplicate_line(text: &str, key: &str) -> usize {
 /// their lines.
 fn decode(req: &Request) -> ApiResult<(Value, Vec<(String, usize)>)> {
     let ct = req.header("content-type").unwrap_or("application/json");
-    if ct.contains("protobuf") {
-        return Err(ApiError::new(
-            415,
-            Some("UnsupportedMediaType"),
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml",
-        ));
+    if protobuf::is_protobuf(ct) {
+        let value = protobuf::decode_body(&req.body)
+            .map_err(|e| ApiError::bad_request(format!("error decoding protobuf: {e}")))?;
+        return Ok((value, Vec::new()));
     }
     let text = std::str::from_utf8(&req.body)
         .map_err(|_| ApiError::bad_request("the request body is not UTF-8"))?;
@@ -630,6 +629,7 @@ fn create(server: &KubeApiServer, call: &mut Call) -> ApiResult<Response> {
     match (call.rt.kind.as_str(), call.sub.as_str()) {
         ("ServiceAccount", "token") => return token_request(server, call, body),
         ("SelfSubjectAccessReview", _) => return access_review(server, call, body),
+        ("SelfSubjectRulesReview", _) => return rules_review(server, call, body),
         ("SelfSubjectReview", _) => return self_review(call),
         ("Pod", "eviction") => {
             let out = server.evict(&mut server.lock(), &call.namespace, &call.name)?;
@@ -1410,6 +1410,24 @@ fn access_review(server: &KubeApiServer, call: &Call, body: Value) -> ApiResult<
         "kind": "SelfSubjectAccessReview", "apiVersion": "authorization.k8s.io/v1",
         "metadata": {"creationTimestamp": null, "managedFields": managed_fields},
         "spec": spec, "status": status,
+    });
+    Ok(Response::json(201, &out))
+}
+
+/// SelfSubjectRulesReview: the rules the caller holds in `spec.namespace` (what
+/// `kubectl auth can-i --list` prints).
+fn rules_review(server: &KubeApiServer, call: &Call, body: Value) -> ApiResult<Response> {
+    let spec = body.get("spec").cloned().unwrap_or(json!({}));
+    let namespace = spec["namespace"].as_str().unwrap_or_default();
+    let (resource_rules, non_resource_rules) =
+        auth::rules_for(&server.lock(), &call.user, namespace);
+    let managed_fields =
+        review_managed(call, "authorization.k8s.io/v1", "", &json!({"spec": spec}));
+    let out = json!({
+        "kind": "SelfSubjectRulesReview", "apiVersion": "authorization.k8s.io/v1",
+        "metadata": {"creationTimestamp": null, "managedFields": managed_fields},
+        "spec": spec,
+        "status": {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": false},
     });
     Ok(Response::json(201, &out))
 }

@@ -634,7 +634,10 @@ async fn api_pod_create_is_injected_and_relabel_leaves_it_alone() {
         Value::Null,
     )
     .await;
-    assert_eq!(body(&r)["spec"], created["spec"]);
+    // (The scheduler binds the Pod meanwhile: compare what injection wrote.)
+    for field in ["containers", "initContainers", "volumes"] {
+        assert_eq!(body(&r)["spec"][field], created["spec"][field], "{field}");
+    }
     // A new Pod in the relabelled namespace is not injected.
     let r = call(
         &s,

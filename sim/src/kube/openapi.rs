@@ -116,6 +116,63 @@ fn op(
     o
 }
 
+fn path_param(name: &str, description: &str) -> Value {
+    json!({"name": name, "in": "path", "description": description, "required": true, "schema": {"type": "string", "uniqueItems": true}})
+}
+
+/// The path-level parameters of a collection or item path (as kube-apiserver lists them:
+/// path parameters, then `pretty`).
+fn path_params(namespaced: bool, item: bool) -> Value {
+    let mut p = Vec::new();
+    if item {
+        p.push(path_param("name", "name of the object"));
+    }
+    if namespaced {
+        p.push(path_param(
+            "namespace",
+            "object name and auth scope, such as for teams and projects",
+        ));
+    }
+    p.push(param("pretty", "string"));
+    Value::Array(p)
+}
+
+/// Query parameters of list/watch (and of deletecollection, which selects like a list).
+fn list_params(watch: bool) -> Vec<Value> {
+    let mut p = vec![
+        param("allowWatchBookmarks", "boolean"),
+        param("continue", "string"),
+        param("fieldSelector", "string"),
+        param("labelSelector", "string"),
+        param("limit", "integer"),
+        param("resourceVersion", "string"),
+        param("resourceVersionMatch", "string"),
+        param("sendInitialEvents", "boolean"),
+        param("timeoutSeconds", "integer"),
+    ];
+    if watch {
+        p.push(param("watch", "boolean"));
+    } else {
+        // deletecollection takes no allowWatchBookmarks.
+        p.remove(0);
+    }
+    p
+}
+
+/// Query parameters of delete (and deletecollection).
+fn delete_params() -> Vec<Value> {
+    vec![
+        param("dryRun", "string"),
+        param("gracePeriodSeconds", "integer"),
+        param(
+            "ignoreStoreReadErrorWithClusterBreakingPotential",
+            "boolean",
+        ),
+        param("orphanDependents", "boolean"),
+        param("propagationPolicy", "string"),
+    ]
+}
+
 fn write_params(force: bool) -> Vec<Value> {
     let mut p = vec![
         param("dryRun", "string"),
@@ -162,16 +219,18 @@ fn paths_for(t: &ResourceType, paths: &mut Map<String, Value>) {
     paths.insert(
         coll.clone(),
         json!({
-            "get": op(t, "list", "list", &list_ref, vec![param("labelSelector", "string"), param("fieldSelector", "string"), param("limit", "integer"), param("watch", "boolean")], None),
+            "get": op(t, "list", "list", &list_ref, list_params(true), None),
             "post": op(t, "post", "create", &kind_ref, write_params(false), Some(body(&kind_ref))),
-            "delete": op(t, "deletecollection", "deleteCollection", &format!("{META}.Status"), vec![param("dryRun", "string")], None),
+            "delete": op(t, "deletecollection", "deleteCollection", &format!("{META}.Status"), [delete_params(), list_params(false)].concat(), None),
+            "parameters": path_params(t.namespaced, false),
         }),
     );
     let item = json!({
         "get": op(t, "get", "read", &kind_ref, vec![], None),
         "put": op(t, "put", "replace", &kind_ref, write_params(false), Some(body(&kind_ref))),
         "patch": op(t, "patch", "patch", &kind_ref, write_params(true), Some(patch_body.clone())),
-        "delete": op(t, "delete", "delete", &format!("{META}.Status"), vec![param("dryRun", "string"), param("propagationPolicy", "string")], Some(json!({"content": {"*/*": {"schema": {"$ref": format!("#/components/schemas/{META}.DeleteOptions")}}}}))),
+        "delete": op(t, "delete", "delete", &format!("{META}.Status"), delete_params(), Some(json!({"content": {"*/*": {"schema": {"$ref": format!("#/components/schemas/{META}.DeleteOptions")}}}}))),
+        "parameters": path_params(t.namespaced, true),
     });
     paths.insert(format!("{coll}/{{name}}"), item);
     if t.has_status && t.subresource("status").is_some() {

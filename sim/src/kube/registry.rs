@@ -368,6 +368,16 @@ pub fn builtins() -> Vec<ResourceType> {
             vec![status("PodDisruptionBudget")],
         ),
         builtin(
+            "authorization.k8s.io",
+            "selfsubjectrulesreviews",
+            "SelfSubjectRulesReview",
+            false,
+            &["create"],
+            &[],
+            &[],
+            vec![],
+        ),
+        builtin(
             "rbac.authorization.k8s.io",
             "clusterrolebindings",
             "ClusterRoleBinding",

@@ -68,7 +68,10 @@ fn builtin_fields(kind: &str) -> Option<&'static [&'static str]> {
         "ClusterRole" => &["rules", "aggregationRule"],
         "RoleBinding" | "ClusterRoleBinding" => &["subjects", "roleRef"],
         "MutatingWebhookConfiguration" | "ValidatingWebhookConfiguration" => &["webhooks"],
-        "SelfSubjectAccessReview" | "TokenRequest" | "SelfSubjectReview" => &["spec", "status"],
+        "SelfSubjectAccessReview"
+        | "SelfSubjectRulesReview"
+        | "TokenRequest"
+        | "SelfSubjectReview" => &["spec", "status"],
         _ => return None,
     })
 }

@@ -10,10 +10,21 @@ use crate::support::{TestSandbox, tool_available};
 
 /// Runs `asm install` under `script`, which gives it a pseudo-terminal, and types `answer`.
 fn install_on_a_terminal(sb: &TestSandbox, answer: &str) -> (Option<i32>, String) {
+    install_on_a_terminal_after(sb, answer, Duration::ZERO, &[])
+}
+
+/// The same, typing `answer` only after `delay`, with `extra` arguments.
+fn install_on_a_terminal_after(
+    sb: &TestSandbox,
+    answer: &str,
+    delay: Duration,
+    extra: &[&str],
+) -> (Option<i32>, String) {
     let cmd = format!(
-        "{} install --managed {} --enable-all",
+        "{} install --managed {} --enable-all {}",
         env!("CARGO_BIN_EXE_asm"),
-        target(sb, "cluster-1").join(" ")
+        target(sb, "cluster-1").join(" "),
+        extra.join(" ")
     );
     let mut child = sb
         .command("script")
@@ -26,6 +37,7 @@ fn install_on_a_terminal(sb: &TestSandbox, answer: &str) -> (Option<i32>, String
         .expect("script runs");
     // Keep stdin open until asm is done: `script` ends the session when its input closes.
     let mut stdin = child.stdin.take().expect("stdin");
+    std::thread::sleep(delay);
     stdin.write_all(answer.as_bytes()).expect("type the answer");
     let start = Instant::now();
     let status = loop {
@@ -83,4 +95,18 @@ fn on_a_terminal_yes_applies() {
         !terminal.contains(sb.sandbox().token()),
         "the token reached the terminal"
     );
+}
+
+/// `--timeout` bounds the run, not the user: an answer typed after the whole budget has
+/// passed still gets the full budget for the changes and their waits.
+#[test]
+fn time_at_the_prompt_does_not_count_against_the_timeout() {
+    tool_available("script");
+    let sb = TestSandbox::with(fast("fresh"));
+    let started = Instant::now();
+    let (code, terminal) =
+        install_on_a_terminal_after(&sb, "y\n", Duration::from_secs(9), &["--timeout", "8s"]);
+    assert!(started.elapsed() >= Duration::from_secs(9));
+    assert_eq!(code, Some(0), "{terminal}");
+    assert!(!sb.mutating_requests().is_empty());
 }

@@ -103,3 +103,21 @@ fn asm_log_level_does_not_turn_on_library_logs() {
         );
     }
 }
+
+/// The reads before planning are part of the run `--timeout` bounds (exit 4, nothing sent).
+#[test]
+fn timeout_bounds_the_reads_before_planning() {
+    let sb = TestSandbox::with(fast("fresh").latency_ms(1500));
+    let o = install(
+        &sb,
+        &target(&sb, "cluster-1"),
+        &["--dry-run", "--timeout", "1s"],
+    );
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(4), "{err}");
+    assert!(
+        err.contains("ASM-E460") && err.contains("--timeout"),
+        "{err}"
+    );
+    assert!(sb.mutating_requests().is_empty());
+}

@@ -15,7 +15,7 @@ use crate::spec::OutputFormat;
 use crate::steps::observe::{drift, fingerprint};
 
 use super::google::google_clients;
-use super::install::{ApplyRun, apply_plan, blocked_error, observe_and_plan, prepare_output};
+use super::install::{ApplyRun, apply_plan, blocked_error, observe_and_plan_by, prepare_output};
 
 /// At most this many drifted items are listed.
 const SHOWN: usize = 20;
@@ -55,7 +55,8 @@ pub async fn run(args: ApplyArgs, env: &Environment, printer: &Printer) -> Resul
     let printer = &printer;
     let started = Instant::now();
     let gcp = google_clients(env, &args.credentials.options(), printer).await?;
-    let (obs, handles, plan) = observe_and_plan(&gcp, env, &mesh, printer).await;
+    let (obs, handles, plan) =
+        observe_and_plan_by(&gcp, env, &mesh, printer, started + mesh.timeout).await?;
     let now = fingerprint(&mesh, &obs);
     let drifted = drift(&saved.fingerprint, &now);
     if !drifted.is_empty() {
@@ -89,6 +90,7 @@ pub async fn run(args: ApplyArgs, env: &Environment, printer: &Printer) -> Resul
         handles,
         yes: args.yes,
         started,
+        prompt_wait: std::time::Duration::ZERO,
         out: out.as_ref(),
     })
     .await

@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
+use std::time::Duration;
+
 use tokio::time::Instant;
 
 use crate::cli::install::{InstallArgs, ValidateArgs};
@@ -61,6 +63,33 @@ pub async fn observe_and_plan(
         gcp.requests()
     ));
     (obs, handles, plan)
+}
+
+/// [`observe_and_plan`] bounded by the run's `deadline` (`--timeout` counts the reads too):
+/// running out is exit 4.
+pub async fn observe_and_plan_by(
+    gcp: &GcpClients,
+    env: &Environment,
+    spec: &MeshSpec,
+    printer: &Printer,
+    deadline: Instant,
+) -> Result<(Observed, Handles, MeshPlan), Error> {
+    tokio::time::timeout_at(
+        deadline,
+        observe_and_plan(gcp, env, spec, printer),
+    )
+    .await
+    .map_err(|_| {
+        Error::new(
+            "ASM-E460",
+            exit::TIMEOUT,
+            format!(
+                "reading the state of the clusters and the fleet did not finish within --timeout {}s",
+                spec.timeout.as_secs()
+            ),
+        )
+        .with_hint("raise --timeout, or check the network path to the Google and Kubernetes APIs (-v traces every request)")
+    })
 }
 
 /// The error of a plan a failed precheck blocks (exit 3).
@@ -182,7 +211,8 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
     let started = Instant::now();
     let mesh = &spec.mesh;
     let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
-    let (obs, handles, plan) = observe_and_plan(&gcp, env, mesh, printer).await;
+    let (obs, handles, plan) =
+        observe_and_plan_by(&gcp, env, mesh, printer, started + mesh.timeout).await?;
     let runner = Runner {
         command: "install",
         env,
@@ -212,7 +242,8 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
         ));
         Ok(())
     };
-    if let Presented::Stopped(code) = runner.present(&plan, Some(&manifests), save).await? {
+    let (presented, prompt_wait) = runner.present_timed(&plan, Some(&manifests), save).await?;
+    if let Presented::Stopped(code) = presented {
         return Ok(code);
     }
     apply_confirmed(ApplyRun {
@@ -224,6 +255,7 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
         handles,
         yes: spec.yes,
         started,
+        prompt_wait,
         out: out.as_ref(),
     })
     .await
@@ -240,21 +272,24 @@ pub struct ApplyRun<'a> {
     pub yes: bool,
     /// When the command started (the `--timeout` deadline counts from here).
     pub started: Instant,
+    /// Time spent at the confirmation prompt, which the deadline does not count.
+    pub prompt_wait: Duration,
     pub out: Option<&'a OutputDir>,
 }
 
 /// Shows `plan` in the imperative mood, asks (or refuses without `--yes` off a terminal),
 /// executes it, re-observes and reports. Used by `apply` (install presents its plan itself,
 /// with its dry-run flags, then calls [`apply_confirmed`]).
-pub async fn apply_plan(run: ApplyRun<'_>) -> Result<i32> {
+pub async fn apply_plan(mut run: ApplyRun<'_>) -> Result<i32> {
     let runner = runner_for(&run);
     let manifests = |a: &Action<Step>| manifest_of(run.mesh, a);
-    if let Presented::Stopped(code) = runner
-        .present(run.plan, Some(&manifests), || Ok(()))
-        .await?
-    {
+    let (presented, prompt_wait) = runner
+        .present_timed(run.plan, Some(&manifests), || Ok(()))
+        .await?;
+    if let Presented::Stopped(code) = presented {
         return Ok(code);
     }
+    run.prompt_wait += prompt_wait;
     apply_confirmed(run).await
 }
 
@@ -289,13 +324,15 @@ async fn apply_confirmed(run: ApplyRun<'_>) -> Result<i32> {
         handles,
         yes: _,
         started,
+        prompt_wait,
         out: _,
     } = run;
+    let deadline = started + prompt_wait + mesh.timeout;
     let executor = Executor {
         gcp: gcp.clone(),
         spec: mesh.clone(),
         handles,
-        deadline: started + mesh.timeout,
+        deadline,
         printer: printer.clone(),
     };
     let manifests = |a: &Action<Step>| manifest_of(mesh, a);
@@ -305,7 +342,7 @@ async fn apply_confirmed(run: ApplyRun<'_>) -> Result<i32> {
 
     // Verify: what is there now.
     let (obs_after, _, replan) = if exec.report.succeeded() {
-        observe_and_plan(gcp, env, mesh, printer).await
+        observe_and_plan_by(gcp, env, mesh, printer, deadline).await?
     } else {
         (unobserved(mesh), Handles::default(), MeshPlan::default())
     };

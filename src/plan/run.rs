@@ -174,6 +174,17 @@ impl Runner<'_> {
         manifest_of: Option<ManifestOf<'_, P>>,
         save: impl FnOnce() -> Result<(), Error>,
     ) -> Result<Presented, Error> {
+        Ok(self.present_timed(plan, manifest_of, save).await?.0)
+    }
+
+    /// [`Runner::present`], also telling how long the user took at the confirmation prompt
+    /// (zero without one): `--timeout` bounds the run, not the user's reading.
+    pub async fn present_timed<P>(
+        &self,
+        plan: &Plan<P>,
+        manifest_of: Option<ManifestOf<'_, P>>,
+        save: impl FnOnce() -> Result<(), Error>,
+    ) -> Result<(Presented, Duration), Error> {
         let c = self.contract;
         if c.dry_run || c.plan_out || plan.blocked() {
             self.write_plan_files(plan, Mood::Conditional, manifest_of)?;
@@ -197,9 +208,9 @@ impl Runner<'_> {
                 return Err(blocked_error(plan, self.blocked_hint));
             }
             if c.detailed_exitcode && plan.summary().changes() > 0 {
-                return Ok(Presented::Stopped(exit::CHANGES_PENDING));
+                return Ok((Presented::Stopped(exit::CHANGES_PENDING), Duration::ZERO));
             }
-            return Ok(Presented::Stopped(exit::SUCCESS));
+            return Ok((Presented::Stopped(exit::SUCCESS), Duration::ZERO));
         }
         self.write_plan_files(plan, Mood::Imperative, manifest_of)?;
         if !c.json {
@@ -211,8 +222,14 @@ impl Runner<'_> {
                 },
             ));
         }
+        let asked = Instant::now();
         confirm::gate(self.env, c.yes, plan.summary().changes()).await?;
-        Ok(Presented::Confirmed)
+        let waited = if c.yes {
+            Duration::ZERO
+        } else {
+            asked.elapsed()
+        };
+        Ok((Presented::Confirmed, waited))
     }
 
     /// Executes `plan` with `run` for each action (at most `contract.concurrency` at once),

@@ -121,3 +121,88 @@ fn timeout_bounds_the_reads_before_planning() {
     );
     assert!(sb.mutating_requests().is_empty());
 }
+
+/// A caller who may only `view` the cluster learns which permissions are missing before
+/// anything changes (ASM-C110, exit 3) — not "Kubernetes API not reachable".
+#[test]
+fn a_view_only_caller_gets_missing_permission_checks_and_nothing_changes() {
+    let sb = TestSandbox::with(fast("fresh"));
+    let kubectl = |args: &[&str]| {
+        let o = sb.kubectl(args).unwrap();
+        crate::support::assert_success(&o, &args.join(" "));
+        stdout(&o)
+    };
+    kubectl(&["create", "serviceaccount", "viewer", "-n", "default"]);
+    kubectl(&[
+        "create",
+        "clusterrolebinding",
+        "viewer",
+        "--clusterrole=view",
+        "--serviceaccount=default:viewer",
+    ]);
+    let token = kubectl(&["create", "token", "viewer", "-n", "default"]);
+    let kubeconfig = sb.dir.path().join("viewer.kubeconfig");
+    std::fs::copy(sb.sandbox().kubeconfig_path(), &kubeconfig).unwrap();
+    let kc = kubeconfig.to_str().unwrap();
+    kubectl(&[
+        "--kubeconfig",
+        kc,
+        "config",
+        "set-credentials",
+        "viewer",
+        &format!("--token={}", token.trim()),
+    ]);
+    let cluster = kubectl(&[
+        "--kubeconfig",
+        kc,
+        "config",
+        "view",
+        "-o",
+        "jsonpath={.contexts[0].context.cluster}",
+    ]);
+    kubectl(&[
+        "--kubeconfig",
+        kc,
+        "config",
+        "set-context",
+        "viewer",
+        &format!("--cluster={}", cluster.trim()),
+        "--user=viewer",
+    ]);
+    let before = sb.mutating_requests().len();
+    let o = install(
+        &sb,
+        &target(&sb, "cluster-1"),
+        &[
+            "--management",
+            "revision",
+            "--kubeconfig",
+            kc,
+            "--context",
+            "viewer",
+            "--yes",
+        ],
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
+    for missing in [
+        "missing Kubernetes permission: get customresourcedefinitions.apiextensions.k8s.io",
+        "missing Kubernetes permission: create namespaces",
+        "missing Kubernetes permission: patch controlplanerevisions.mesh.cloud.google.com in istio-system",
+    ] {
+        assert!(out.contains(missing), "{missing}:\n{out}\n{err}");
+    }
+    let reported = out
+        .lines()
+        .filter(|l| l.contains("get customresourcedefinitions.apiextensions.k8s.io"))
+        .count();
+    assert_eq!(reported, 1, "each missing permission once:\n{out}");
+    assert!(!out.contains("not reachable") && !err.contains("not reachable"));
+    assert_eq!(
+        sb.mutating_requests().len(),
+        before,
+        "nothing may change: {:?}",
+        &sb.mutating_requests()[before..]
+    );
+    assert!(!out.contains(token.trim()) && !err.contains(token.trim()));
+}

@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use std::time::Duration;
 
+use crate::steps::cluster::missing_kube_permission;
+use crate::steps::kube_permissions;
+
 use tokio::time::Instant;
 
 use crate::cli::install::{InstallArgs, ValidateArgs};
@@ -56,13 +59,51 @@ pub async fn observe_and_plan(
         spec.fleet_project
     ));
     let (obs, handles) = observe(gcp, env, spec).await;
-    let plan = plan_mesh(spec, &obs);
+    let mut plan = plan_mesh(spec, &obs);
+    check_kube_permissions(spec, &handles, &mut plan).await;
     printer.detail(&format!(
         "observed in {}ms ({} Google API requests so far)",
         started.elapsed().as_millis(),
         gcp.requests()
     ));
     (obs, handles, plan)
+}
+
+/// Adds a failed `ASM-C110` check for every Kubernetes permission the plan's actions need
+/// that the caller lacks (one SelfSubjectAccessReview each, per cluster, concurrently).
+async fn check_kube_permissions(spec: &MeshSpec, handles: &Handles, plan: &mut MeshPlan) {
+    let asks = spec
+        .clusters
+        .iter()
+        .zip(&handles.kube)
+        .filter_map(|(c, ctx)| {
+            let cluster = c.to_string();
+            let needed = kube_permissions::needed(plan, &cluster);
+            let ctx = ctx.clone()?;
+            (!needed.is_empty())
+                .then_some(async move { (cluster, kube_permissions::missing(&ctx, &needed).await) })
+        });
+    for (cluster, answer) in futures::future::join_all(asks).await {
+        match answer {
+            Ok(missing) => {
+                for p in missing {
+                    let check = missing_kube_permission(&cluster, &p.to_string());
+                    // A read observation already found denied is reported once.
+                    if !plan
+                        .checks
+                        .iter()
+                        .any(|c| c.message == check.message && c.cluster == check.cluster)
+                    {
+                        plan.checks.push(check);
+                    }
+                }
+            }
+            Err(e) => plan.checks.push(missing_kube_permission(
+                &cluster,
+                &format!("(the access review failed: {e})"),
+            )),
+        }
+    }
 }
 
 /// [`observe_and_plan`] bounded by the run's `deadline` (`--timeout` counts the reads too):

@@ -108,12 +108,17 @@ pub fn plan(p: &mut Planner, i: usize, project_number: Option<&str>) -> ClusterP
     cp.usable = true;
 
     match &obs.kube {
-        Some(Ok(k)) => p.check(Check::new(
-            codes::CLUSTER_REACHABLE,
-            CheckStatus::Ok,
-            Some(&cs),
-            format!("Kubernetes API reachable ({})", k.version),
-        )),
+        Some(Ok(k)) => {
+            p.check(Check::new(
+                codes::CLUSTER_REACHABLE,
+                CheckStatus::Ok,
+                Some(&cs),
+                format!("Kubernetes API reachable ({})", k.version),
+            ));
+            for what in &k.forbidden {
+                p.check(missing_kube_permission(&cs, what));
+            }
+        }
         Some(Err(e)) => p.check(
             Check::new(
                 codes::CLUSTER_REACHABLE,
@@ -332,4 +337,18 @@ mod tests {
         assert_eq!(minor_version("junk"), None);
         assert!(minor_version("1.25.0").unwrap() < MIN_KUBE_MINOR);
     }
+}
+
+/// The failed check of a Kubernetes permission the caller lacks (`what`: `VERB RESOURCE [in
+/// NAMESPACE]`), with the two ways asmcli's users grant it.
+pub fn missing_kube_permission(cluster: &str, what: &str) -> Check {
+    Check::new(
+        codes::KUBE_PERMISSIONS,
+        CheckStatus::Fail,
+        Some(cluster),
+        format!("missing Kubernetes permission: {what}"),
+    )
+    .hint(
+        "grant the caller roles/container.admin on the cluster's project, or bind it to cluster-admin as asmcli does: kubectl create clusterrolebinding asm-admin --clusterrole=cluster-admin --user=CALLER",
+    )
 }

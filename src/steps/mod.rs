@@ -11,6 +11,7 @@ pub mod control_plane;
 pub mod fleet;
 pub mod iam;
 pub mod kube_actions;
+pub mod kube_permissions;
 pub mod mesh;
 pub mod observe;
 pub mod remote_secret;
@@ -205,6 +206,8 @@ pub struct KubeObs {
     /// `resourceVersion` of each object read, keyed `Kind/[namespace/]name` (part of the
     /// saved-plan fingerprint).
     pub versions: BTreeMap<String, String>,
+    /// Reads the caller may not make (403), e.g. `get customresourcedefinitions`.
+    pub forbidden: Vec<String>,
 }
 
 /// Everything observed about one cluster. `None` = not read (an earlier read failed).
@@ -250,6 +253,7 @@ pub mod codes {
     pub const NAMESPACE: &str = "ASM-C107";
     pub const IN_CLUSTER_ISTIOD: &str = "ASM-C108";
     pub const CONTROL_PLANE: &str = "ASM-C109";
+    pub const KUBE_PERMISSIONS: &str = "ASM-C110";
     pub const APIS: &str = "ASM-C201";
     pub const PERMISSIONS: &str = "ASM-C202";
     pub const PROJECT: &str = "ASM-C203";

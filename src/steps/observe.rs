@@ -19,7 +19,7 @@ use crate::kube::{KubeContext, KubeError, KubeResult, client_for_gke, client_fro
 use crate::spec::{ClusterRef, KubeAccess, MeshSpec};
 use std::time::Duration;
 
-use super::control_plane::{ASM_OPTIONS, CPR_API, CPR_CRD, NAMESPACE, TAGS_ANNOTATION};
+use super::control_plane::{ASM_OPTIONS, CPR_CRD, NAMESPACE, TAGS_ANNOTATION};
 use super::{
     ClusterObs, ControlPlaneState, CprObs, FeatureObs, FleetObs, GkeObs, KubeObs,
     MembershipFeatureObs, MembershipObs, Observed, fleet, iam,
@@ -322,7 +322,9 @@ where
     }
 }
 
-/// Reads the in-cluster state; any failed read makes the cluster "not reachable".
+/// Reads the in-cluster state. A read the caller may not make (403) is recorded in
+/// [`KubeObs::forbidden`] and read as absent, so it is reported as a missing permission; any
+/// other failed read makes the cluster "not reachable".
 pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
     let client = &ctx.client;
     let version = async {
@@ -334,13 +336,11 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
         })
         .await
         .map(|v| v.git_version)
-        .map_err(|e| e.to_string())
     };
     let ns = async {
         kube_retry(|| get_opt(client, "v1", "Namespace", None, NAMESPACE))
             .await
             .map(|o| o.map(|o| rv(&o)))
-            .map_err(|e| e.to_string())
     };
     let crd = async {
         kube_retry(|| {
@@ -361,7 +361,6 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
                 (established, rv(&o))
             })
         })
-        .map_err(|e| e.to_string())
     };
     let cm = async {
         kube_retry(|| get_opt(client, "v1", "ConfigMap", Some(NAMESPACE), ASM_OPTIONS))
@@ -377,7 +376,6 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
                     (opts, rv(&o))
                 })
             })
-            .map_err(|e| e.to_string())
     };
     let cprs = list_cprs_versioned(ctx);
     let istiod = async {
@@ -403,10 +401,27 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
                 })
                 .collect::<Vec<_>>()
         })
-        .map_err(|e| e.to_string())
     };
     let (version, ns, crd, cm, cprs, istiod) = tokio::join!(version, ns, crd, cm, cprs, istiod);
-    let (ns, crd, cm, cprs) = (ns?, crd?, cm?, cprs?);
+    let mut forbidden = Vec::new();
+    let version = permitted(version, "get /version", &mut forbidden)?;
+    let ns = permitted(ns, "get namespaces", &mut forbidden)?;
+    let crd = permitted(
+        crd,
+        "get customresourcedefinitions.apiextensions.k8s.io",
+        &mut forbidden,
+    )?;
+    let cm = permitted(
+        cm,
+        &format!("get configmaps in {NAMESPACE}"),
+        &mut forbidden,
+    )?;
+    let cprs = permitted(
+        cprs,
+        &format!("list controlplanerevisions.mesh.cloud.google.com in {NAMESPACE}"),
+        &mut forbidden,
+    )?;
+    let istiod = permitted(istiod, "list deployments.apps", &mut forbidden)?;
     let mut versions = BTreeMap::new();
     if let Some(v) = &ns {
         versions.insert(format!("Namespace/{NAMESPACE}"), v.clone());
@@ -424,14 +439,32 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
         );
     }
     Ok(KubeObs {
-        version: version?,
+        version,
         namespace: ns.is_some(),
         crd: crd.map(|(e, _)| e),
         asm_options: cm.map(|(o, _)| o),
         cprs: cprs.into_iter().map(|(r, _)| r).collect(),
-        istiod: istiod?,
+        istiod,
         versions,
+        forbidden,
     })
+}
+
+/// A read's result: a 403 is recorded as the missing permission `what` and read as the
+/// default (absent); any other failure is the cluster's error.
+fn permitted<T: Default>(
+    r: KubeResult<T>,
+    what: &str,
+    forbidden: &mut Vec<String>,
+) -> Result<T, String> {
+    match r {
+        Ok(v) => Ok(v),
+        Err(e) if e.status().is_some_and(|s| s.code == 403) => {
+            forbidden.push(what.to_string());
+            Ok(T::default())
+        }
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn rv(o: &kube::api::DynamicObject) -> String {
@@ -443,10 +476,11 @@ pub async fn list_cprs(ctx: &KubeContext) -> Result<Vec<CprObs>, String> {
     list_cprs_versioned(ctx)
         .await
         .map(|v| v.into_iter().map(|(r, _)| r).collect())
+        .map_err(|e| e.to_string())
 }
 
 /// [`list_cprs`] with each object's `resourceVersion`.
-async fn list_cprs_versioned(ctx: &KubeContext) -> Result<Vec<(CprObs, String)>, String> {
+async fn list_cprs_versioned(ctx: &KubeContext) -> KubeResult<Vec<(CprObs, String)>> {
     use kube::api::ListParams;
     use kube::core::GroupVersionKind;
     let client = &ctx.client;
@@ -454,7 +488,7 @@ async fn list_cprs_versioned(ctx: &KubeContext) -> Result<Vec<(CprObs, String)>,
     let (ar, scope) = match kube_retry(|| resolve_resource(client, &gvk)).await {
         Ok(r) => r,
         Err(e) if e.status().is_some_and(|s| s.code == 404) => return Ok(Vec::new()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(e),
     };
     let api = dynamic_api(client, &ar, &scope, Some(NAMESPACE));
     let lp = ListParams::default();
@@ -488,7 +522,7 @@ async fn list_cprs_versioned(ctx: &KubeContext) -> Result<Vec<(CprObs, String)>,
             .collect()),
         // The group is not served yet (no CRD): the apiserver's plain-text 404.
         Err(e) if e.status().is_some_and(|s| s.code == 404) => Ok(Vec::new()),
-        Err(e) => Err(format!("{e} ({CPR_API})")),
+        Err(e) => Err(e),
     }
 }
 

@@ -4,11 +4,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::PLAN_HEADING;
 use super::credentials::CredentialArgs;
 use super::install::{OutputArg, parse_output};
 
 /// `asm apply`.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = PLAN_HEADING)]
 pub struct ApplyArgs {
     /// The saved plan (`asm install --managed … --plan-out FILE`).
     #[arg(value_name = "FILE")]

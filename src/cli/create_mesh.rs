@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::credentials::CredentialArgs;
+use super::{CHANGES_HEADING, PLAN_HEADING, TARGETS_HEADING};
 use super::install::OutputArg;
 
 /// `asm create-mesh`.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = TARGETS_HEADING)]
 pub struct CreateMeshArgs {
     /// A cluster as PROJECT/LOCATION/NAME, reached through GKE. Repeatable.
     #[arg(long = "cluster", value_name = "PROJECT/LOCATION/NAME")]
@@ -31,28 +33,28 @@ pub struct CreateMeshArgs {
     pub all_memberships: bool,
 
     /// Register unregistered clusters to the fleet first.
-    #[arg(long)]
+    #[arg(long, help_heading = CHANGES_HEADING)]
     pub register: bool,
 
     /// After applying, check that every secret's kubeconfig authenticates to its cluster
     /// and may list pods, services, endpoints and secrets.
-    #[arg(long)]
+    #[arg(long, help_heading = PLAN_HEADING)]
     pub verify: bool,
 
     /// Show the plan and stop; send no mutating request.
-    #[arg(long = "dry-run")]
+    #[arg(long = "dry-run", help_heading = PLAN_HEADING)]
     pub dry_run: bool,
 
     /// Plan format: `text` or `json` (one object on stdout).
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text)]
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text, help_heading = PLAN_HEADING)]
     pub output: OutputArg,
 
     /// Apply without asking.
-    #[arg(short = 'y', long)]
+    #[arg(short = 'y', long, help_heading = PLAN_HEADING)]
     pub yes: bool,
 
     /// How long the whole run may take, e.g. `5m`.
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    #[arg(long, default_value = "5m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 
     #[command(flatten)]

@@ -9,9 +9,14 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::install::OutputArg;
+use super::{PLAN_HEADING, TARGETS_HEADING};
+
+/// Help heading of the flags that shape the secret (istioctl's).
+const SECRET_HEADING: &str = "The secret";
 
 /// `asm create-remote-secret`.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = SECRET_HEADING)]
 pub struct CreateRemoteSecretArgs {
     /// Cluster name (the data key, and `istio-remote-secret-NAME`). Default: `cn-P-L-N` for a
     /// `gke_P_L_N` context, else the UID of the `kube-system` namespace.
@@ -19,11 +24,11 @@ pub struct CreateRemoteSecretArgs {
     pub name: Option<String>,
 
     /// Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
-    #[arg(short = 'c', long, value_name = "FILE")]
+    #[arg(short = 'c', long, value_name = "FILE", help_heading = TARGETS_HEADING)]
     pub kubeconfig: Option<PathBuf>,
 
     /// Kubeconfig context of the cluster the secret gives access to (default: current).
-    #[arg(long, value_name = "NAME")]
+    #[arg(long, value_name = "NAME", help_heading = TARGETS_HEADING)]
     pub context: Option<String>,
 
     /// Namespace of the Secret and of the ServiceAccount lookups (default: the current
@@ -80,22 +85,22 @@ pub struct CreateRemoteSecretArgs {
     pub auth_plugin_config: Vec<String>,
 
     /// Apply the secret to this kubeconfig context instead of printing it. Repeatable.
-    #[arg(long = "apply-to", value_name = "CONTEXT")]
+    #[arg(long = "apply-to", value_name = "CONTEXT", help_heading = TARGETS_HEADING)]
     pub apply_to: Vec<String>,
 
     /// With --apply-to: show the plan and stop; send no mutating request.
-    #[arg(long = "dry-run")]
+    #[arg(long = "dry-run", help_heading = PLAN_HEADING)]
     pub dry_run: bool,
 
     /// With --apply-to: plan format, `text` or `json`.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text)]
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text, help_heading = PLAN_HEADING)]
     pub output: OutputArg,
 
     /// With --apply-to: apply without asking.
-    #[arg(short = 'y', long)]
+    #[arg(short = 'y', long, help_heading = PLAN_HEADING)]
     pub yes: bool,
 
     /// How long to wait for the token to be issued (and, with --apply-to, for everything).
-    #[arg(long, default_value = "2m", value_name = "DURATION")]
+    #[arg(long, default_value = "2m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 }

@@ -340,13 +340,15 @@ impl CredentialChain {
         }
     }
 
-    /// Tries the candidates in order (I/O: files, the metadata server, gcloud).
+    /// Tries the candidates in order (I/O: files, the metadata server, gcloud). When none
+    /// gives a token, the error lists every source of the chain and why it was not used.
     pub async fn resolve(
         &self,
         env: &Environment,
         opts: &CredentialOptions,
     ) -> Result<Credentials, Error> {
-        let mut skipped = Vec::new();
+        let mut metadata = None;
+        let mut gcloud = None;
         for c in &self.candidates {
             match c {
                 Candidate::TokenFile(source) => return read_token_file(source.clone()).await,
@@ -362,27 +364,99 @@ impl CredentialChain {
                 }
                 Candidate::MetadataServer { host } => match metadata_email(host).await {
                     Some(email) => return metadata_credentials(host, email).await,
-                    None => skipped.push(format!("no metadata server answered at {host}")),
+                    None => metadata = Some(host.clone()),
                 },
-                Candidate::Gcloud { program } => return gcloud_credentials(env, program).await,
+                Candidate::Gcloud { program } => match gcloud_credentials(env, program).await {
+                    Ok(creds) => return Ok(creds),
+                    Err(e) => gcloud = Some((program.clone(), e)),
+                },
             }
         }
-        if !self
-            .candidates
-            .iter()
-            .any(|c| matches!(c, Candidate::Gcloud { .. }))
-        {
-            skipped.push("gcloud is not on PATH".into());
-        }
-        Err(Error::usage(
-            "ASM-E403",
-            format!("no Google credentials found ({})", skipped.join("; ")),
-        )
-        .with_hint(format!(
-            "pass --key-file FILE or --access-token-file FILE, set {TOKEN_FILE_VAR} or {ADC_VAR}, \
-             or run `gcloud auth application-default login`"
+        Err(no_credentials_error(&tried_sources(
+            env,
+            opts,
+            metadata.as_deref(),
+            gcloud.as_ref().map(|(p, e)| (p.as_path(), e)),
         )))
     }
+}
+
+/// One source of the chain that gave no credentials, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tried {
+    /// e.g. `--key-file`, `$GOOGLE_APPLICATION_CREDENTIALS`, `gcloud (/usr/bin/gcloud)`.
+    pub source: String,
+    /// e.g. `flag not given`, `not set`, `no such file`, gcloud's own message.
+    pub why: String,
+}
+
+/// Pure: every source of the chain, in order, with why it was not used, for the case where
+/// none gave credentials (so none of the files, flags and variables was present).
+/// `metadata` is the host that did not answer; `gcloud` the program that failed, if any.
+pub fn tried_sources(
+    env: &Environment,
+    opts: &CredentialOptions,
+    metadata: Option<&str>,
+    gcloud: Option<(&Path, &Error)>,
+) -> Vec<Tried> {
+    let tried = |source: &str, why: &str| Tried {
+        source: source.to_string(),
+        why: why.to_string(),
+    };
+    let flag = |name: &str, given: bool| tried(name, if given { "given" } else { "flag not given" });
+    let var = |name: &str| match env.vars.get(name) {
+        None => tried(&format!("${name}"), "not set"),
+        Some(v) if v.trim().is_empty() => tried(&format!("${name}"), "set but empty"),
+        Some(_) => tried(&format!("${name}"), "set"),
+    };
+    let mut out = vec![
+        flag("--access-token-file", opts.access_token_file.is_some()),
+        var(TOKEN_FILE_VAR),
+        var(TOKEN_VAR),
+        flag("--key-file", opts.key_file.is_some()),
+        var(ADC_VAR),
+    ];
+    out.push(match adc_well_known_path(env) {
+        Some(p) => tried(
+            &format!("gcloud's ADC file {}", p.display()),
+            "no such file (written by `gcloud auth application-default login`)",
+        ),
+        None => tried("gcloud's ADC file", "unknown: HOME is not set"),
+    });
+    let host = metadata.map_or_else(|| metadata_host(env), str::to_string);
+    out.push(tried(
+        &format!("metadata server {host}"),
+        "did not answer (asm is not running on Google Cloud)",
+    ));
+    out.push(match gcloud {
+        None => tried("gcloud", "not found on PATH"),
+        Some((program, err)) => tried(&format!("gcloud ({})", program.display()), &err.message),
+    });
+    out
+}
+
+/// `ASM-E403` (exit 2): the sources tried, one per line, then the fix.
+pub fn no_credentials_error(tried: &[Tried]) -> Error {
+    let width = tried.iter().map(|t| t.source.len()).max().unwrap_or(0);
+    let mut message = String::from("no Google credentials work; tried, in order:");
+    for (i, t) in tried.iter().enumerate() {
+        let mut why = t.why.lines();
+        message.push_str(&format!(
+            "\n  {:>2}. {:<width$}  {}",
+            i + 1,
+            t.source,
+            why.next().unwrap_or_default()
+        ));
+        for line in why {
+            message.push_str(&format!("\n        {line}"));
+        }
+    }
+    Error::usage("ASM-E403", message).with_hint(format!(
+        "on a workstation run `gcloud auth login` (asm then asks gcloud) or \
+         `gcloud auth application-default login`; in CI use a service-account key \
+         (--key-file FILE, or {ADC_VAR}=FILE), workload identity federation ({ADC_VAR} \
+         naming its credential configuration), or a token (--access-token-file FILE)"
+    ))
 }
 
 /// The metadata server's `host[:port]` from the environment.
@@ -806,22 +880,34 @@ async fn run_gcloud(env: &Environment, program: &Path, args: &[&str]) -> Result<
         })?
         .map_err(|e| Error::usage("ASM-E408", format!("`{shown}` failed: {e}")))?;
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let last: String = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .chars()
-            .take(300)
-            .collect();
         return Err(Error::usage(
             "ASM-E408",
-            format!("`{shown}` failed ({}): {}", out.status, last.trim()),
+            format!(
+                "`{shown}` failed ({}):\n{}",
+                out.status,
+                gcloud_message(&String::from_utf8_lossy(&out.stderr))
+            ),
         )
         .with_hint("log in with `gcloud auth login`, or pass --key-file / --access-token-file"));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// gcloud's own error message, as it printed it: its non-blank lines (at most 20, each at
+/// most 300 characters), trimmed.
+pub fn gcloud_message(stderr: &str) -> String {
+    let lines: Vec<String> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(20)
+        .map(|l| l.chars().take(300).collect())
+        .collect();
+    if lines.is_empty() {
+        "(no message on stderr)".to_string()
+    } else {
+        lines.join("\n")
+    }
 }
 
 /// `gcloud auth print-access-token` (whatever account gcloud is logged in as, including

@@ -95,25 +95,29 @@ fn bash_completion_offers_every_command_and_flag() {
     let walked = walk();
     let mut checked = 0;
     for w in &walked {
-        // clap_complete names the completion state of `asm a b` `asm__a__b` (dashes in
-        // names become underscores), and lists the options of that command in it.
-        let state = std::iter::once("asm".to_string())
-            .chain(w.path.iter().map(|p| p.replace('-', "__")))
-            .collect::<Vec<_>>()
-            .join("__");
-        let section = section_of(&script, &format!("{state})"))
-            .unwrap_or_else(|| panic!("no completion state {state} for {:?}", w.path));
+        let section = section_of(&script, &completion_state(&w.path))
+            .unwrap_or_else(|| panic!("no completion state for {:?}", w.path));
+        let offered = |word: &str| {
+            section
+                .trim_start_matches("opts=\"")
+                .trim_end_matches('"')
+                .split_whitespace()
+                .any(|t| t == word)
+        };
         for flag in &w.flags {
             assert!(
-                section.split_whitespace().any(|t| t.trim_matches('"') == flag),
-                "{flag} of `asm {}` not completed in state {state}:\n{section}",
+                offered(flag),
+                "{flag} of `asm {}` not completed:\n{section}",
                 w.path.join(" ")
             );
         }
-        if let Some(last) = w.path.last() {
+        // A command is offered in its parent's state.
+        if let Some((last, parent)) = w.path.split_last() {
+            let parent_section = section_of(&script, &completion_state(parent)).unwrap();
             assert!(
-                script.contains(&format!("{last})")) || script.contains(&format!(",{last})")),
-                "command {last} is never completed"
+                parent_section.split_whitespace().any(|t| t.trim_matches('"') == last),
+                "{last} not offered after `asm {}`: {parent_section}",
+                parent.join(" ")
             );
         }
         checked += 1;
@@ -122,11 +126,20 @@ fn bash_completion_offers_every_command_and_flag() {
     assert_eq!(checked, walked.len());
 }
 
-/// The `opts="…"` line of the completion state `label` (e.g. `asm__install)`).
-fn section_of<'a>(script: &'a str, label: &str) -> Option<&'a str> {
+/// clap_complete's name of the completion state after `asm PATH…`: `asm`,
+/// `asm__subcmd__install`, `asm__subcmd__create__subcmd__mesh` (a dash becomes `__subcmd__`).
+fn completion_state(path: &[String]) -> String {
+    std::iter::once("asm".to_string())
+        .chain(path.iter().map(|p| p.replace('-', "__subcmd__")))
+        .collect::<Vec<_>>()
+        .join("__subcmd__")
+}
+
+/// The `opts="…"` line of the completion state `state` (e.g. `asm__subcmd__install`).
+fn section_of<'a>(script: &'a str, state: &str) -> Option<&'a str> {
     let start = script
         .lines()
-        .position(|l| l.trim() == label)
+        .position(|l| l.trim() == format!("{state})"))
         .map(|i| script.lines().take(i).map(|l| l.len() + 1).sum::<usize>())?;
     let rest = &script[start..];
     let opts = rest.find("opts=\"")?;
@@ -147,7 +160,7 @@ fn bash_loads_the_completion_script() {
         .unwrap();
     assert_success(&out, "bash sourcing the completions");
     assert!(
-        stdout(&out).contains("complete -F _asm") && stdout(&out).trim_end().ends_with(" asm"),
+        stdout(&out).contains(" -F _asm ") && stdout(&out).trim_end().ends_with(" asm"),
         "{}",
         stdout(&out)
     );

@@ -16,6 +16,9 @@ pub struct ApplyArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+
     /// Apply without asking.
     #[arg(short = 'y', long)]
     pub yes: bool,
@@ -36,7 +39,4 @@ pub struct ApplyArgs {
         value_name = "DIR"
     )]
     pub output_dir: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub credentials: CredentialArgs,
 }

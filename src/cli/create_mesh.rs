@@ -32,6 +32,9 @@ pub struct CreateMeshArgs {
     #[arg(long = "all-memberships", requires = "fleet_id")]
     pub all_memberships: bool,
 
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+
     /// Register unregistered clusters to the fleet first.
     #[arg(long, help_heading = CHANGES_HEADING)]
     pub register: bool,
@@ -56,7 +59,4 @@ pub struct CreateMeshArgs {
     /// How long the whole run may take, e.g. `5m`.
     #[arg(long, default_value = "5m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
-
-    #[command(flatten)]
-    pub credentials: CredentialArgs,
 }

@@ -18,11 +18,6 @@ const SECRET_HEADING: &str = "The secret";
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = SECRET_HEADING)]
 pub struct CreateRemoteSecretArgs {
-    /// Cluster name (the data key, and `istio-remote-secret-NAME`). Default: `cn-P-L-N` for a
-    /// `gke_P_L_N` context, else the UID of the `kube-system` namespace.
-    #[arg(long, value_name = "NAME")]
-    pub name: Option<String>,
-
     /// Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
     #[arg(short = 'c', long, value_name = "FILE", help_heading = TARGETS_HEADING)]
     pub kubeconfig: Option<PathBuf>,
@@ -30,6 +25,11 @@ pub struct CreateRemoteSecretArgs {
     /// Kubeconfig context of the cluster the secret gives access to (default: current).
     #[arg(long, value_name = "NAME", help_heading = TARGETS_HEADING)]
     pub context: Option<String>,
+
+    /// Cluster name (the data key, and `istio-remote-secret-NAME`). Default: `cn-P-L-N` for a
+    /// `gke_P_L_N` context, else the UID of the `kube-system` namespace.
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
 
     /// Namespace of the Secret and of the ServiceAccount lookups (default: the current
     /// context's namespace, else --istio-namespace).

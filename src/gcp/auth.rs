@@ -437,18 +437,18 @@ pub fn tried_sources(
 
 /// `ASM-E403` (exit 2): the sources tried, one per line, then the fix.
 pub fn no_credentials_error(tried: &[Tried]) -> Error {
-    let width = tried.iter().map(|t| t.source.len()).max().unwrap_or(0);
     let mut message = String::from("no Google credentials work; tried, in order:");
     for (i, t) in tried.iter().enumerate() {
         let mut why = t.why.lines();
         message.push_str(&format!(
-            "\n  {:>2}. {:<width$}  {}",
+            "\n  {}. {}: {}",
             i + 1,
             t.source,
             why.next().unwrap_or_default()
         ));
+        // gcloud's message keeps its lines, indented under its source.
         for line in why {
-            message.push_str(&format!("\n        {line}"));
+            message.push_str(&format!("\n       {line}"));
         }
     }
     Error::usage("ASM-E403", message).with_hint(format!(

@@ -77,14 +77,32 @@ fn the_walk_finds_every_command_and_its_flags() {
         "completions",
         "man",
     ] {
-        assert!(names.iter().any(|n| n == expected), "{expected:?} not in {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "{expected:?} not in {names:?}"
+        );
     }
     let install = walked.iter().find(|w| w.path == ["install"]).unwrap();
-    for flag in ["--project", "--key-file", "--enable-all", "--plan-out", "--verbose", "--help"] {
-        assert!(install.flags.iter().any(|f| f == flag), "{flag} not in {:?}", install.flags);
+    for flag in [
+        "--project",
+        "--key-file",
+        "--enable-all",
+        "--plan-out",
+        "--verbose",
+        "--help",
+    ] {
+        assert!(
+            install.flags.iter().any(|f| f == flag),
+            "{flag} not in {:?}",
+            install.flags
+        );
     }
     // Hidden compatibility spellings are not offered.
-    assert!(!install.flags.iter().any(|f| f == "--mode"), "{:?}", install.flags);
+    assert!(
+        !install.flags.iter().any(|f| f == "--mode"),
+        "{:?}",
+        install.flags
+    );
 }
 
 #[test]
@@ -115,7 +133,9 @@ fn bash_completion_offers_every_command_and_flag() {
         if let Some((last, parent)) = w.path.split_last() {
             let parent_section = section_of(&script, &completion_state(parent)).unwrap();
             assert!(
-                parent_section.split_whitespace().any(|t| t.trim_matches('"') == last),
+                parent_section
+                    .split_whitespace()
+                    .any(|t| t.trim_matches('"') == last),
                 "{last} not offered after `asm {}`: {parent_section}",
                 parent.join(" ")
             );
@@ -164,7 +184,11 @@ fn bash_loads_the_completion_script() {
         "{}",
         stdout(&out)
     );
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -190,7 +214,11 @@ fn zsh_loads_the_completion_script() {
         .unwrap();
     assert_success(&out, "zsh loading the completions");
     assert_eq!(stdout(&out).trim(), "_asm");
-    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
@@ -249,7 +277,10 @@ fn man_can_render_the_pages_it_writes() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    assert_success(&asm(&["man", "--dir", dir.path().to_str().unwrap()]), "asm man");
+    assert_success(
+        &asm(&["man", "--dir", dir.path().to_str().unwrap()]),
+        "asm man",
+    );
     let out = Command::new("man")
         .arg("-l")
         .arg(dir.path().join("asm-install.1"))
@@ -304,7 +335,10 @@ fn global_options_come_after_a_commands_own() {
     assert!(order.windows(2).all(|w| w[0] < w[1]), "{help}");
     let global = &help[at("Global options")..];
     for flag in ["--verbose", "--quiet", "--help", "--version"] {
-        assert!(global.contains(flag), "{flag} not under Global options:\n{help}");
+        assert!(
+            global.contains(flag),
+            "{flag} not under Global options:\n{help}"
+        );
     }
     let own = &help[..at("Global options")];
     assert!(!own.contains("--verbose"), "{help}");

@@ -403,7 +403,10 @@ fn gcloud_fallback_prints_a_token_and_nothing_else_is_called() {
         "Please run:",
         "$ gcloud auth login",
     ] {
-        assert!(err.contains(&format!("       {line}\n")), "{line:?} not in:\n{err}");
+        assert!(
+            err.contains(&format!("       {line}\n")),
+            "{line:?} not in:\n{err}"
+        );
     }
     assert_eq!(calls_of(&calls), vec!["auth print-access-token"]);
 }
@@ -449,7 +452,12 @@ fn no_credentials_at_all_fails_fast_without_leaving_the_machine() {
         assert_eq!(rest.trim(), why, "{line}");
     }
     let hint = err.lines().find(|l| l.starts_with("  hint: ")).unwrap();
-    for fix in ["gcloud auth login", "--key-file", "--access-token-file", "workload identity federation"] {
+    for fix in [
+        "gcloud auth login",
+        "--key-file",
+        "--access-token-file",
+        "workload identity federation",
+    ] {
         assert!(hint.contains(fix), "the hint names {fix}: {hint}");
     }
     assert!(took < Duration::from_secs(10), "took {took:?}");

@@ -76,7 +76,13 @@ struct Ran {
 /// Runs `script` with `interpreter` in `cwd`, with exactly `env`, in its own process group
 /// (killed whole after `timeout`, background jobs included). Streams go to files, so a
 /// background process holding them cannot block the test.
-fn run_script(interpreter: &[&str], script: &str, cwd: &Path, env: &BTreeMap<String, String>, timeout: Duration) -> Ran {
+fn run_script(
+    interpreter: &[&str],
+    script: &str,
+    cwd: &Path,
+    env: &BTreeMap<String, String>,
+    timeout: Duration,
+) -> Ran {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("script");
     std::fs::write(&file, script).unwrap();
@@ -188,7 +194,13 @@ fn assert_installed(sb: &TestSandbox) {
     let out = sb
         .asm()
         .env("ASM_RETRY_POLICY", "fast")
-        .args(["install", "--managed", "--enable-all", "--dry-run", "--detailed-exitcode"])
+        .args([
+            "install",
+            "--managed",
+            "--enable-all",
+            "--dry-run",
+            "--detailed-exitcode",
+        ])
         .args(["-p", &p, "-l", &l, "-n", &n])
         .output()
         .unwrap();
@@ -210,8 +222,10 @@ fn readme_blocks_marked_tested_run() {
         let work = tempfile::tempdir().unwrap();
         let (env, sandbox) = match marker.split_whitespace().collect::<Vec<_>>()[..] {
             [] => {
-                if body.contains("gcloud") {
-                    assert!(tool_available("gcloud"), "the block runs gcloud");
+                for tool in ["gcloud", "man"] {
+                    if body.contains(&format!("{tool} ")) {
+                        assert!(tool_available(tool), "the block runs {tool}");
+                    }
                 }
                 (bare_env(work.path()), None)
             }
@@ -227,7 +241,8 @@ fn readme_blocks_marked_tested_run() {
             _ => panic!("unknown marker {marker:?}"),
         };
         // Should the block fail half-way, a sandbox it started in the background stops too.
-        let script = format!("trap 'kill \"${{ASM_SANDBOX_PID:-}}\" 2>/dev/null || true' EXIT\n{body}");
+        let script =
+            format!("trap 'kill \"${{ASM_SANDBOX_PID:-}}\" 2>/dev/null || true' EXIT\n{body}");
         let r = run_script(
             &["bash", "--noprofile", "--norc", "-eo", "pipefail"],
             &script,
@@ -241,8 +256,9 @@ fn readme_blocks_marked_tested_run() {
         }
         ran += 1;
     }
-    // The sandbox block (serve, validate, kill, exec) and the install block.
-    assert_eq!(ran, 2, "{blocks:?}");
+    // The sandbox block (serve, validate, kill, exec), the install block and the
+    // completions/man block.
+    assert_eq!(ran, 3, "{blocks:?}");
 }
 
 /// The README's `eval "$(asm sandbox serve --scenario fresh &)"` returns (serve closes its
@@ -269,17 +285,19 @@ fn readme_eval_of_a_background_serve_returns_and_the_sandbox_answers() {
         Duration::from_secs(60),
     );
     assert_ran(&r, "eval of a background serve");
-    assert!(started.elapsed() < Duration::from_secs(30), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "{:?}",
+        started.elapsed()
+    );
     let pid: u32 = r
         .stdout
         .lines()
         .find_map(|l| l.strip_prefix("pid="))
         .and_then(|p| p.parse().ok())
         .unwrap_or_else(|| panic!("no ASM_SANDBOX_PID:\n{}", r.stdout));
-    let report: serde_json::Value = serde_json::from_str(
-        &r.stdout[r.stdout.find('{').unwrap()..],
-    )
-    .unwrap();
+    let report: serde_json::Value =
+        serde_json::from_str(&r.stdout[r.stdout.find('{').unwrap()..]).unwrap();
     assert_eq!(report["valid"], true, "{report:#}");
     // `kill` stopped the sandbox (it is not a child of ours: poll /proc).
     let proc = PathBuf::from(format!("/proc/{pid}"));
@@ -406,18 +424,35 @@ fn github_actions_recipe_plans_then_applies_against_the_sandbox() {
             .collect()
     };
     // Google authentication is a `uses:` step (no `run:`); the sandbox's token stands in.
-    let (ran_plan, skipped_plan, outputs) =
-        run_steps(&steps_of("plan"), &["Install asm"], work.path(), &base, github_shell);
-    assert_eq!(outputs.get("plan.changes").map(String::as_str), Some("true"));
+    let (ran_plan, skipped_plan, outputs) = run_steps(
+        &steps_of("plan"),
+        &["Install asm"],
+        work.path(),
+        &base,
+        github_shell,
+    );
+    assert_eq!(
+        outputs.get("plan.changes").map(String::as_str),
+        Some("true")
+    );
     assert!(work.path().join("plan.json").is_file());
-    assert!(std::fs::read_to_string(work.path().join("comment.md")).unwrap().contains("### asm plan"));
+    assert!(
+        std::fs::read_to_string(work.path().join("comment.md"))
+            .unwrap()
+            .contains("### asm plan")
+    );
     assert_eq!(
         workflow["jobs"]["apply"]["if"].as_str(),
         Some("needs.plan.outputs.changes == 'true'")
     );
     // The artifact: apply runs in the same directory, where plan.json is.
-    let (ran_apply, skipped_apply, _) =
-        run_steps(&steps_of("apply"), &["Install asm"], work.path(), &base, github_shell);
+    let (ran_apply, skipped_apply, _) = run_steps(
+        &steps_of("apply"),
+        &["Install asm"],
+        work.path(),
+        &base,
+        github_shell,
+    );
     assert_eq!((ran_plan, ran_apply), (1, 1), "the Plan and Apply steps");
     assert_eq!(skipped_plan, ["Install asm"]);
     assert_eq!(skipped_apply, ["Install asm"]);
@@ -449,7 +484,10 @@ fn cloud_build_recipe_plans_then_applies_against_the_sandbox() {
     ] {
         let build = &blocks[config];
         // Without it the scripts would not see the substitutions as variables.
-        assert_eq!(build["options"]["automapSubstitutions"].as_bool(), Some(true));
+        assert_eq!(
+            build["options"]["automapSubstitutions"].as_bool(),
+            Some(true)
+        );
         let steps: Vec<Step> = build["steps"]
             .as_sequence()
             .unwrap()
@@ -460,7 +498,8 @@ fn cloud_build_recipe_plans_then_applies_against_the_sandbox() {
                 env: BTreeMap::new(),
             })
             .collect();
-        let (count, skipped, _) = run_steps(&steps, &substituted, work.path(), &base, cloudbuild_shell);
+        let (count, skipped, _) =
+            run_steps(&steps, &substituted, work.path(), &base, cloudbuild_shell);
         assert_eq!(skipped, substituted);
         ran.push(count);
         if config == "cloudbuild-plan" {

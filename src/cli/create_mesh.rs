@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::credentials::CredentialArgs;
-use super::{CHANGES_HEADING, PLAN_HEADING, TARGETS_HEADING};
 use super::install::OutputArg;
+use super::{CHANGES_HEADING, PLAN_HEADING, TARGETS_HEADING};
 
 /// `asm create-mesh`.
 #[derive(Debug, Args, Clone)]

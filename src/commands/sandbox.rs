@@ -11,9 +11,9 @@ use crate::cli::sandbox::SandboxCli;
 #[cfg(feature = "sandbox")]
 use crate::cli::sandbox::{SandboxArgs, SandboxCommand, SandboxExecArgs};
 use crate::environment::Environment;
-use crate::error::{Error, Result};
 #[cfg(feature = "sandbox")]
 use crate::error::exit;
+use crate::error::{Error, Result};
 use crate::output::Printer;
 
 /// Runs a sandbox subcommand; returns the exit code.
@@ -23,7 +23,11 @@ pub async fn run(cli: SandboxCli, env: &Environment, printer: &Printer) -> Resul
         Some(SandboxCommand::Serve(args)) => serve(args, printer).await,
         Some(SandboxCommand::Exec(args)) => exec(args, env, printer).await,
         // clap requires the subcommand when the sandbox is built in.
-        None => Err(Error::usage("ASM-E001", "`asm sandbox` needs a subcommand: serve or exec").into()),
+        None => Err(Error::usage(
+            "ASM-E001",
+            "`asm sandbox` needs a subcommand: serve or exec",
+        )
+        .into()),
     }
 }
 
@@ -198,7 +202,11 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            ["KUBECONFIG=/k", "ASM_SANDBOX_PID=42", "ASM_SANDBOX_CLUSTERS=a b"]
+            [
+                "KUBECONFIG=/k",
+                "ASM_SANDBOX_PID=42",
+                "ASM_SANDBOX_CLUSTERS=a b"
+            ]
         );
     }
 

@@ -403,7 +403,8 @@ pub fn tried_sources(
         source: source.to_string(),
         why: why.to_string(),
     };
-    let flag = |name: &str, given: bool| tried(name, if given { "given" } else { "flag not given" });
+    let flag =
+        |name: &str, given: bool| tried(name, if given { "given" } else { "flag not given" });
     let var = |name: &str| match env.vars.get(name) {
         None => tried(&format!("${name}"), "not set"),
         Some(v) if v.trim().is_empty() => tried(&format!("${name}"), "set but empty"),
@@ -990,6 +991,67 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code, "ASM-E402");
+    }
+
+    #[test]
+    fn tried_sources_name_every_source_in_chain_order() {
+        let env = closed_env([("HOME", "/home/u"), (TOKEN_VAR, "  ")]);
+        let failed = Error::usage(
+            "ASM-E408",
+            "`gcloud auth print-access-token` failed:\nERROR: x\nPlease run: y",
+        );
+        let tried = tried_sources(
+            &env,
+            &CredentialOptions::default(),
+            Some("127.0.0.1:9"),
+            Some((Path::new("/bin/gcloud"), &failed)),
+        );
+        let lines: Vec<String> = tried
+            .iter()
+            .map(|t| format!("{}: {}", t.source, t.why))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "--access-token-file: flag not given",
+                "$CLOUDSDK_AUTH_ACCESS_TOKEN_FILE: not set",
+                "$CLOUDSDK_AUTH_ACCESS_TOKEN: set but empty",
+                "--key-file: flag not given",
+                "$GOOGLE_APPLICATION_CREDENTIALS: not set",
+                "gcloud's ADC file /home/u/.config/gcloud/application_default_credentials.json: \
+                 no such file (written by `gcloud auth application-default login`)",
+                "metadata server 127.0.0.1:9: did not answer (asm is not running on Google Cloud)",
+                "gcloud (/bin/gcloud): `gcloud auth print-access-token` failed:\nERROR: x\nPlease run: y",
+            ]
+        );
+        let err = no_credentials_error(&tried);
+        assert_eq!((err.code, err.exit_code), ("ASM-E403", exit::USAGE));
+        let shown: Vec<&str> = err.message.lines().collect();
+        assert_eq!(shown[0], "no Google credentials work; tried, in order:");
+        assert_eq!(shown[1], "  1. --access-token-file: flag not given");
+        assert_eq!(
+            &shown[8..],
+            [
+                "  8. gcloud (/bin/gcloud): `gcloud auth print-access-token` failed:",
+                "       ERROR: x",
+                "       Please run: y"
+            ]
+        );
+
+        // No HOME, no gcloud.
+        let tried = tried_sources(&closed_env([]), &CredentialOptions::default(), None, None);
+        assert_eq!(tried[5].why, "unknown: HOME is not set");
+        assert_eq!(tried[6].source, "metadata server 127.0.0.1:9");
+        assert_eq!(tried[7].why, "not found on PATH");
+    }
+
+    #[test]
+    fn gcloud_message_keeps_its_lines_without_blanks() {
+        assert_eq!(
+            gcloud_message("ERROR: a\n\n  $ gcloud auth login\n\n"),
+            "ERROR: a\n$ gcloud auth login"
+        );
+        assert_eq!(gcloud_message("\n"), "(no message on stderr)");
     }
 
     /// An environment whose metadata server is a closed loopback port, with `vars`.

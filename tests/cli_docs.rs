@@ -222,7 +222,7 @@ fn zsh_loads_the_completion_script() {
 }
 
 #[test]
-fn every_shell_gets_a_completion_script() {
+fn every_supported_shell_gets_a_completion_script_and_others_are_refused() {
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
         let out = asm(&["completions", shell]);
         assert_success(&out, shell);

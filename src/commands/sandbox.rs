@@ -44,13 +44,13 @@ pub fn not_built_in() -> Error {
         "this asm was built without the sandbox (the simulator is the cargo feature `sandbox`)",
     )
     .with_hint(
-        "build asm with its default features, e.g. `cargo install --path .` in asm's source \
+        "build asm with its default features, e.g. `cargo install --locked --path .` in asm's source \
          tree, or use a release build that includes it",
     )
 }
 
-#[cfg(feature = "sandbox")]
 /// Turns flags into a sandbox configuration; every bad value is a usage error.
+#[cfg(feature = "sandbox")]
 pub fn config_from(args: &SandboxArgs) -> Result<SimConfig, Error> {
     let usage = |e: anyhow::Error| Error::usage("ASM-E201", format!("{e:#}"));
     let mut config = SimConfig::new(args.scenario.clone());
@@ -76,8 +76,8 @@ pub fn config_from(args: &SandboxArgs) -> Result<SimConfig, Error> {
     Ok(config)
 }
 
-#[cfg(feature = "sandbox")]
 /// Single-quotes a value for POSIX shells.
+#[cfg(feature = "sandbox")]
 pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
@@ -140,9 +140,9 @@ async fn exec(args: SandboxExecArgs, env: &Environment, printer: &Printer) -> Re
     Ok(status.code().unwrap_or(128 + signal_of(&status)))
 }
 
-#[cfg(feature = "sandbox")]
 /// `PATH` with the directory of this executable first, so `asm sandbox exec -- asm …` runs
 /// this very asm.
+#[cfg(feature = "sandbox")]
 fn path_with_own_dir(env: &Environment) -> String {
     let current = env
         .var("PATH")

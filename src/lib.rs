@@ -78,6 +78,8 @@ where
             commands::create_remote_secret::run(*args, &env, &printer).await
         }
         Command::CreateMesh(args) => commands::create_mesh::run(*args, &env, &printer).await,
+        Command::Completions(args) => commands::completions::run(&args, &printer),
+        Command::Man(args) => commands::man::run(&args, &printer),
     };
     match outcome {
         Ok(code) => code,

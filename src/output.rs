@@ -26,6 +26,8 @@ pub struct Printer {
     stderr: Stream,
     color: bool,
     verbosity: Verbosity,
+    /// `stdout` is the process's own file descriptor 1 ([`Printer::stdio`]).
+    process_stdout: bool,
     /// `--output-dir`'s log: every stderr line (details included), without colour.
     log: Option<(Stream, std::time::Instant)>,
 }
@@ -47,6 +49,7 @@ impl Printer {
             stderr: Arc::new(Mutex::new(stderr)),
             color,
             verbosity: Verbosity::Normal,
+            process_stdout: false,
             log: None,
         }
     }
@@ -71,11 +74,34 @@ impl Printer {
 
     /// The process's own stdout/stderr.
     pub fn stdio(color: bool) -> Self {
-        Printer::new(
-            Box::new(std::io::stdout()),
-            Box::new(std::io::stderr()),
-            color,
-        )
+        Printer {
+            process_stdout: true,
+            ..Printer::new(
+                Box::new(std::io::stdout()),
+                Box::new(std::io::stderr()),
+                color,
+            )
+        }
+    }
+
+    /// Ends the results: later results are discarded, and when stdout is the process's
+    /// own, file descriptor 1 is pointed at `/dev/null`, so a reader of the pipe sees the
+    /// end of the output while the process runs on (`eval "$(asm sandbox serve &)"`
+    /// returns). Other streams are left as they are.
+    pub fn close_stdout(&self) {
+        let mut s = match self.stdout.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        let _ = s.flush();
+        *s = Box::new(std::io::sink());
+        #[cfg(unix)]
+        if self.process_stdout
+            && let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null")
+        {
+            // dup2 onto fd 1 closes the pipe's write end held there.
+            let _ = rustix::stdio::dup2_stdout(&null);
+        }
     }
 
     pub fn with_verbosity(mut self, verbosity: Verbosity) -> Self {

@@ -383,19 +383,31 @@ fn gcloud_fallback_prints_a_token_and_nothing_else_is_called() {
         vec!["auth print-access-token", "config get-value account"]
     );
 
-    // A failing gcloud: exit 2 with gcloud's own message.
+    // A failing gcloud: exit 2, every source tried, with gcloud's own message whole.
     std::fs::remove_file(&calls).unwrap();
     let (bin, _) = fake_gcloud(
         &sb,
-        "echo 'ERROR: (gcloud.auth.print-access-token) You do not currently have an active account selected.' >&2\nexit 1",
+        "echo 'ERROR: (gcloud.auth.print-access-token) You do not currently have an active account selected.' >&2\necho 'Please run:' >&2\necho >&2\necho '  $ gcloud auth login' >&2\nexit 1",
     );
     let o = run(bare(&sb, &bin), &validate_args(&sb, &[]));
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("error[ASM-E403]"), "{err}");
+    let gcloud_line = tried_lines(&err).pop().unwrap();
     assert!(
-        stderr(&o).contains("ASM-E408") && stderr(&o).contains("active account"),
-        "{}",
-        stderr(&o)
+        gcloud_line.contains("`gcloud auth print-access-token` failed (exit status: 1)"),
+        "{err}"
     );
+    for line in [
+        "ERROR: (gcloud.auth.print-access-token) You do not currently have an active account selected.",
+        "Please run:",
+        "$ gcloud auth login",
+    ] {
+        assert!(
+            err.contains(&format!("       {line}\n")),
+            "{line:?} not in:\n{err}"
+        );
+    }
     assert_eq!(calls_of(&calls), vec!["auth print-access-token"]);
 }
 
@@ -407,16 +419,102 @@ fn no_credentials_at_all_fails_fast_without_leaving_the_machine() {
     let took = started.elapsed();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let err = stderr(&o);
-    assert!(err.contains("ASM-E403"), "{err}");
     assert!(
-        err.contains(&format!("no metadata server answered at {CLOSED_LOOPBACK}")),
+        err.starts_with("error[ASM-E403]: no Google credentials work; tried, in order:\n"),
         "{err}"
     );
-    assert!(err.contains("gcloud is not on PATH"), "{err}");
-    assert!(
-        err.contains("--key-file"),
-        "the hint names the options: {err}"
-    );
+    let adc = sb
+        .dir
+        .path()
+        .join("gcloud/application_default_credentials.json");
+    let expected = [
+        ("--access-token-file", "flag not given".to_string()),
+        ("$CLOUDSDK_AUTH_ACCESS_TOKEN_FILE", "not set".into()),
+        ("$CLOUDSDK_AUTH_ACCESS_TOKEN", "not set".into()),
+        ("--key-file", "flag not given".into()),
+        ("$GOOGLE_APPLICATION_CREDENTIALS", "not set".into()),
+        (
+            &*format!("gcloud's ADC file {}", adc.display()),
+            "no such file (written by `gcloud auth application-default login`)".into(),
+        ),
+        (
+            &*format!("metadata server {CLOSED_LOOPBACK}"),
+            "did not answer (asm is not running on Google Cloud)".into(),
+        ),
+        ("gcloud", "not found on PATH".into()),
+    ];
+    let lines = tried_lines(&err);
+    assert_eq!(lines.len(), expected.len(), "{err}");
+    for (i, ((source, why), line)) in expected.iter().zip(&lines).enumerate() {
+        let rest = line
+            .strip_prefix(&format!("{}. {source}: ", i + 1))
+            .unwrap_or_else(|| panic!("line {} is not {source}: {line}", i + 1));
+        assert_eq!(rest.trim(), why, "{line}");
+    }
+    let hint = err.lines().find(|l| l.starts_with("  hint: ")).unwrap();
+    for fix in [
+        "gcloud auth login",
+        "--key-file",
+        "--access-token-file",
+        "workload identity federation",
+    ] {
+        assert!(hint.contains(fix), "the hint names {fix}: {hint}");
+    }
     assert!(took < Duration::from_secs(10), "took {took:?}");
+    assert!(sb.requests().is_empty());
+}
+
+/// The numbered lines of an `ASM-E403` report, without their indentation.
+fn tried_lines(err: &str) -> Vec<String> {
+    err.lines()
+        .map(str::trim_start)
+        .filter(|l| {
+            l.split_once(". ")
+                .is_some_and(|(n, _)| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+/// A new user's machine: gcloud installed but never logged in (an empty gcloud
+/// configuration directory), no other credentials. The report names the real gcloud's
+/// own message after every other source.
+#[test]
+fn real_gcloud_not_logged_in_is_reported_after_every_other_source() {
+    if !crate::support::tool_available("gcloud") {
+        return;
+    }
+    let sb = TestSandbox::start("installed");
+    let gcloud = Command::new("sh")
+        .args(["-c", "command -v gcloud"])
+        .output()
+        .unwrap();
+    let gcloud_dir = PathBuf::from(stdout(&gcloud).trim())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    // gcloud itself needs python and coreutils from the usual places.
+    let path = format!("{}:/usr/bin:/bin", gcloud_dir.display());
+    let mut cmd = bare(&sb, Path::new(&path));
+    cmd.env("CLOUDSDK_CONFIG", sb.dir.path().join("empty-gcloud"));
+    std::fs::create_dir_all(sb.dir.path().join("empty-gcloud")).unwrap();
+    let o = run(cmd, &validate_args(&sb, &[]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let lines = tried_lines(&err);
+    assert_eq!(lines.len(), 8, "{err}");
+    assert!(
+        lines[6].starts_with(&format!("7. metadata server {CLOSED_LOOPBACK}")),
+        "{err}"
+    );
+    assert!(
+        lines[7].starts_with(&format!("8. gcloud ({}", gcloud_dir.display())),
+        "{err}"
+    );
+    assert!(
+        err.contains("You do not currently have an active account selected."),
+        "gcloud's own message: {err}"
+    );
+    assert!(err.contains("$ gcloud auth login"), "{err}");
     assert!(sb.requests().is_empty());
 }

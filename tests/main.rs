@@ -2,11 +2,15 @@
 
 mod support;
 
+mod cli_docs;
 mod clients;
 mod compat;
 mod confirm;
 mod create_mesh;
 mod credentials;
+// Run the README and the CI recipes, which start sandboxes with `asm sandbox serve`.
+#[cfg(feature = "sandbox")]
+mod docs;
 mod gcloud_fidelity;
 mod golden_replay;
 mod install;
@@ -14,10 +18,13 @@ mod kubectl_create;
 mod kubectl_fidelity;
 mod kubectl_services_rbac;
 mod kubectl_workloads;
+#[cfg(not(feature = "sandbox"))]
+mod no_sandbox;
 mod output_dir;
 mod plan_executors;
 mod remote_secret;
 mod runner_contract;
+#[cfg(feature = "sandbox")]
 mod sandbox_cli;
 mod sandbox_dataplane;
 mod saved_plan;

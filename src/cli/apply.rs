@@ -4,15 +4,20 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::PLAN_HEADING;
 use super::credentials::CredentialArgs;
 use super::install::{OutputArg, parse_output};
 
 /// `asm apply`.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = PLAN_HEADING)]
 pub struct ApplyArgs {
     /// The saved plan (`asm install --managed … --plan-out FILE`).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
+
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
 
     /// Apply without asking.
     #[arg(short = 'y', long)]
@@ -34,7 +39,4 @@ pub struct ApplyArgs {
         value_name = "DIR"
     )]
     pub output_dir: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub credentials: CredentialArgs,
 }

@@ -6,9 +6,11 @@ use clap::Args;
 
 use super::credentials::CredentialArgs;
 use super::install::OutputArg;
+use super::{CHANGES_HEADING, PLAN_HEADING, TARGETS_HEADING};
 
 /// `asm create-mesh`.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = TARGETS_HEADING)]
 pub struct CreateMeshArgs {
     /// A cluster as PROJECT/LOCATION/NAME, reached through GKE. Repeatable.
     #[arg(long = "cluster", value_name = "PROJECT/LOCATION/NAME")]
@@ -30,39 +32,39 @@ pub struct CreateMeshArgs {
     #[arg(long = "all-memberships", requires = "fleet_id")]
     pub all_memberships: bool,
 
+    #[command(flatten)]
+    pub credentials: CredentialArgs,
+
     /// Register unregistered clusters to the fleet first.
-    #[arg(long)]
+    #[arg(long, help_heading = CHANGES_HEADING)]
     pub register: bool,
 
     /// After applying, check that every secret's kubeconfig authenticates to its cluster
     /// and may list pods, services, endpoints and secrets.
-    #[arg(long)]
+    #[arg(long, help_heading = PLAN_HEADING)]
     pub verify: bool,
 
     /// Show the plan and stop; send no mutating request.
-    #[arg(long = "dry-run")]
+    #[arg(long = "dry-run", help_heading = PLAN_HEADING)]
     pub dry_run: bool,
 
     /// Plan format: `text` or `json` (one object on stdout).
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text)]
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text, help_heading = PLAN_HEADING)]
     pub output: OutputArg,
 
     /// Apply without asking.
-    #[arg(short = 'y', long)]
+    #[arg(short = 'y', long, help_heading = PLAN_HEADING)]
     pub yes: bool,
 
     /// How long the whole run may take, e.g. `5m`.
-    #[arg(long, default_value = "5m", value_name = "DURATION")]
+    #[arg(long, default_value = "5m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 
     /// With --dry-run: exit 10 when there are changes to make.
-    #[arg(long = "detailed-exitcode")]
+    #[arg(long = "detailed-exitcode", help_heading = PLAN_HEADING)]
     pub detailed_exitcode: bool,
 
     /// Write the plan, the run report and a log into DIR (no secrets).
-    #[arg(short = 'D', long = "output-dir", value_name = "DIR")]
+    #[arg(short = 'D', long = "output-dir", value_name = "DIR", help_heading = PLAN_HEADING)]
     pub output_dir: Option<PathBuf>,
-
-    #[command(flatten)]
-    pub credentials: CredentialArgs,
 }

@@ -4,11 +4,13 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::CREDENTIALS_HEADING;
 use crate::gcp::auth::CredentialOptions;
 
 /// Which Google credentials to use; without any, the chain tries Application Default
 /// Credentials, then `gcloud auth print-access-token`.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = CREDENTIALS_HEADING)]
 pub struct CredentialArgs {
     /// Read the Google access token from this file instead of the default credentials.
     #[arg(long, value_name = "FILE")]

@@ -8,9 +8,11 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::credentials::CredentialArgs;
+use super::{CHANGES_HEADING, CONTROL_PLANE_HEADING, PLAN_HEADING, TARGETS_HEADING};
 
 /// Which clusters, and how to reach them.
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = TARGETS_HEADING)]
 pub struct TargetArgs {
     /// Project of the cluster (with `-l` and `-n`).
     #[arg(
@@ -64,6 +66,7 @@ pub struct TargetArgs {
 
 /// What asm may change besides the control plane itself (asmcli's permission predicates).
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = CHANGES_HEADING)]
 pub struct EnableArgs {
     /// Grant every --enable-* permission below.
     #[arg(short = 'e', long = "enable-all", alias = "enable_all")]
@@ -152,6 +155,7 @@ pub enum CaArg {
 
 /// The certificate authority of the mesh (asmcli `-c/--ca`, `--ca_pool`).
 #[derive(Debug, Args, Clone, Default)]
+#[command(next_help_heading = CONTROL_PLANE_HEADING)]
 pub struct CaArgs {
     /// Certificate authority: `mesh_ca` (default) or `gcp_cas` (with --ca-pool).
     #[arg(short = 'c', long = "ca", value_enum, value_name = "CA")]
@@ -206,6 +210,7 @@ pub struct UnsupportedArgs {
 
 /// What control plane to ask for (shared by `install` and `validate`, which checks for it).
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = CONTROL_PLANE_HEADING)]
 pub struct ControlPlaneArgs {
     /// Control plane management (`automatic` or `revision`).
     #[arg(long, value_enum, default_value_t = ManagementArg::Automatic)]
@@ -229,29 +234,31 @@ pub struct ControlPlaneArgs {
 /// `asm install`.
 #[derive(Debug, Args, Clone)]
 pub struct InstallArgs {
-    /// Install the Google-managed control plane (the only kind asm installs).
-    #[arg(long)]
-    pub managed: bool,
-
+    // Field order is the order of the help headings: targets, credentials, what asm may
+    // change, control plane, plan and output.
     #[command(flatten)]
     pub target: TargetArgs,
 
     #[command(flatten)]
     pub enable: EnableArgs,
 
+    /// Install the Google-managed control plane (the only kind asm installs).
+    #[arg(long, help_heading = CONTROL_PLANE_HEADING)]
+    pub managed: bool,
+
     #[command(flatten)]
     pub control_plane: ControlPlaneArgs,
 
     /// Show the plan and stop; send no mutating request.
-    #[arg(long = "dry-run", alias = "dry_run")]
+    #[arg(long = "dry-run", alias = "dry_run", help_heading = PLAN_HEADING)]
     pub dry_run: bool,
 
     /// With --dry-run or --plan-out: exit 10 when the plan has changes to make.
-    #[arg(long = "detailed-exitcode")]
+    #[arg(long = "detailed-exitcode", help_heading = PLAN_HEADING)]
     pub detailed_exitcode: bool,
 
     /// Save the plan to FILE (JSON, no secrets) and stop; `asm apply FILE` applies exactly it.
-    #[arg(long = "plan-out", value_name = "FILE")]
+    #[arg(long = "plan-out", value_name = "FILE", help_heading = PLAN_HEADING)]
     pub plan_out: Option<PathBuf>,
 
     /// Write the plan (text and JSON), every manifest applied and a log into DIR.
@@ -259,13 +266,14 @@ pub struct InstallArgs {
         short = 'D',
         long = "output-dir",
         alias = "output_dir",
-        value_name = "DIR"
+        value_name = "DIR",
+        help_heading = PLAN_HEADING
     )]
     pub output_dir: Option<PathBuf>,
 
     /// Only the enable-* actions (APIs, workload identity, labels, registration, fleet
     /// feature); no control plane.
-    #[arg(long = "only-enable", alias = "only_enable")]
+    #[arg(long = "only-enable", alias = "only_enable", help_heading = CHANGES_HEADING)]
     pub only_enable: bool,
 
     /// asmcli compatibility: run `asm validate` instead.
@@ -273,15 +281,15 @@ pub struct InstallArgs {
     pub only_validate: bool,
 
     /// Plan format: `text` or `json` (one object on stdout).
-    #[arg(short = 'o', long = "output", value_parser = parse_output, default_value = "text", value_name = "FORMAT")]
+    #[arg(short = 'o', long = "output", value_parser = parse_output, default_value = "text", value_name = "FORMAT", help_heading = PLAN_HEADING)]
     pub output: OutputArg,
 
     /// Apply without asking.
-    #[arg(short = 'y', long)]
+    #[arg(short = 'y', long, help_heading = PLAN_HEADING)]
     pub yes: bool,
 
     /// How long to wait for the control plane, e.g. `10m`, `90s`, `1h`.
-    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    #[arg(long, default_value = "10m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 
     /// install_asm compatibility: `--mode install` (deprecated; implies --yes, as install_asm
@@ -293,24 +301,24 @@ pub struct InstallArgs {
 /// `asm validate`.
 #[derive(Debug, Args, Clone)]
 pub struct ValidateArgs {
-    /// Validate for the managed control plane (implies --enable-gcp-components).
-    #[arg(long)]
-    pub managed: bool,
-
     #[command(flatten)]
     pub target: TargetArgs,
 
     #[command(flatten)]
     pub enable: EnableArgs,
 
+    /// Validate for the managed control plane (implies --enable-gcp-components).
+    #[arg(long, help_heading = CONTROL_PLANE_HEADING)]
+    pub managed: bool,
+
     #[command(flatten)]
     pub control_plane: ControlPlaneArgs,
 
     /// Report format: `text` or `json` (one object on stdout).
-    #[arg(short = 'o', long = "output", value_parser = parse_output, default_value = "text", value_name = "FORMAT")]
+    #[arg(short = 'o', long = "output", value_parser = parse_output, default_value = "text", value_name = "FORMAT", help_heading = PLAN_HEADING)]
     pub output: OutputArg,
 
     /// How long all checks together may take, e.g. `2m`.
-    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    #[arg(long, default_value = "10m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 }

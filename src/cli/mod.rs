@@ -5,28 +5,58 @@ pub mod apply;
 pub mod compat;
 pub mod create_mesh;
 pub mod credentials;
+pub mod generate;
 pub mod install;
 pub mod remote_secret;
 pub mod sandbox;
 
 use clap::{ArgAction, Parser, Subcommand};
 
+/// Help heading of the flags every command takes (`-v`, `-q`, `-h`, `-V`), listed after a
+/// command's own, as cargo and uv do.
+pub const GLOBAL_HEADING: &str = "Global options";
+/// Help heading: which clusters, and how to reach them.
+pub const TARGETS_HEADING: &str = "Targets";
+/// Help heading: which Google credentials.
+pub const CREDENTIALS_HEADING: &str = "Credentials";
+/// Help heading: what asm may change besides the control plane.
+pub const CHANGES_HEADING: &str = "What asm may change";
+/// Help heading: which control plane.
+pub const CONTROL_PLANE_HEADING: &str = "Control plane";
+/// Help heading: dry runs, saved plans, output format, confirmation, deadline.
+pub const PLAN_HEADING: &str = "Plan and output";
+
 /// asm installs managed Anthos Service Mesh (Cloud Service Mesh) on GKE through the Google
 /// Cloud and Kubernetes APIs. Every command that changes something shows its plan first;
 /// `--dry-run` stops there.
 #[derive(Debug, Parser)]
-#[command(name = "asm", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "asm",
+    version = env!("ASM_VERSION"),
+    propagate_version = true,
+    max_term_width = 100,
+    disable_help_flag = true,
+    disable_version_flag = true
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
     /// More detail on stderr: request traces (method, URL, status, duration), never secrets.
-    #[arg(short, long, global = true, action = ArgAction::Count)]
+    #[arg(short, long, global = true, action = ArgAction::Count, help_heading = GLOBAL_HEADING)]
     pub verbose: u8,
 
     /// Only errors and results; no progress lines.
-    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL_HEADING)]
     pub quiet: bool,
+
+    /// Print help (`--help` for more detail than `-h`).
+    #[arg(short, long, global = true, action = ArgAction::Help, help_heading = GLOBAL_HEADING)]
+    pub help: Option<bool>,
+
+    /// Print the version and the commit asm was built from.
+    #[arg(short = 'V', long, global = true, action = ArgAction::Version, help_heading = GLOBAL_HEADING)]
+    pub version: Option<bool>,
 }
 
 /// The command tree.
@@ -49,6 +79,11 @@ pub enum Command {
     CreateMesh(Box<create_mesh::CreateMeshArgs>),
     /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
     /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
-    #[command(subcommand)]
-    Sandbox(sandbox::SandboxCommand),
+    Sandbox(sandbox::SandboxCli),
+    /// Print a shell completion script: `source <(asm completions bash)`, or save it where
+    /// your shell loads completions from.
+    Completions(generate::CompletionsArgs),
+    /// Write man pages, one per command (`asm.1`, `asm-install.1`, …), into DIR; without
+    /// --dir, print the page of `asm` itself.
+    Man(generate::ManArgs),
 }

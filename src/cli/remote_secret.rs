@@ -9,22 +9,27 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::install::OutputArg;
+use super::{PLAN_HEADING, TARGETS_HEADING};
+
+/// Help heading of the flags that shape the secret (istioctl's).
+const SECRET_HEADING: &str = "The secret";
 
 /// `asm create-remote-secret`.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = SECRET_HEADING)]
 pub struct CreateRemoteSecretArgs {
+    /// Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
+    #[arg(short = 'c', long, value_name = "FILE", help_heading = TARGETS_HEADING)]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Kubeconfig context of the cluster the secret gives access to (default: current).
+    #[arg(long, value_name = "NAME", help_heading = TARGETS_HEADING)]
+    pub context: Option<String>,
+
     /// Cluster name (the data key, and `istio-remote-secret-NAME`). Default: `cn-P-L-N` for a
     /// `gke_P_L_N` context, else the UID of the `kube-system` namespace.
     #[arg(long, value_name = "NAME")]
     pub name: Option<String>,
-
-    /// Kubeconfig file (default: $KUBECONFIG, else ~/.kube/config).
-    #[arg(short = 'c', long, value_name = "FILE")]
-    pub kubeconfig: Option<PathBuf>,
-
-    /// Kubeconfig context of the cluster the secret gives access to (default: current).
-    #[arg(long, value_name = "NAME")]
-    pub context: Option<String>,
 
     /// Namespace of the Secret and of the ServiceAccount lookups (default: the current
     /// context's namespace, else --istio-namespace).
@@ -80,30 +85,30 @@ pub struct CreateRemoteSecretArgs {
     pub auth_plugin_config: Vec<String>,
 
     /// Apply the secret to this kubeconfig context instead of printing it. Repeatable.
-    #[arg(long = "apply-to", value_name = "CONTEXT")]
+    #[arg(long = "apply-to", value_name = "CONTEXT", help_heading = TARGETS_HEADING)]
     pub apply_to: Vec<String>,
 
     /// With --apply-to: show the plan and stop; send no mutating request.
-    #[arg(long = "dry-run")]
+    #[arg(long = "dry-run", help_heading = PLAN_HEADING)]
     pub dry_run: bool,
 
     /// With --apply-to: plan format, `text` or `json`.
-    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text)]
+    #[arg(short = 'o', long = "output", value_enum, default_value_t = OutputArg::Text, help_heading = PLAN_HEADING)]
     pub output: OutputArg,
 
     /// With --apply-to: apply without asking.
-    #[arg(short = 'y', long)]
+    #[arg(short = 'y', long, help_heading = PLAN_HEADING)]
     pub yes: bool,
 
     /// How long to wait for the token to be issued (and, with --apply-to, for everything).
-    #[arg(long, default_value = "2m", value_name = "DURATION")]
+    #[arg(long, default_value = "2m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 
     /// With --apply-to and --dry-run: exit 10 when there are changes to make.
-    #[arg(long = "detailed-exitcode")]
+    #[arg(long = "detailed-exitcode", help_heading = PLAN_HEADING)]
     pub detailed_exitcode: bool,
 
     /// With --apply-to: write the plan, the run report and a log into DIR (no secrets).
-    #[arg(short = 'D', long = "output-dir", value_name = "DIR")]
+    #[arg(short = 'D', long = "output-dir", value_name = "DIR", help_heading = PLAN_HEADING)]
     pub output_dir: Option<PathBuf>,
 }

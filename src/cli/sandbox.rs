@@ -4,6 +4,21 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+/// Whether this asm was built with the simulator (cargo feature `sandbox`, on by default).
+pub const SANDBOX_BUILT_IN: bool = cfg!(feature = "sandbox");
+
+/// `asm sandbox`. Without the simulator built in the subcommand is optional, so that
+/// `asm sandbox` alone also explains why there is no sandbox.
+#[derive(Debug, Args)]
+#[command(
+    subcommand_required = SANDBOX_BUILT_IN,
+    arg_required_else_help = SANDBOX_BUILT_IN
+)]
+pub struct SandboxCli {
+    #[command(subcommand)]
+    pub command: Option<SandboxCommand>,
+}
+
 /// The sandbox subcommands.
 #[derive(Debug, Subcommand)]
 pub enum SandboxCommand {
@@ -17,6 +32,7 @@ pub enum SandboxCommand {
 
 /// How to set up the simulated world.
 #[derive(Debug, Args, Clone)]
+#[command(next_help_heading = "Simulated world")]
 pub struct SandboxArgs {
     /// Starting state: fresh, installed, missing-permission, or fleet-N (N clusters).
     #[arg(long, default_value = "fresh", value_name = "NAME")]

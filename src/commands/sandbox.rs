@@ -1,22 +1,56 @@
 //! `asm sandbox serve|exec`: start asm-sim and hand its environment to a shell or a command.
+//! Built only with the cargo feature `sandbox` (default); without it every `asm sandbox`
+//! command explains that and exits 2.
 
+#[cfg(feature = "sandbox")]
 use anyhow::Context;
+#[cfg(feature = "sandbox")]
 use asm_sim::{Fault, Sandbox, SimConfig, config::parse_set};
 
+use crate::cli::sandbox::SandboxCli;
+#[cfg(feature = "sandbox")]
 use crate::cli::sandbox::{SandboxArgs, SandboxCommand, SandboxExecArgs};
 use crate::environment::Environment;
-use crate::error::{Error, Result, exit};
+#[cfg(feature = "sandbox")]
+use crate::error::exit;
+use crate::error::{Error, Result};
 use crate::output::Printer;
 
 /// Runs a sandbox subcommand; returns the exit code.
-pub async fn run(cmd: SandboxCommand, env: &Environment, printer: &Printer) -> Result<i32> {
-    match cmd {
-        SandboxCommand::Serve(args) => serve(args, printer).await,
-        SandboxCommand::Exec(args) => exec(args, env, printer).await,
+#[cfg(feature = "sandbox")]
+pub async fn run(cli: SandboxCli, env: &Environment, printer: &Printer) -> Result<i32> {
+    match cli.command {
+        Some(SandboxCommand::Serve(args)) => serve(args, printer).await,
+        Some(SandboxCommand::Exec(args)) => exec(args, env, printer).await,
+        // clap requires the subcommand when the sandbox is built in.
+        None => Err(Error::usage(
+            "ASM-E001",
+            "`asm sandbox` needs a subcommand: serve or exec",
+        )
+        .into()),
     }
 }
 
+/// Without the simulator: every `asm sandbox` command is a usage error saying why.
+#[cfg(not(feature = "sandbox"))]
+pub async fn run(_cli: SandboxCli, _env: &Environment, _printer: &Printer) -> Result<i32> {
+    Err(not_built_in().into())
+}
+
+/// The error of `asm sandbox` in a build without the simulator (exit 2).
+pub fn not_built_in() -> Error {
+    Error::usage(
+        "ASM-E203",
+        "this asm was built without the sandbox (the simulator is the cargo feature `sandbox`)",
+    )
+    .with_hint(
+        "build asm with its default features, e.g. `cargo install --locked --path .` in asm's source \
+         tree, or use a release build that includes it",
+    )
+}
+
 /// Turns flags into a sandbox configuration; every bad value is a usage error.
+#[cfg(feature = "sandbox")]
 pub fn config_from(args: &SandboxArgs) -> Result<SimConfig, Error> {
     let usage = |e: anyhow::Error| Error::usage("ASM-E201", format!("{e:#}"));
     let mut config = SimConfig::new(args.scenario.clone());
@@ -43,26 +77,40 @@ pub fn config_from(args: &SandboxArgs) -> Result<SimConfig, Error> {
 }
 
 /// Single-quotes a value for POSIX shells.
+#[cfg(feature = "sandbox")]
 pub fn shell_quote(value: &str) -> String {
     format!("'{}'", value.replace('\'', r"'\''"))
 }
 
+#[cfg(feature = "sandbox")]
 async fn serve(args: SandboxArgs, printer: &Printer) -> Result<i32> {
     let config = config_from(&args)?;
     let sandbox = Sandbox::start(config)
         .await
         .context("starting the sandbox")?;
-    let exports: String = sandbox
-        .exports()
+    let exports: String = serve_exports(sandbox.exports(), std::process::id())
         .iter()
         .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
         .collect();
     printer.result(&exports);
+    // Nothing more goes to stdout (logs go to stderr): close it, so that a command
+    // substitution reading it, `eval "$(asm sandbox serve &)"`, ends here.
+    printer.close_stdout();
     wait_for_termination().await;
     sandbox.shutdown();
     Ok(exit::SUCCESS)
 }
 
+/// The sandbox's exports plus `ASM_SANDBOX_PID` (this process, to stop it with `kill`),
+/// inserted before the last one, `ASM_SANDBOX_CLUSTERS`, which readers take as the end.
+#[cfg(feature = "sandbox")]
+pub fn serve_exports(mut exports: Vec<(String, String)>, pid: u32) -> Vec<(String, String)> {
+    let at = exports.len().saturating_sub(1);
+    exports.insert(at, ("ASM_SANDBOX_PID".into(), pid.to_string()));
+    exports
+}
+
+#[cfg(feature = "sandbox")]
 async fn exec(args: SandboxExecArgs, env: &Environment, printer: &Printer) -> Result<i32> {
     let config = config_from(&args.sandbox)?;
     let sandbox = Sandbox::start(config)
@@ -94,6 +142,7 @@ async fn exec(args: SandboxExecArgs, env: &Environment, printer: &Printer) -> Re
 
 /// `PATH` with the directory of this executable first, so `asm sandbox exec -- asm …` runs
 /// this very asm.
+#[cfg(feature = "sandbox")]
 fn path_with_own_dir(env: &Environment) -> String {
     let current = env
         .var("PATH")
@@ -108,17 +157,20 @@ fn path_with_own_dir(env: &Environment) -> String {
     }
 }
 
+#[cfg(feature = "sandbox")]
 #[cfg(unix)]
 fn signal_of(status: &std::process::ExitStatus) -> i32 {
     use std::os::unix::process::ExitStatusExt;
     status.signal().unwrap_or(1)
 }
 
+#[cfg(feature = "sandbox")]
 #[cfg(not(unix))]
 fn signal_of(_status: &std::process::ExitStatus) -> i32 {
     1
 }
 
+#[cfg(feature = "sandbox")]
 async fn wait_for_termination() {
     #[cfg(unix)]
     {
@@ -134,9 +186,29 @@ async fn wait_for_termination() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "sandbox"))]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serve_exports_put_the_pid_just_before_the_clusters() {
+        let exports = vec![
+            ("KUBECONFIG".to_string(), "/k".to_string()),
+            ("ASM_SANDBOX_CLUSTERS".to_string(), "a b".to_string()),
+        ];
+        let names: Vec<String> = serve_exports(exports, 42)
+            .into_iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "KUBECONFIG=/k",
+                "ASM_SANDBOX_PID=42",
+                "ASM_SANDBOX_CLUSTERS=a b"
+            ]
+        );
+    }
 
     #[test]
     fn quotes_for_the_shell() {

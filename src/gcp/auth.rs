@@ -308,13 +308,15 @@ impl CredentialChain {
         }
     }
 
-    /// Tries the candidates in order (I/O: files, the metadata server, gcloud).
+    /// Tries the candidates in order (I/O: files, the metadata server, gcloud). When none
+    /// gives a token, the error lists every source of the chain and why it was not used.
     pub async fn resolve(
         &self,
         env: &Environment,
         opts: &CredentialOptions,
     ) -> Result<Credentials, Error> {
-        let mut skipped = Vec::new();
+        let mut metadata = None;
+        let mut gcloud = None;
         for c in &self.candidates {
             match c {
                 Candidate::TokenFile(source) => return read_token_file(source.clone()).await,
@@ -330,27 +332,100 @@ impl CredentialChain {
                 }
                 Candidate::MetadataServer { host } => match metadata_email(host).await {
                     Some(email) => return metadata_credentials(host, email).await,
-                    None => skipped.push(format!("no metadata server answered at {host}")),
+                    None => metadata = Some(host.clone()),
                 },
-                Candidate::Gcloud { program } => return gcloud_credentials(env, program).await,
+                Candidate::Gcloud { program } => match gcloud_credentials(env, program).await {
+                    Ok(creds) => return Ok(creds),
+                    Err(e) => gcloud = Some((program.clone(), e)),
+                },
             }
         }
-        if !self
-            .candidates
-            .iter()
-            .any(|c| matches!(c, Candidate::Gcloud { .. }))
-        {
-            skipped.push("gcloud is not on PATH".into());
-        }
-        Err(Error::usage(
-            "ASM-E403",
-            format!("no Google credentials found ({})", skipped.join("; ")),
-        )
-        .with_hint(format!(
-            "pass --key-file FILE or --access-token-file FILE, set {TOKEN_FILE_VAR} or {ADC_VAR}, \
-             or run `gcloud auth application-default login`"
+        Err(no_credentials_error(&tried_sources(
+            env,
+            opts,
+            metadata.as_deref(),
+            gcloud.as_ref().map(|(p, e)| (p.as_path(), e)),
         )))
     }
+}
+
+/// One source of the chain that gave no credentials, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tried {
+    /// e.g. `--key-file`, `$GOOGLE_APPLICATION_CREDENTIALS`, `gcloud (/usr/bin/gcloud)`.
+    pub source: String,
+    /// e.g. `flag not given`, `not set`, `no such file`, gcloud's own message.
+    pub why: String,
+}
+
+/// Pure: every source of the chain, in order, with why it was not used, for the case where
+/// none gave credentials (so none of the files, flags and variables was present).
+/// `metadata` is the host that did not answer; `gcloud` the program that failed, if any.
+pub fn tried_sources(
+    env: &Environment,
+    opts: &CredentialOptions,
+    metadata: Option<&str>,
+    gcloud: Option<(&Path, &Error)>,
+) -> Vec<Tried> {
+    let tried = |source: &str, why: &str| Tried {
+        source: source.to_string(),
+        why: why.to_string(),
+    };
+    let flag =
+        |name: &str, given: bool| tried(name, if given { "given" } else { "flag not given" });
+    let var = |name: &str| match env.vars.get(name) {
+        None => tried(&format!("${name}"), "not set"),
+        Some(v) if v.trim().is_empty() => tried(&format!("${name}"), "set but empty"),
+        Some(_) => tried(&format!("${name}"), "set"),
+    };
+    let mut out = vec![
+        flag("--access-token-file", opts.access_token_file.is_some()),
+        var(TOKEN_FILE_VAR),
+        var(TOKEN_VAR),
+        flag("--key-file", opts.key_file.is_some()),
+        var(ADC_VAR),
+    ];
+    out.push(match adc_well_known_path(env) {
+        Some(p) => tried(
+            &format!("gcloud's ADC file {}", p.display()),
+            "no such file (written by `gcloud auth application-default login`)",
+        ),
+        None => tried("gcloud's ADC file", "unknown: HOME is not set"),
+    });
+    let host = metadata.map_or_else(|| metadata_host(env), str::to_string);
+    out.push(tried(
+        &format!("metadata server {host}"),
+        "did not answer (asm is not running on Google Cloud)",
+    ));
+    out.push(match gcloud {
+        None => tried("gcloud", "not found on PATH"),
+        Some((program, err)) => tried(&format!("gcloud ({})", program.display()), &err.message),
+    });
+    out
+}
+
+/// `ASM-E403` (exit 2): the sources tried, one per line, then the fix.
+pub fn no_credentials_error(tried: &[Tried]) -> Error {
+    let mut message = String::from("no Google credentials work; tried, in order:");
+    for (i, t) in tried.iter().enumerate() {
+        let mut why = t.why.lines();
+        message.push_str(&format!(
+            "\n  {}. {}: {}",
+            i + 1,
+            t.source,
+            why.next().unwrap_or_default()
+        ));
+        // gcloud's message keeps its lines, indented under its source.
+        for line in why {
+            message.push_str(&format!("\n       {line}"));
+        }
+    }
+    Error::usage("ASM-E403", message).with_hint(format!(
+        "on a workstation run `gcloud auth login` (asm then asks gcloud) or \
+         `gcloud auth application-default login`; in CI use a service-account key \
+         (--key-file FILE, or {ADC_VAR}=FILE), workload identity federation ({ADC_VAR} \
+         naming its credential configuration), or a token (--access-token-file FILE)"
+    ))
 }
 
 /// The metadata server's `host[:port]` from the environment.
@@ -774,22 +849,34 @@ async fn run_gcloud(env: &Environment, program: &Path, args: &[&str]) -> Result<
         })?
         .map_err(|e| Error::usage("ASM-E408", format!("`{shown}` failed: {e}")))?;
     if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let last: String = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("")
-            .chars()
-            .take(300)
-            .collect();
         return Err(Error::usage(
             "ASM-E408",
-            format!("`{shown}` failed ({}): {}", out.status, last.trim()),
+            format!(
+                "`{shown}` failed ({}):\n{}",
+                out.status,
+                gcloud_message(&String::from_utf8_lossy(&out.stderr))
+            ),
         )
         .with_hint("log in with `gcloud auth login`, or pass --key-file / --access-token-file"));
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// gcloud's own error message, as it printed it: its non-blank lines (at most 20, each at
+/// most 300 characters), trimmed.
+pub fn gcloud_message(stderr: &str) -> String {
+    let lines: Vec<String> = stderr
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .take(20)
+        .map(|l| l.chars().take(300).collect())
+        .collect();
+    if lines.is_empty() {
+        "(no message on stderr)".to_string()
+    } else {
+        lines.join("\n")
+    }
 }
 
 /// `gcloud auth print-access-token` (whatever account gcloud is logged in as, including
@@ -872,6 +959,67 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.code, "ASM-E402");
+    }
+
+    #[test]
+    fn tried_sources_name_every_source_in_chain_order() {
+        let env = closed_env([("HOME", "/home/u"), (TOKEN_VAR, "  ")]);
+        let failed = Error::usage(
+            "ASM-E408",
+            "`gcloud auth print-access-token` failed:\nERROR: x\nPlease run: y",
+        );
+        let tried = tried_sources(
+            &env,
+            &CredentialOptions::default(),
+            Some("127.0.0.1:9"),
+            Some((Path::new("/bin/gcloud"), &failed)),
+        );
+        let lines: Vec<String> = tried
+            .iter()
+            .map(|t| format!("{}: {}", t.source, t.why))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "--access-token-file: flag not given",
+                "$CLOUDSDK_AUTH_ACCESS_TOKEN_FILE: not set",
+                "$CLOUDSDK_AUTH_ACCESS_TOKEN: set but empty",
+                "--key-file: flag not given",
+                "$GOOGLE_APPLICATION_CREDENTIALS: not set",
+                "gcloud's ADC file /home/u/.config/gcloud/application_default_credentials.json: \
+                 no such file (written by `gcloud auth application-default login`)",
+                "metadata server 127.0.0.1:9: did not answer (asm is not running on Google Cloud)",
+                "gcloud (/bin/gcloud): `gcloud auth print-access-token` failed:\nERROR: x\nPlease run: y",
+            ]
+        );
+        let err = no_credentials_error(&tried);
+        assert_eq!((err.code, err.exit_code), ("ASM-E403", exit::USAGE));
+        let shown: Vec<&str> = err.message.lines().collect();
+        assert_eq!(shown[0], "no Google credentials work; tried, in order:");
+        assert_eq!(shown[1], "  1. --access-token-file: flag not given");
+        assert_eq!(
+            &shown[8..],
+            [
+                "  8. gcloud (/bin/gcloud): `gcloud auth print-access-token` failed:",
+                "       ERROR: x",
+                "       Please run: y"
+            ]
+        );
+
+        // No HOME, no gcloud.
+        let tried = tried_sources(&closed_env([]), &CredentialOptions::default(), None, None);
+        assert_eq!(tried[5].why, "unknown: HOME is not set");
+        assert_eq!(tried[6].source, "metadata server 127.0.0.1:9");
+        assert_eq!(tried[7].why, "not found on PATH");
+    }
+
+    #[test]
+    fn gcloud_message_keeps_its_lines_without_blanks() {
+        assert_eq!(
+            gcloud_message("ERROR: a\n\n  $ gcloud auth login\n\n"),
+            "ERROR: a\n$ gcloud auth login"
+        );
+        assert_eq!(gcloud_message("\n"), "(no message on stderr)");
     }
 
     /// An environment whose metadata server is a closed loopback port, with `vars`.

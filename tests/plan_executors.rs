@@ -396,7 +396,8 @@ fn waits_finish_on_status_the_test_sets_through_the_status_subresource() {
 
 #[test]
 fn waits_time_out_at_the_deadline_with_exit_code_4() {
-    let sb = sandbox();
+    // Pods of `web` crash-loop, so its rollout never completes.
+    let sb = TestSandbox::with(SimConfig::new("fresh").set("workload.apps/web.ready", "false"));
     let c = client(&sb);
     sb.block_on(async {
         create(&c, &[namespace(), deployment("web")]).await;

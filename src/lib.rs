@@ -78,6 +78,7 @@ where
             commands::create_remote_secret::run(*args, &env, &printer).await
         }
         Command::CreateMesh(args) => commands::create_mesh::run(*args, &env, &printer).await,
+        Command::Status(args) => commands::status::run(*args, &env, &printer).await,
     };
     match outcome {
         Ok(code) => code,

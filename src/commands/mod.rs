@@ -7,6 +7,7 @@ pub mod google;
 pub mod install;
 pub mod sandbox;
 pub mod secret_plan;
+pub mod status;
 pub mod validate;
 
 /// Converts any error into an [`Error`](crate::error::Error), keeping the codes of errors

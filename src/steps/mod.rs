@@ -14,6 +14,7 @@ pub mod kube_actions;
 pub mod mesh;
 pub mod observe;
 pub mod remote_secret;
+pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

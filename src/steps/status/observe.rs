@@ -27,6 +27,12 @@ use super::{
 
 const ISTIO_NAMESPACE: &str = "istio-system";
 
+/// A 404: the kind is not served (the apiserver answers an unknown group/version with a
+/// plain-text `404 page not found`, not a `Status`).
+fn not_served(e: &KubeError) -> bool {
+    e.status().is_some_and(|s| s.code == 404)
+}
+
 /// Lists `kind` (in `namespace`, else everywhere) as JSON; a kind the server does not
 /// serve (its CRD is not installed) lists as empty.
 async fn list(
@@ -40,7 +46,7 @@ async fn list(
     let gvk = GroupVersionKind::gvk(group, version, kind);
     let (ar, scope) = match kube_retry(|| resolve_resource(client, &gvk)).await {
         Ok(r) => r,
-        Err(e) if e.is_not_found() => return Ok(Vec::new()),
+        Err(e) if not_served(&e) => return Ok(Vec::new()),
         Err(e) => return Err(e.to_string()),
     };
     let api: Api<DynamicObject> = match (scope, namespace) {
@@ -66,7 +72,7 @@ async fn list(
             .iter()
             .filter_map(|o| serde_json::to_value(o).ok())
             .collect()),
-        Err(e) if e.is_not_found() => Ok(Vec::new()),
+        Err(e) if not_served(&e) => Ok(Vec::new()),
         Err(e) => Err(e.to_string()),
     }
 }

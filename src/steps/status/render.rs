@@ -96,8 +96,13 @@ fn cluster_text(c: &ClusterReport) -> String {
     section(
         &mut out,
         "Managed control plane",
-        (!rows.is_empty())
-            .then(|| table("    ", &["REVISION", "CHANNEL", "READY", "CONDITIONS"], &rows)),
+        (!rows.is_empty()).then(|| {
+            table(
+                "    ",
+                &["REVISION", "CHANNEL", "READY", "CONDITIONS"],
+                &rows,
+            )
+        }),
     );
     let rows: Vec<Vec<String>> = c
         .in_cluster_control_planes
@@ -227,8 +232,7 @@ fn cluster_text(c: &ClusterReport) -> String {
     section(
         &mut out,
         "Injected pods",
-        (!rows.is_empty())
-            .then(|| table("    ", &["REVISION", "PROXY", "MANAGED", "PODS"], &rows)),
+        (!rows.is_empty()).then(|| table("    ", &["REVISION", "PROXY", "MANAGED", "PODS"], &rows)),
     );
     let names: Vec<String> = c
         .uninjected_pods

@@ -392,7 +392,11 @@ pub fn pod_revision(pod: &Value) -> Option<String> {
     let status = annotation(pod, STATUS_ANNOTATION)?;
     serde_json::from_str::<Value>(status)
         .ok()
-        .and_then(|v| v.get("revision").and_then(Value::as_str).map(str::to_string))
+        .and_then(|v| {
+            v.get("revision")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
         .or_else(|| annotation(pod, "istio.io/rev").map(str::to_string))
         .or_else(|| Some("default".to_string()))
 }
@@ -408,7 +412,12 @@ pub fn image_tag(image: &str) -> Option<String> {
 pub fn proxy_version(pod: &Value) -> Option<String> {
     ["/spec/containers", "/spec/initContainers"]
         .iter()
-        .flat_map(|p| pod.pointer(p).and_then(Value::as_array).into_iter().flatten())
+        .flat_map(|p| {
+            pod.pointer(p)
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+        })
         .find(|c| s(c, "/name") == Some(PROXY_CONTAINER))
         .and_then(|c| s(c, "/image"))
         .and_then(image_tag)
@@ -519,7 +528,9 @@ pub fn cluster_report(obs: &ClusterObserved) -> ClusterReport {
                     }
                 }
                 Ok(None) => {}
-                Err(e) => r.errors.push(format!("servicemesh membership feature: {e}")),
+                Err(e) => r
+                    .errors
+                    .push(format!("servicemesh membership feature: {e}")),
             }
         }
         Ok(None) => {}
@@ -734,16 +745,18 @@ fn kube_report(r: &mut ClusterReport, k: &KubeSnapshot) {
             && !revision.as_ref().is_some_and(|r| managed.contains(r))
         {
             r.to_migrate.push(match &revision {
-                Some(rev) => format!("namespace {name}: labels point at {rev}, not a managed revision"),
+                Some(rev) => {
+                    format!("namespace {name}: labels point at {rev}, not a managed revision")
+                }
                 None => format!("namespace {name}: labels point at {t}, which no injector serves"),
             });
         }
         if let Some(v) = annotation(n, PROXY_ANNOTATION) {
             let is_managed = proxy_managed(v);
             if is_managed {
-                let dpc = revision.as_ref().and_then(|rev| {
-                    r.data_plane.controls.iter().find(|d| &d.revision == rev)
-                });
+                let dpc = revision
+                    .as_ref()
+                    .and_then(|rev| r.data_plane.controls.iter().find(|d| &d.revision == rev));
                 match (&revision, dpc) {
                     (_, Some(d)) if d.state.as_deref() == Some("Ready") => {}
                     (Some(_), Some(d)) => r.not_ready.push(format!(

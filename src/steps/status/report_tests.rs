@@ -126,7 +126,11 @@ fn observed(kube: KubeSnapshot) -> ClusterObserved {
 fn mid_migration() -> KubeSnapshot {
     KubeSnapshot {
         control_plane_revisions: vec![cpr("asm-managed", true)],
-        istiods: vec![istiod("asm-191-1", "1.9.1-asm.1", Some("meshca.googleapis.com:443"))],
+        istiods: vec![istiod(
+            "asm-191-1",
+            "1.9.1-asm.1",
+            Some("meshca.googleapis.com:443"),
+        )],
         webhooks: vec![managed_mwc("asm-managed"), in_cluster_mwc("asm-191-1")],
         namespaces: vec![
             ns("frontend", json!({"istio.io/rev": "asm-managed"})),
@@ -138,7 +142,12 @@ fn mid_migration() -> KubeSnapshot {
         pods: vec![
             // Relabelled but not restarted yet.
             pod("frontend", "web-1", Some("asm-191-1"), Some("1.9.1-asm.1")),
-            pod("frontend", "web-2", Some("asm-managed"), Some("1.23.6-asm.14")),
+            pod(
+                "frontend",
+                "web-2",
+                Some("asm-managed"),
+                Some("1.23.6-asm.14"),
+            ),
             pod("legacy", "old-1", Some("asm-191-1"), Some("1.9.1-asm.1")),
             pod("batch", "job-1", None, None),
             pod("kube-system", "dns", None, None),
@@ -155,12 +164,20 @@ fn selector_operators_follow_kubernetes_semantics() {
     assert!(selector_matches(None, &l));
     assert!(sel(json!({"matchLabels": {"a": "1"}})));
     assert!(!sel(json!({"matchLabels": {"a": "2"}})));
-    assert!(sel(json!({"matchExpressions": [expr("a", "In", &["1", "3"])]})));
+    assert!(sel(
+        json!({"matchExpressions": [expr("a", "In", &["1", "3"])]})
+    ));
     assert!(!sel(json!({"matchExpressions": [expr("c", "In", &["1"])]})));
-    assert!(sel(json!({"matchExpressions": [expr("c", "NotIn", &["1"])]})));
-    assert!(!sel(json!({"matchExpressions": [expr("a", "NotIn", &["1"])]})));
+    assert!(sel(
+        json!({"matchExpressions": [expr("c", "NotIn", &["1"])]})
+    ));
+    assert!(!sel(
+        json!({"matchExpressions": [expr("a", "NotIn", &["1"])]})
+    ));
     assert!(sel(json!({"matchExpressions": [expr("b", "Exists", &[])]})));
-    assert!(!sel(json!({"matchExpressions": [expr("b", "DoesNotExist", &[])]})));
+    assert!(!sel(
+        json!({"matchExpressions": [expr("b", "DoesNotExist", &[])]})
+    ));
     assert!(!sel(json!({"matchExpressions": [expr("b", "Bogus", &[])]})));
 }
 
@@ -177,16 +194,25 @@ fn istio_injection_beats_the_rev_label_and_enabled_means_the_default_injector() 
     assert_eq!(resolve(&inj, &rev, &none).as_deref(), Some("asm-191-1"));
     assert_eq!(points_at(&rev).as_deref(), Some("asm-191-1"));
     // istio-injection=enabled wins over istio.io/rev: the default tag's revision.
-    let both = labels(&[("istio-injection", "enabled"), ("istio.io/rev", "asm-191-1")]);
+    let both = labels(&[
+        ("istio-injection", "enabled"),
+        ("istio.io/rev", "asm-191-1"),
+    ]);
     assert_eq!(resolve(&inj, &both, &none).as_deref(), Some("asm-managed"));
     assert_eq!(points_at(&both).as_deref(), Some("default"));
     // Any other istio-injection value disables injection, whatever istio.io/rev says.
-    let disabled = labels(&[("istio-injection", "disabled"), ("istio.io/rev", "asm-191-1")]);
+    let disabled = labels(&[
+        ("istio-injection", "disabled"),
+        ("istio.io/rev", "asm-191-1"),
+    ]);
     assert_eq!(resolve(&inj, &disabled, &none), None);
     assert_eq!(points_at(&disabled), None);
     // A pod's own istio.io/rev counts only in an unlabelled namespace.
     let pod_rev = labels(&[("istio.io/rev", "asm-managed")]);
-    assert_eq!(resolve(&inj, &none, &pod_rev).as_deref(), Some("asm-managed"));
+    assert_eq!(
+        resolve(&inj, &none, &pod_rev).as_deref(),
+        Some("asm-managed")
+    );
     assert_eq!(resolve(&inj, &rev, &pod_rev).as_deref(), Some("asm-191-1"));
     // sidecar.istio.io/inject=false on the pod: no injector matches.
     let opt_out = labels(&[("sidecar.istio.io/inject", "false")]);
@@ -228,8 +254,20 @@ fn webhooks_report_revision_tag_default_and_managed() {
     assert_eq!(
         rows,
         [
-            ("istio-revision-tag-default", "asm-managed", Some("default"), true, true),
-            ("istio-sidecar-injector-asm-191-1", "asm-191-1", None, false, false),
+            (
+                "istio-revision-tag-default",
+                "asm-managed",
+                Some("default"),
+                true,
+                true
+            ),
+            (
+                "istio-sidecar-injector-asm-191-1",
+                "asm-191-1",
+                None,
+                false,
+                false
+            ),
             ("istiod-asm-managed", "asm-managed", None, false, true),
         ]
     );
@@ -263,7 +301,14 @@ fn pods_are_counted_by_revision_and_restarts_follow_the_namespace_label() {
     let by_rev: Vec<(&str, Option<&str>, bool, usize)> = r
         .pods_by_revision
         .iter()
-        .map(|p| (p.revision.as_str(), p.proxy_version.as_deref(), p.managed, p.pods))
+        .map(|p| {
+            (
+                p.revision.as_str(),
+                p.proxy_version.as_deref(),
+                p.managed,
+                p.pods,
+            )
+        })
         .collect();
     assert_eq!(
         by_rev,
@@ -311,8 +356,18 @@ fn migrated_ignores_uninjected_pods_and_the_old_istiod_but_not_old_labels_or_pod
     // Relabelled and restarted: migrated, although istiod-asm-191-1 and an uninjected pod remain.
     let mut k = mid_migration();
     k.namespaces[1] = ns("legacy", json!({"istio.io/rev": "asm-managed"}));
-    k.pods[0] = pod("frontend", "web-1", Some("asm-managed"), Some("1.23.6-asm.14"));
-    k.pods[2] = pod("legacy", "old-1", Some("asm-managed"), Some("1.23.6-asm.14"));
+    k.pods[0] = pod(
+        "frontend",
+        "web-1",
+        Some("asm-managed"),
+        Some("1.23.6-asm.14"),
+    );
+    k.pods[2] = pod(
+        "legacy",
+        "old-1",
+        Some("asm-managed"),
+        Some("1.23.6-asm.14"),
+    );
     let report = status_report(&[observed(k)]);
     assert!(report.migrated.met, "{:?}", report.migrated);
     assert_eq!(
@@ -331,10 +386,18 @@ fn istio_system_is_shown_only_with_injected_pods() {
         Some("1.9.1-asm.1"),
     ));
     let r = cluster_report(&observed(k));
-    let sys = r.namespaces.iter().find(|n| n.name == "istio-system").unwrap();
+    let sys = r
+        .namespaces
+        .iter()
+        .find(|n| n.name == "istio-system")
+        .unwrap();
     // The istiod pod itself is not counted; the gateway is.
     assert_eq!((sys.pods, sys.injected), (1, 1));
-    assert!(r.to_migrate.iter().any(|m| m == "namespace istio-system: 1 pod on asm-191-1"));
+    assert!(
+        r.to_migrate
+            .iter()
+            .any(|m| m == "namespace istio-system: 1 pod on asm-191-1")
+    );
 }
 
 #[test]
@@ -374,7 +437,9 @@ fn ready_needs_a_provisioned_revision_fleet_ready_and_the_annotated_data_plane()
     let r = cluster_report(&observed(k.clone()));
     assert_eq!(
         r.not_ready,
-        ["namespace frontend: managed data plane asked for, but no DataPlaneControl for asm-managed"]
+        [
+            "namespace frontend: managed data plane asked for, but no DataPlaneControl for asm-managed"
+        ]
     );
     k.dataplane_controls = vec![json!({"metadata": {"name": "asm-managed"},
         "spec": {"revision": "asm-managed", "proxyVersion": "1.23.6-asm.14"}})];
@@ -405,7 +470,10 @@ fn pod_facts_come_from_the_injection_status_and_the_proxy_image() {
     assert_eq!(proxy_version(&p).as_deref(), Some("1.23.6-asm.14"));
     assert_eq!(pod_revision(&pod("a", "b", None, None)), None);
     assert_eq!(image_tag("localhost:5000/proxyv2"), None);
-    assert_eq!(image_tag("r/proxyv2:1.2@sha256:abc").as_deref(), Some("1.2"));
+    assert_eq!(
+        image_tag("r/proxyv2:1.2@sha256:abc").as_deref(),
+        Some("1.2")
+    );
     let mut out = pod("a", "b", None, None);
     out["metadata"]["annotations"] = json!({"sidecar.istio.io/inject": "false"});
     assert!(opted_out(&out));

@@ -650,7 +650,12 @@ fn kube_report(r: &mut ClusterReport, k: &KubeSnapshot) {
         .collect();
     let empty = BTreeMap::new();
     // Pods by namespace, in a stable order.
-    let mut pods: Vec<&Value> = k.pods.iter().collect();
+    // Finished pods (a completed Job's) run no proxy any more and are not restarted.
+    let mut pods: Vec<&Value> = k
+        .pods
+        .iter()
+        .filter(|p| !matches!(s(p, "/status/phase"), Some("Succeeded" | "Failed")))
+        .collect();
     pods.sort_by_key(|p| (s(p, "/metadata/namespace").unwrap_or_default(), name_of(p)));
     let mut injected_in: BTreeMap<&str, usize> = BTreeMap::new();
     for p in &pods {

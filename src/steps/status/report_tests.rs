@@ -495,3 +495,19 @@ fn secrets_are_reduced_to_name_cluster_and_keys() {
     );
     assert!(!reduced.to_string().contains("SECRET") && !reduced.to_string().contains("U0VD"));
 }
+
+#[test]
+fn finished_pods_are_not_counted() {
+    let mut k = mid_migration();
+    let mut done = pod("legacy", "job-done", Some("asm-191-1"), Some("1.9.1-asm.1"));
+    done["status"] = json!({"phase": "Succeeded"});
+    k.pods.push(done);
+    let r = cluster_report(&observed(k));
+    let legacy = r.namespaces.iter().find(|n| n.name == "legacy").unwrap();
+    assert_eq!((legacy.pods, legacy.injected), (1, 1));
+    assert!(
+        r.to_migrate
+            .iter()
+            .any(|m| m == "namespace legacy: 1 pod on asm-191-1")
+    );
+}

@@ -80,6 +80,7 @@ where
         Command::CreateMesh(args) => commands::create_mesh::run(*args, &env, &printer).await,
         Command::Completions(args) => commands::completions::run(&args, &printer),
         Command::Man(args) => commands::man::run(&args, &printer),
+        Command::Status(args) => commands::status::run(*args, &env, &printer).await,
     };
     match outcome {
         Ok(code) => code,

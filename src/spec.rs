@@ -564,33 +564,11 @@ fn mesh_spec(
         reject_unmanaged(ca, unsupported)?;
     }
     let ca = certificate_authority(ca)?;
-    let clusters = clusters_from(target)?;
-    let fleet_project = match &target.fleet_id {
-        Some(f) => ProjectId::parse("--fleet-id", f)?,
-        None => {
-            let first = clusters[0].project.clone();
-            if clusters.iter().any(|c| c.project != first) {
-                return Err(usage(
-                    "the clusters are in several projects: name the fleet host project with --fleet-id",
-                ));
-            }
-            first
-        }
-    };
-    let kube = if target.kubeconfig.is_some() || target.context.is_some() {
-        if clusters.len() != 1 {
-            return Err(usage(format!(
-                "--kubeconfig/--context reach one cluster, but {} clusters are given",
-                clusters.len()
-            )));
-        }
-        KubeAccess::Kubeconfig {
-            path: target.kubeconfig.clone(),
-            context: target.context.clone(),
-        }
-    } else {
-        KubeAccess::Gke
-    };
+    let Targets {
+        clusters,
+        fleet_project,
+        kube,
+    } = targets(target)?;
     let mut opts = Vec::new();
     for o in options {
         let o = MeshOption::parse(o)?;
@@ -621,6 +599,50 @@ fn mesh_spec(
         kube,
         ca,
         scope: Scope::Full,
+    })
+}
+
+/// The clusters a command targets, its fleet host project and how to reach them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Targets {
+    pub clusters: Vec<ClusterRef>,
+    pub fleet_project: ProjectId,
+    pub kube: KubeAccess,
+}
+
+/// Validates `-p/-l/-n`, `--cluster`, `--fleet-id`, `--kubeconfig` and `--context`.
+pub fn targets(target: &TargetArgs) -> Result<Targets, Error> {
+    let clusters = clusters_from(target)?;
+    let fleet_project = match &target.fleet_id {
+        Some(f) => ProjectId::parse("--fleet-id", f)?,
+        None => {
+            let first = clusters[0].project.clone();
+            if clusters.iter().any(|c| c.project != first) {
+                return Err(usage(
+                    "the clusters are in several projects: name the fleet host project with --fleet-id",
+                ));
+            }
+            first
+        }
+    };
+    let kube = if target.kubeconfig.is_some() || target.context.is_some() {
+        if clusters.len() != 1 {
+            return Err(usage(format!(
+                "--kubeconfig/--context reach one cluster, but {} clusters are given",
+                clusters.len()
+            )));
+        }
+        KubeAccess::Kubeconfig {
+            path: target.kubeconfig.clone(),
+            context: target.context.clone(),
+        }
+    } else {
+        KubeAccess::Gke
+    };
+    Ok(Targets {
+        clusters,
+        fleet_project,
+        kube,
     })
 }
 

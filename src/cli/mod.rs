@@ -9,6 +9,7 @@ pub mod generate;
 pub mod install;
 pub mod remote_secret;
 pub mod sandbox;
+pub mod status;
 
 use clap::{ArgAction, Parser, Subcommand};
 
@@ -77,6 +78,10 @@ pub enum Command {
     /// Endpoint discovery among clusters: give every cluster the remote secret of every
     /// other one (N×(N−1)), concurrently; a re-run changes nothing.
     CreateMesh(Box<create_mesh::CreateMeshArgs>),
+    /// Where each cluster stands: the managed and in-cluster control planes, injection
+    /// webhooks, the data plane, namespaces and pods by revision, remote secrets and what
+    /// remains to migrate. Read-only; `--require ready|migrated` for CI.
+    Status(Box<status::StatusArgs>),
     /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
     /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
     Sandbox(sandbox::SandboxCli),

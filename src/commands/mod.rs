@@ -9,6 +9,7 @@ pub mod install;
 pub mod man;
 pub mod sandbox;
 pub mod secret_plan;
+pub mod status;
 pub mod validate;
 
 /// Converts any error into an [`Error`](crate::error::Error), keeping the codes of errors

@@ -15,6 +15,7 @@ pub mod kube_permissions;
 pub mod mesh;
 pub mod observe;
 pub mod remote_secret;
+pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;

@@ -20,6 +20,7 @@ mod remote_secret;
 mod runner_contract;
 mod sandbox_cli;
 mod sandbox_dataplane;
+mod sandbox_scenarios;
 mod saved_plan;
 mod trust;
 mod validate;

@@ -530,7 +530,7 @@ fn managed_data_plane_upgrades_opted_in_deployments_one_pod_at_a_time_by_evictio
         .map(|w| (*w, uid_of(&settled, w)))
         .collect();
     assert_eq!(
-        proxy_image(&settled.iter().find(|p| workload(p) == "ledger").unwrap()).as_deref(),
+        proxy_image(settled.iter().find(|p| workload(p) == "ledger").unwrap()).as_deref(),
         Some(OLD)
     );
     assert_eq!(settled.iter().filter(|p| workload(p) == "agent").count(), 3);

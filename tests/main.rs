@@ -27,6 +27,7 @@ mod runner_contract;
 #[cfg(feature = "sandbox")]
 mod sandbox_cli;
 mod sandbox_dataplane;
+mod sandbox_scenarios;
 mod saved_plan;
 mod status;
 mod trust;

@@ -231,6 +231,9 @@ pub struct Timing {
     pub lb_ip: Duration,
     /// From a DataPlaneControl's creation to `status.state: Ready`.
     pub mdp_ready: Duration,
+    /// How often the managed data plane's upgrader looks for outdated proxies (it evicts
+    /// at most one Pod per ReplicaSet per look).
+    pub mdp_evict: Duration,
 }
 
 impl Default for Timing {
@@ -246,6 +249,7 @@ impl Default for Timing {
             pod_ready: Duration::from_millis(300),
             lb_ip: Duration::from_millis(1000),
             mdp_ready: Duration::from_millis(2000),
+            mdp_evict: Duration::from_millis(500),
         }
     }
 }
@@ -264,6 +268,7 @@ impl Timing {
             "pod_ready_ms" => &mut self.pod_ready,
             "lb_ip_ms" => &mut self.lb_ip,
             "mdp_ready_ms" => &mut self.mdp_ready,
+            "mdp_evict_ms" => &mut self.mdp_evict,
             _ => return Ok(false),
         };
         let ms: u64 = value

@@ -19,6 +19,16 @@ pub const MANAGED_REVISIONS: &[(&str, &str)] = &[
 /// The image repository of managed proxies (`gcr.io/gke-release/asm/proxyv2:<version>`).
 pub const MANAGED_PROXY_REPOSITORY: &str = "gcr.io/gke-release/asm/proxyv2";
 
+/// The managed revision of a GKE release channel (`RAPID` → `asm-managed-rapid`,
+/// `STABLE` → `asm-managed-stable`, anything else → `asm-managed`, the regular channel's).
+pub fn managed_revision_of_channel(channel: Option<&str>) -> &'static str {
+    match channel {
+        Some("RAPID") => "asm-managed-rapid",
+        Some("STABLE") => "asm-managed-stable",
+        _ => "asm-managed",
+    }
+}
+
 /// Whether `revision` is one of the managed revisions.
 pub fn is_managed(revision: &str) -> bool {
     MANAGED_REVISIONS.iter().any(|(r, _)| *r == revision)

@@ -109,8 +109,6 @@ impl Sandbox {
                 tokens.clone(),
                 scenario.timing.clone(),
             );
-            api.settle_scenario_objects(&spec.objects)
-                .with_context(|| format!("settling cluster {}", spec.name))?;
             let acceptor = ca.server_acceptor(&spec.name)?;
             let server = serve(
                 listener,
@@ -138,8 +136,13 @@ impl Sandbox {
             })
             .collect();
         let google = GoogleApi::with_tokens(scenario.clone(), tokens.clone(), endpoints);
-        for c in &clusters {
+        // Scenario objects settle last, in each cluster's final state: a managed revision
+        // the Google side provisions at start (and its proxy version) serves their Pods.
+        for (c, spec) in clusters.iter().zip(&scenario.clusters) {
             c.api.use_proxy_versions(google.proxy_versions());
+            c.api
+                .settle_scenario_objects(&spec.objects)
+                .with_context(|| format!("settling cluster {}", spec.name))?;
         }
         let listener = TcpListener::bind(("127.0.0.1", config.port.unwrap_or(0)))
             .await

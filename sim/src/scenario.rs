@@ -1,6 +1,9 @@
 //! Scenarios are data: the starting state of a simulated project and its clusters.
-//! `fresh`, `installed` and `missing-permission` are YAML files under `sim/scenarios/`;
-//! `fleet-N` is `fresh` with N clusters. `--set key=value` tunes any of them.
+//! `fresh`, `installed`, `missing-permission`, `in-cluster` and `installed-workloads` are
+//! YAML files under `sim/scenarios/`; `fleet-N` is `fresh` with N clusters. `--set
+//! key=value` tunes any of them. In a cluster's `objects`, the string
+//! `${MANAGED_REVISION}` stands for the managed revision of the cluster's channel (after
+//! the knobs), so `installed-workloads` follows `--set cluster.channel=…`.
 
 use std::collections::BTreeMap;
 
@@ -63,9 +66,15 @@ pub struct ClusterSpec {
 const FRESH: &str = include_str!("../scenarios/fresh.yaml");
 const INSTALLED: &str = include_str!("../scenarios/installed.yaml");
 const MISSING_PERMISSION: &str = include_str!("../scenarios/missing-permission.yaml");
+const IN_CLUSTER: &str = include_str!("../scenarios/in-cluster.yaml");
+const INSTALLED_WORKLOADS: &str = include_str!("../scenarios/installed-workloads.yaml");
 
 /// Names accepted by [`Scenario::named`] (for help texts).
-pub const SCENARIO_NAMES: &str = "fresh, installed, missing-permission, fleet-N (N ≥ 1)";
+pub const SCENARIO_NAMES: &str =
+    "fresh, installed, missing-permission, in-cluster, installed-workloads, fleet-N (N ≥ 1)";
+
+/// What `${MANAGED_REVISION}` in a cluster's objects becomes.
+const MANAGED_REVISION_PLACEHOLDER: &str = "${MANAGED_REVISION}";
 
 impl Scenario {
     /// The scenario called `name`.
@@ -74,6 +83,8 @@ impl Scenario {
             "fresh" => FRESH,
             "installed" => INSTALLED,
             "missing-permission" => MISSING_PERMISSION,
+            "in-cluster" => IN_CLUSTER,
+            "installed-workloads" => INSTALLED_WORKLOADS,
             other => match other.strip_prefix("fleet-").map(str::parse::<usize>) {
                 Some(Ok(n)) if (1..=500).contains(&n) => return Scenario::fleet(n),
                 _ => bail!(
@@ -244,6 +255,12 @@ impl Scenario {
         for (k, v) in sets {
             s.apply_set(k, v)?;
         }
+        for c in &mut s.clusters {
+            let revision = crate::revisions::managed_revision_of_channel(c.channel.as_deref());
+            for o in &mut c.objects {
+                replace_strings(o, MANAGED_REVISION_PLACEHOLDER, revision);
+            }
+        }
         Ok(s)
     }
 
@@ -253,6 +270,24 @@ impl Scenario {
             .first()
             .map(|c| c.location.as_str())
             .unwrap_or("us-central1-c")
+    }
+}
+
+/// Replaces every string value equal to `from` (map keys stay) by `to`.
+fn replace_strings(v: &mut serde_json::Value, from: &str, to: &str) {
+    match v {
+        serde_json::Value::String(s) if s == from => *s = to.to_string(),
+        serde_json::Value::Array(items) => {
+            for i in items {
+                replace_strings(i, from, to);
+            }
+        }
+        serde_json::Value::Object(m) => {
+            for i in m.values_mut() {
+                replace_strings(i, from, to);
+            }
+        }
+        _ => {}
     }
 }
 
@@ -271,7 +306,14 @@ mod tests {
 
     #[test]
     fn builtin_scenarios_parse() {
-        for name in ["fresh", "installed", "missing-permission", "fleet-3"] {
+        for name in [
+            "fresh",
+            "installed",
+            "missing-permission",
+            "in-cluster",
+            "installed-workloads",
+            "fleet-3",
+        ] {
             let s = Scenario::named(name).unwrap();
             assert!(!s.clusters.is_empty(), "{name}");
         }
@@ -299,6 +341,81 @@ mod tests {
         ];
         let back: Scenario = serde_yaml::from_str(&serde_yaml::to_string(&s).unwrap()).unwrap();
         assert_eq!(back.clusters[0].objects, s.clusters[0].objects);
+    }
+
+    /// The namespaces of a cluster's objects with their `istio.io/rev` label.
+    fn rev_labels(s: &Scenario) -> Vec<(String, String)> {
+        s.clusters[0]
+            .objects
+            .iter()
+            .filter(|o| o["kind"] == "Namespace")
+            .filter_map(|o| {
+                let rev = o["metadata"]["labels"]["istio.io/rev"].as_str()?;
+                Some((o["metadata"]["name"].as_str()?.to_string(), rev.to_string()))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn installed_workloads_namespaces_follow_the_channel_revision() {
+        let regular = Scenario::build("installed-workloads", &[]).unwrap();
+        assert_eq!(
+            rev_labels(&regular),
+            [
+                ("shop".to_string(), "asm-managed".to_string()),
+                ("catalog".to_string(), "asm-managed".to_string())
+            ]
+        );
+        let rapid = Scenario::build(
+            "installed-workloads",
+            &[("cluster.channel".into(), "RAPID".into())],
+        )
+        .unwrap();
+        assert!(
+            rev_labels(&rapid)
+                .iter()
+                .all(|(_, r)| r == "asm-managed-rapid"),
+            "{:?}",
+            rev_labels(&rapid)
+        );
+        let text = serde_json::to_string(&rapid.clusters[0].objects).unwrap();
+        assert!(!text.contains(MANAGED_REVISION_PLACEHOLDER), "{text}");
+    }
+
+    #[test]
+    fn in_cluster_is_fresh_with_an_asm_191_control_plane() {
+        let s = Scenario::named("in-cluster").unwrap();
+        let fresh = Scenario::named("fresh").unwrap();
+        assert_eq!(s.enabled_services, fresh.enabled_services);
+        assert!(!s.servicemesh_feature && !s.clusters[0].registered);
+        assert_eq!(s.clusters[0].channel.as_deref(), Some("REGULAR"));
+        let names: Vec<(&str, &str)> = s.clusters[0]
+            .objects
+            .iter()
+            .filter(|o| o["metadata"]["name"] == "istiod-asm-191-1")
+            .map(|o| {
+                (
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["labels"]["istio.io/rev"].as_str().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            names,
+            [
+                ("Deployment", "asm-191-1"),
+                ("Service", "asm-191-1"),
+                ("HorizontalPodAutoscaler", "asm-191-1"),
+                ("PodDisruptionBudget", "asm-191-1")
+            ]
+        );
+        assert_eq!(
+            rev_labels(&s),
+            [
+                ("frontend".to_string(), "asm-191-1".to_string()),
+                ("backend".to_string(), "asm-191-1".to_string())
+            ]
+        );
     }
 
     #[test]

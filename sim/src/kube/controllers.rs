@@ -143,6 +143,7 @@ impl KubeApiServer {
             ("mesh.cloud.google.com", "ControlPlaneRevision") => {
                 self.later(self.timing.cpr_ready, move |s| s.provision_cpr(&ns, &name));
             }
+            ("mesh.cloud.google.com", "DataPlaneControl") => self.start_proxy_upgrader(),
             ("", "Pod") => {
                 self.pod_created(st, rt, obj);
                 self.schedule_reconcile();

@@ -91,6 +91,9 @@ pub struct KubeApiServer {
     workloads: workloads::WorkloadKnobs,
     /// Proxy versions of the managed revisions (shared with the Google side).
     proxy_versions: Mutex<ProxyVersions>,
+    /// Whether the managed data plane's proxy upgrader runs (from the first
+    /// DataPlaneControl on).
+    mdp_upgrader_started: std::sync::atomic::AtomicBool,
     /// Controllers run as tasks holding a weak handle, so a dropped server stops them.
     me: Weak<KubeApiServer>,
 }
@@ -128,6 +131,7 @@ impl KubeApiServer {
             state: Mutex::new(State::new()),
             workloads: workloads::WorkloadKnobs::new(cluster.unready_workloads.clone()),
             proxy_versions: Mutex::new(ProxyVersions::default()),
+            mdp_upgrader_started: std::sync::atomic::AtomicBool::new(false),
             me: me.clone(),
         });
         server.bootstrap(&cluster.name, &cluster.location);

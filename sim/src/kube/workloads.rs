@@ -368,11 +368,13 @@ impl KubeApiServer {
 
     /// Applies a scenario's objects and settles them at once: CRDs Established, every
     /// Pod they produce Running and Ready. Fault knobs apply only to Pods created after.
+    /// Objects are applied in order and the controllers settle after each, so what an
+    /// object needs must come before it: an istiod Deployment is Available (and serves
+    /// injection) before the workloads listed after it create their Pods.
     pub fn settle_scenario_objects(&self, objects: &[Value]) -> anyhow::Result<()> {
         self.workloads.armed.store(false, Ordering::SeqCst);
         self.workloads.settling.store(true, Ordering::SeqCst);
         let result = self.apply_all(objects);
-        self.reconcile_workloads();
         self.workloads.settling.store(false, Ordering::SeqCst);
         self.workloads.armed.store(true, Ordering::SeqCst);
         result
@@ -391,6 +393,7 @@ impl KubeApiServer {
             if obj["kind"] == "CustomResourceDefinition" {
                 self.establish_crd(meta_str(obj, "name"), true);
             }
+            self.reconcile_workloads();
         }
         Ok(())
     }

@@ -78,6 +78,9 @@ where
             commands::create_remote_secret::run(*args, &env, &printer).await
         }
         Command::CreateMesh(args) => commands::create_mesh::run(*args, &env, &printer).await,
+        Command::EnableDataplane(args) => {
+            commands::enable_dataplane::run(*args, &env, &printer).await
+        }
     };
     match outcome {
         Ok(code) => code,

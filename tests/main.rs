@@ -6,6 +6,7 @@ mod clients;
 mod compat;
 mod confirm;
 mod create_mesh;
+mod enable_dataplane;
 mod credentials;
 mod gcloud_fidelity;
 mod golden_replay;

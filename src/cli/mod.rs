@@ -5,6 +5,7 @@ pub mod apply;
 pub mod compat;
 pub mod create_mesh;
 pub mod credentials;
+pub mod dataplane;
 pub mod install;
 pub mod remote_secret;
 pub mod sandbox;
@@ -47,6 +48,10 @@ pub enum Command {
     /// Endpoint discovery among clusters: give every cluster the remote secret of every
     /// other one (N×(N−1)), concurrently; a re-run changes nothing.
     CreateMesh(Box<create_mesh::CreateMeshArgs>),
+    /// Let Google manage the data plane (proxy upgrades) of namespaces or pods: annotate them
+    /// `mesh.cloud.google.com/proxy: '{"managed":"true"}'` (`--disable`: `"false"`) and wait
+    /// until the DataPlaneControl of the revision is Ready. Shows the plan first.
+    EnableDataplane(Box<dataplane::EnableDataplaneArgs>),
     /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
     /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
     #[command(subcommand)]

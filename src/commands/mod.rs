@@ -3,6 +3,7 @@
 pub mod apply;
 pub mod create_mesh;
 pub mod create_remote_secret;
+pub mod enable_dataplane;
 pub mod google;
 pub mod install;
 pub mod sandbox;

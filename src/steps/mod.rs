@@ -8,6 +8,7 @@ pub mod apis;
 pub mod apply;
 pub mod cluster;
 pub mod control_plane;
+pub mod dataplane;
 pub mod fleet;
 pub mod iam;
 pub mod kube_actions;

@@ -148,7 +148,10 @@ fn dry_run_json_plans_the_annotation_with_reads_only() {
         .iter()
         .map(|a| a["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids, ["cluster-1/namespace-shop", "cluster-1/dataplane-ready"]);
+    assert_eq!(
+        ids,
+        ["cluster-1/namespace-shop", "cluster-1/dataplane-ready"]
+    );
     assert_eq!(changes(&plan), 1);
     assert_eq!(sb.mutating_requests().len(), before, "a dry run only reads");
 }
@@ -190,7 +193,10 @@ fn apply_makes_the_seed_check_ready_annotates_and_replans_nothing() {
 fn disable_sets_managed_false_and_warns_that_proxies_keep_their_image() {
     let sb = with_workloads(fast("installed"));
     assert_success(&enable(&sb, &["--namespace", "shop", "--yes"]), "enable");
-    let o = enable(&sb, &["--namespace", "shop", "--disable", "--yes", "-o", "json"]);
+    let o = enable(
+        &sb,
+        &["--namespace", "shop", "--disable", "--yes", "-o", "json"],
+    );
     assert_success(&o, "disable");
     let v = json_of(&o);
     assert_eq!(check(&v, "ASM-C308").len(), 1, "{v:#}");
@@ -225,7 +231,10 @@ fn report_names_the_statefulset_and_the_uninjected_pod() {
     let message = unmanaged[0]["message"].as_str().unwrap();
     assert!(message.contains("StatefulSet db"), "{message}");
     assert!(message.contains("pod debug (not injected)"), "{message}");
-    assert!(!message.contains("web"), "the webhook-injected Deployment is managed: {message}");
+    assert!(
+        !message.contains("web"),
+        "the webhook-injected Deployment is managed: {message}"
+    );
 }
 
 #[test]
@@ -251,13 +260,26 @@ fn missing_namespace_fails_its_check_and_unlabelled_namespace_needs_a_label() {
     );
     let o = enable(
         &sb,
-        &["--namespace", "nope", "--namespace", "plain", "--dry-run", "-o", "json"],
+        &[
+            "--namespace",
+            "nope",
+            "--namespace",
+            "plain",
+            "--dry-run",
+            "-o",
+            "json",
+        ],
     );
     assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     let plan = json_of(&o);
     let ns: Vec<(&str, &str)> = check(&plan, "ASM-C305")
         .iter()
-        .map(|c| (c["status"].as_str().unwrap(), c["message"].as_str().unwrap()))
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap(),
+                c["message"].as_str().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         ns,
@@ -289,17 +311,17 @@ fn bad_input_exits_2_before_any_request() {
 fn no_token_in_any_output() {
     let sb = with_workloads(fast("installed"));
     let token = sb.sandbox().token().to_string();
-    for extra in [
-        &["--dry-run", "-v"][..],
-        &["--yes", "-v", "-o", "json"][..],
-    ] {
+    for extra in [&["--dry-run", "-v"][..], &["--yes", "-v", "-o", "json"][..]] {
         let mut args = vec!["--namespace", "shop"];
         args.extend_from_slice(extra);
         let o = enable(&sb, &args);
         assert_success(&o, "enable-dataplane");
         for (name, text) in [("stdout", stdout(&o)), ("stderr", stderr(&o))] {
             assert!(!text.contains(&token), "{extra:?}: token in {name}");
-            assert!(!text.contains("ya29."), "{extra:?}: token-like text in {name}");
+            assert!(
+                !text.contains("ya29."),
+                "{extra:?}: token-like text in {name}"
+            );
         }
     }
 }
@@ -307,8 +329,15 @@ fn no_token_in_any_output() {
 #[test]
 fn faults_on_all_routes_converge_on_re_run() {
     let sb = with_workloads(fast("installed").fault("*:503,rate=0.1").unwrap().seed(11));
-    let converged = (0..6).any(|_| enable(&sb, &["--namespace", "shop", "--yes"]).status.success());
-    assert!(converged, "enable-dataplane did not converge under 10% faults");
+    let converged = (0..6).any(|_| {
+        enable(&sb, &["--namespace", "shop", "--yes"])
+            .status
+            .success()
+    });
+    assert!(
+        converged,
+        "enable-dataplane did not converge under 10% faults"
+    );
     let empty = (0..6).find_map(|_| {
         let o = enable(&sb, &["--namespace", "shop", "--dry-run", "-o", "json"]);
         o.status

@@ -38,7 +38,11 @@ async fn observe_and_plan(
     printer.progress(&format!(
         "Reading the state of {} cluster{}…",
         spec.mesh.clusters.len(),
-        if spec.mesh.clusters.len() == 1 { "" } else { "s" },
+        if spec.mesh.clusters.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
     ));
     let (mesh, handles) = observe(gcp, env, &spec.mesh).await;
     let clusters = join_all(handles.kube.iter().map(|ctx| async move {
@@ -50,10 +54,7 @@ async fn observe_and_plan(
     .await;
     let obs = Observed { mesh, clusters };
     let plan = plan_dataplane(spec, &obs);
-    printer.detail(&format!(
-        "observed in {}ms",
-        started.elapsed().as_millis()
-    ));
+    printer.detail(&format!("observed in {}ms", started.elapsed().as_millis()));
     (obs, handles, plan)
 }
 

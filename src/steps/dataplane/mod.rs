@@ -177,9 +177,11 @@ pub fn unmanaged(ns: &str, obs: &DataplaneObs) -> Vec<String> {
         }
     }
     for p in obs.pods.iter().filter(|p| p.namespace == ns && p.live) {
-        let owned_elsewhere = p.owner.as_ref().is_some_and(|(k, _)| {
-            matches!(k.as_str(), "Job" | "StatefulSet" | "DaemonSet")
-        }) || deployment_of(p).is_some_and(|d| manual.contains(&d.as_str()));
+        let owned_elsewhere = p
+            .owner
+            .as_ref()
+            .is_some_and(|(k, _)| matches!(k.as_str(), "Job" | "StatefulSet" | "DaemonSet"))
+            || deployment_of(p).is_some_and(|d| manual.contains(&d.as_str()));
         if owned_elsewhere {
             continue;
         }
@@ -288,7 +290,14 @@ fn plan_feature(spec: &DataplaneSpec, obs: &Observed, plan: &mut DataplanePlan) 
 /// Short label of cluster `i` for action ids: its name if unique, else `P.L.N`.
 fn label(spec: &DataplaneSpec, i: usize) -> String {
     let c = &spec.mesh.clusters[i];
-    if spec.mesh.clusters.iter().filter(|o| o.name == c.name).count() > 1 {
+    if spec
+        .mesh
+        .clusters
+        .iter()
+        .filter(|o| o.name == c.name)
+        .count()
+        > 1
+    {
         format!("{}.{}.{}", c.project, c.location, c.name)
     } else {
         c.name.to_string()
@@ -538,10 +547,8 @@ fn plan_cluster(
             .iter()
             .find(|p| &p.namespace == ns && &p.name == name)
         else {
-            plan.checks.push(fail(
-                codes::POD,
-                format!("pod {ns}/{name} does not exist"),
-            ));
+            plan.checks
+                .push(fail(codes::POD, format!("pod {ns}/{name} does not exist")));
             continue;
         };
         match pod.injected_revision.as_deref() {

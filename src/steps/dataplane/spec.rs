@@ -8,8 +8,12 @@ use crate::error::Error;
 use crate::spec::{MeshSpec, namespace_name, object_name, output_dir, target_spec};
 
 /// Namespaces whose proxies the managed data plane never manages (and `gke-*`).
-pub const SYSTEM_NAMESPACES: [&str; 4] =
-    ["kube-system", "kube-public", "kube-node-lease", "istio-system"];
+pub const SYSTEM_NAMESPACES: [&str; 4] = [
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "istio-system",
+];
 
 /// Whether `name` is a system namespace (never selected, never accepted by name).
 pub fn is_system_namespace(name: &str) -> bool {

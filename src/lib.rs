@@ -81,6 +81,9 @@ where
         Command::EnableDataplane(args) => {
             commands::enable_dataplane::run(*args, &env, &printer).await
         }
+        Command::InstallGateway(args) => {
+            commands::install_gateway::run(*args, &env, &printer).await
+        }
     };
     match outcome {
         Ok(code) => code,

@@ -6,6 +6,7 @@ pub mod compat;
 pub mod create_mesh;
 pub mod credentials;
 pub mod dataplane;
+pub mod gateway;
 pub mod install;
 pub mod remote_secret;
 pub mod sandbox;
@@ -52,6 +53,10 @@ pub enum Command {
     /// `mesh.cloud.google.com/proxy: '{"managed":"true"}'` (`--disable`: `"false"`) and wait
     /// until the DataPlaneControl of the revision is Ready. Shows the plan first.
     EnableDataplane(Box<dataplane::EnableDataplaneArgs>),
+    /// Deploy an ingress gateway injected by the managed control plane: ServiceAccount,
+    /// Deployment, Service, Role/RoleBinding, PodDisruptionBudget and autoscaler, server-side
+    /// applied; wait until it is Available, injected and (LoadBalancer) has an address.
+    InstallGateway(Box<gateway::InstallGatewayArgs>),
     /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
     /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
     #[command(subcommand)]

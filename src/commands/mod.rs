@@ -4,6 +4,7 @@ pub mod apply;
 pub mod create_mesh;
 pub mod create_remote_secret;
 pub mod enable_dataplane;
+pub mod install_gateway;
 pub mod google;
 pub mod install;
 pub mod sandbox;

@@ -9,6 +9,7 @@ pub mod apply;
 pub mod cluster;
 pub mod control_plane;
 pub mod dataplane;
+pub mod gateway;
 pub mod fleet;
 pub mod iam;
 pub mod kube_actions;

@@ -11,6 +11,7 @@ mod enable_dataplane;
 mod gcloud_fidelity;
 mod golden_replay;
 mod install;
+mod install_gateway;
 mod kubectl_create;
 mod kubectl_fidelity;
 mod kubectl_services_rbac;

@@ -62,7 +62,11 @@ fn dry_run_json_plans_every_object_with_reads_only() {
             "HorizontalPodAutoscaler"
         ]
     );
-    assert!(sb.mutating_requests().is_empty(), "{:#?}", sb.mutating_requests());
+    assert!(
+        sb.mutating_requests().is_empty(),
+        "{:#?}",
+        sb.mutating_requests()
+    );
 }
 
 #[test]
@@ -73,20 +77,31 @@ fn gateway_is_available_injected_with_an_address_asm_printed_and_replans_nothing
     let ip = kubectl_out(
         &sb,
         &[
-            "get", "service", "-n", "gw", "istio-ingressgateway", "-o",
+            "get",
+            "service",
+            "-n",
+            "gw",
+            "istio-ingressgateway",
+            "-o",
             "jsonpath={.status.loadBalancer.ingress[0].ip}",
         ],
     );
     assert!(!ip.is_empty());
     assert!(
-        stdout(&o).contains(&format!("Gateway gw/istio-ingressgateway on ")) && stdout(&o).contains(&ip),
+        stdout(&o).contains(&format!("Gateway gw/istio-ingressgateway on "))
+            && stdout(&o).contains(&ip),
         "asm prints the address {ip}: {}",
         stdout(&o)
     );
     let available = kubectl_out(
         &sb,
         &[
-            "get", "deployment", "-n", "gw", "istio-ingressgateway", "-o",
+            "get",
+            "deployment",
+            "-n",
+            "gw",
+            "istio-ingressgateway",
+            "-o",
             r#"jsonpath={.status.conditions[?(@.type=="Available")].status}"#,
         ],
     );
@@ -94,7 +109,13 @@ fn gateway_is_available_injected_with_an_address_asm_printed_and_replans_nothing
     let statuses = kubectl_out(
         &sb,
         &[
-            "get", "pods", "-n", "gw", "-l", "app=istio-ingressgateway", "-o",
+            "get",
+            "pods",
+            "-n",
+            "gw",
+            "-l",
+            "app=istio-ingressgateway",
+            "-o",
             r"jsonpath={range .items[*]}{.metadata.annotations.sidecar\.istio\.io/status}{'\n'}{end}",
         ],
     );
@@ -162,7 +183,10 @@ fn no_token_in_any_output() {
         assert_success(&o, "install-gateway");
         for (name, text) in [("stdout", stdout(&o)), ("stderr", stderr(&o))] {
             assert!(!text.contains(&token), "{extra:?}: token in {name}");
-            assert!(!text.contains("ya29."), "{extra:?}: token-like text in {name}");
+            assert!(
+                !text.contains("ya29."),
+                "{extra:?}: token-like text in {name}"
+            );
         }
     }
 }
@@ -171,7 +195,10 @@ fn no_token_in_any_output() {
 fn faults_on_all_routes_converge_on_re_run() {
     let sb = TestSandbox::with(fast("installed").fault("*:503,rate=0.1").unwrap().seed(5));
     let converged = (0..6).any(|_| gateway(&sb, &with(&["--yes"])).status.success());
-    assert!(converged, "install-gateway did not converge under 10% faults");
+    assert!(
+        converged,
+        "install-gateway did not converge under 10% faults"
+    );
     let empty = (0..6).find_map(|_| {
         let o = gateway(&sb, &with(&["--dry-run", "-o", "json"]));
         o.status

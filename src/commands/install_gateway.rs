@@ -39,7 +39,11 @@ async fn observe_and_plan(
     printer.progress(&format!(
         "Reading the state of {} cluster{}…",
         spec.mesh.clusters.len(),
-        if spec.mesh.clusters.len() == 1 { "" } else { "s" },
+        if spec.mesh.clusters.len() == 1 {
+            ""
+        } else {
+            "s"
+        },
     ));
     let (mesh, handles) = observe(gcp, env, &spec.mesh).await;
     // Names only: the revision does not change which objects are read.

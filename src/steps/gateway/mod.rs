@@ -21,9 +21,7 @@ use crate::plan::{Check, CheckStatus, Plan};
 use crate::spec::Channel;
 use crate::steps::codes as mesh_codes;
 use crate::steps::dataplane::{DataplaneStep, MANAGED_REVISIONS};
-use crate::steps::kube_actions::{
-    KubeWait, apply_action, set_metadata_action, wait_action,
-};
+use crate::steps::kube_actions::{KubeWait, apply_action, set_metadata_action, wait_action};
 
 pub use spec::GatewaySpec;
 
@@ -96,14 +94,24 @@ fn namespace_labels(spec: &GatewaySpec, revision: &str) -> Changes {
 
 fn label(spec: &GatewaySpec, i: usize) -> String {
     let c = &spec.mesh.clusters[i];
-    if spec.mesh.clusters.iter().filter(|o| o.name == c.name).count() > 1 {
+    if spec
+        .mesh
+        .clusters
+        .iter()
+        .filter(|o| o.name == c.name)
+        .count()
+        > 1
+    {
         format!("{}.{}.{}", c.project, c.location, c.name)
     } else {
         c.name.to_string()
     }
 }
 
-fn kube(a: crate::plan::Action<crate::steps::kube_actions::KubeStep>, cluster: usize) -> crate::plan::Action<DataplaneStep> {
+fn kube(
+    a: crate::plan::Action<crate::steps::kube_actions::KubeStep>,
+    cluster: usize,
+) -> crate::plan::Action<DataplaneStep> {
     crate::plan::Action {
         id: a.id,
         op: a.op,

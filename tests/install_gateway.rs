@@ -87,10 +87,15 @@ fn gateway_is_available_injected_with_an_address_asm_printed_and_replans_nothing
         ],
     );
     assert!(!ip.is_empty());
+    let s = sb.sandbox();
+    let line = format!(
+        "Gateway gw/istio-ingressgateway on {}/{}/cluster-1: {ip}",
+        s.scenario.project_id,
+        s.scenario.location()
+    );
     assert!(
-        stdout(&o).contains(&format!("Gateway gw/istio-ingressgateway on "))
-            && stdout(&o).contains(&ip),
-        "asm prints the address {ip}: {}",
+        stdout(&o).contains(&line),
+        "asm prints {line:?}: {}",
         stdout(&o)
     );
     let available = kubectl_out(

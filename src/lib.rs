@@ -81,6 +81,12 @@ where
         Command::Completions(args) => commands::completions::run(&args, &printer),
         Command::Man(args) => commands::man::run(&args, &printer),
         Command::Status(args) => commands::status::run(*args, &env, &printer).await,
+        Command::EnableDataplane(args) => {
+            commands::enable_dataplane::run(*args, &env, &printer).await
+        }
+        Command::InstallGateway(args) => {
+            commands::install_gateway::run(*args, &env, &printer).await
+        }
     };
     match outcome {
         Ok(code) => code,

@@ -646,6 +646,72 @@ pub fn targets(target: &TargetArgs) -> Result<Targets, Error> {
     })
 }
 
+/// The [`MeshSpec`] of a command that targets clusters like install but installs no control
+/// plane (`enable-dataplane`, `install-gateway`): clusters, fleet project, Kubernetes access,
+/// output and timeout; `components` is `--enable-gcp-components`.
+pub fn target_spec(
+    target: &TargetArgs,
+    components: bool,
+    output: OutputArg,
+    timeout: &str,
+) -> Result<MeshSpec, Error> {
+    let enable = EnableArgs {
+        enable_gcp_components: components,
+        ..EnableArgs::default()
+    };
+    let control_plane = ControlPlaneArgs {
+        management: ManagementArg::Automatic,
+        channel: None,
+        options: Vec::new(),
+        ca: CaArgs::default(),
+        unsupported: UnsupportedArgs::default(),
+    };
+    mesh_spec(target, &enable, false, &control_plane, output, timeout)
+}
+
+/// A Kubernetes namespace name (an RFC 1123 label: at most 63 lowercase letters, digits and
+/// `-`, starting and ending with a letter or digit), or a usage error naming `flag`.
+pub fn namespace_name(flag: &str, value: &str) -> Result<String, Error> {
+    let ok = (1..=63).contains(&value.len())
+        && value.chars().all(|c| is_lower_alnum(c) || c == '-')
+        && !value.starts_with('-')
+        && !value.ends_with('-');
+    if ok {
+        Ok(value.to_string())
+    } else {
+        Err(usage(format!(
+            "{flag} {value:?} is not a valid namespace name: at most 63 lowercase letters, \
+             digits and '-', starting and ending with a letter or digit"
+        )))
+    }
+}
+
+/// An object name (an RFC 1123 subdomain: at most 253 lowercase letters, digits, `-` and
+/// `.`), or a usage error naming `flag`.
+pub fn object_name(flag: &str, value: &str) -> Result<String, Error> {
+    if (1..=253).contains(&value.len()) && valid_domain(value) {
+        Ok(value.to_string())
+    } else {
+        Err(usage(format!(
+            "{flag} {value:?} is not a valid object name: lowercase letters, digits, '-' and \
+             '.', at most 253 characters"
+        )))
+    }
+}
+
+/// `-D/--output-dir` must name a directory (created if missing).
+pub fn output_dir(dir: Option<&std::path::Path>) -> Result<(), Error> {
+    if let Some(d) = dir
+        && (d.as_os_str().is_empty() || (d.exists() && !d.is_dir()))
+    {
+        return Err(usage(format!(
+            "-D/--output-dir {:?} must be a directory (it is created if missing)",
+            d.display()
+        )));
+    }
+    Ok(())
+}
+
 /// install_asm/asmcli's rejections for `--managed` (README "install_asm / asmcli compatibility").
 fn reject_unmanaged(ca: &CaArgs, u: &UnsupportedArgs) -> Result<(), Error> {
     if ca.ca == Some(CaArg::Citadel) {

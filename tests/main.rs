@@ -11,9 +11,11 @@ mod credentials;
 // Run the README and the CI recipes, which start sandboxes with `asm sandbox serve`.
 #[cfg(feature = "sandbox")]
 mod docs;
+mod enable_dataplane;
 mod gcloud_fidelity;
 mod golden_replay;
 mod install;
+mod install_gateway;
 mod kubectl_create;
 mod kubectl_fidelity;
 mod kubectl_services_rbac;

@@ -5,6 +5,8 @@ pub mod apply;
 pub mod compat;
 pub mod create_mesh;
 pub mod credentials;
+pub mod dataplane;
+pub mod gateway;
 pub mod generate;
 pub mod install;
 pub mod remote_secret;
@@ -82,6 +84,14 @@ pub enum Command {
     /// webhooks, the data plane, namespaces and pods by revision, remote secrets and what
     /// remains to migrate. Read-only; `--require ready|migrated` for CI.
     Status(Box<status::StatusArgs>),
+    /// Let Google manage the data plane (proxy upgrades) of namespaces or pods: annotate them
+    /// `mesh.cloud.google.com/proxy: '{"managed":"true"}'` (`--disable`: `"false"`) and wait
+    /// until the DataPlaneControl of the revision is Ready. Shows the plan first.
+    EnableDataplane(Box<dataplane::EnableDataplaneArgs>),
+    /// Deploy an ingress gateway injected by the managed control plane: ServiceAccount,
+    /// Deployment, Service, Role/RoleBinding, PodDisruptionBudget and autoscaler, server-side
+    /// applied; wait until it is Available, injected and (LoadBalancer) has an address.
+    InstallGateway(Box<gateway::InstallGatewayArgs>),
     /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
     /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
     Sandbox(sandbox::SandboxCli),

@@ -1,0 +1,163 @@
+//! Planner tests of `install-gateway`: observations in, checks and actions out.
+
+#![allow(clippy::unwrap_used)]
+
+use serde_json::json;
+
+use super::*;
+use crate::plan::Op;
+use crate::spec::{EnableFlags, Management};
+use crate::steps::kube_actions::KubeStep;
+use crate::steps::tests::{installed, spec as mesh_spec};
+
+const C1: &str = "asm-fresh/us-central1-c/cluster-1";
+
+fn spec(pod_injection: bool) -> GatewaySpec {
+    GatewaySpec {
+        mesh: mesh_spec(&[C1], EnableFlags::default(), Management::Automatic),
+        namespace: "gw".into(),
+        name: "istio-ingressgateway".into(),
+        revision: None,
+        pod_injection,
+        service_type: "LoadBalancer",
+        replicas: 2,
+        create_namespace: true,
+        dry_run: false,
+        yes: true,
+        detailed_exitcode: false,
+        output_dir: None,
+    }
+}
+
+fn observed(s: &GatewaySpec, gw: GatewayObs) -> Observed {
+    Observed {
+        mesh: installed(&s.mesh),
+        clusters: vec![Some(Ok(gw))],
+    }
+}
+
+#[test]
+fn manifests_hold_the_gateway_template_ports_sds_role_and_min_replicas() {
+    let s = spec(false);
+    let m = manifests(&s, "asm-managed").unwrap();
+    let kind = |k: &str| m.iter().find(|o| o["kind"] == k).unwrap();
+    let d = kind("Deployment");
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["annotations"]["inject.istio.io/templates"],
+        "gateway"
+    );
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["image"],
+        "auto"
+    );
+    assert!(
+        d["spec"].get("replicas").is_none(),
+        "the autoscaler owns replicas"
+    );
+    let ports: Vec<(&str, i64)> = kind("Service")["spec"]["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["port"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(
+        ports,
+        [("status-port", 15021), ("http", 80), ("https", 443)]
+    );
+    assert_eq!(kind("Role")["metadata"]["name"], "istio-ingressgateway-sds");
+    assert_eq!(
+        kind("Role")["rules"][0]["verbs"],
+        json!(["get", "watch", "list"])
+    );
+    assert_eq!(kind("HorizontalPodAutoscaler")["spec"]["minReplicas"], 2);
+    assert!(
+        d["spec"]["template"]["metadata"]["labels"]
+            .get("istio.io/rev")
+            .is_none()
+    );
+}
+
+#[test]
+fn pod_injection_labels_the_pods_and_strips_the_namespace_labels() {
+    let s = spec(true);
+    let m = manifests(&s, "asm-managed").unwrap();
+    let d = m.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(
+        d["spec"]["template"]["metadata"]["labels"]["istio.io/rev"],
+        "asm-managed"
+    );
+    let live_ns = json!({"metadata": {"name": "gw", "labels": {"istio-injection": "enabled"}}});
+    let o = observed(
+        &s,
+        GatewayObs {
+            namespace: Some(live_ns),
+            live: vec![None; m.len()],
+            address: None,
+        },
+    );
+    let p = plan_gateway(&s, &o).unwrap();
+    let relabel = p
+        .actions
+        .iter()
+        .find(|a| a.id == "cluster-1/namespace-labels")
+        .unwrap();
+    let DataplaneStep::Kube {
+        step: KubeStep::SetMetadata { labels, .. },
+        ..
+    } = &relabel.payload
+    else {
+        panic!("{:?}", relabel.payload)
+    };
+    assert_eq!(labels.get("istio-injection"), Some(&None));
+    assert_eq!(
+        labels.len(),
+        1,
+        "istio.io/rev is absent already: {labels:?}"
+    );
+}
+
+#[test]
+fn live_objects_equal_to_the_manifests_plan_nothing() {
+    let s = spec(false);
+    let m = manifests(&s, "asm-managed").unwrap();
+    let live_ns = json!({"metadata": {"name": "gw", "labels": {"istio.io/rev": "asm-managed"}}});
+    let o = observed(
+        &s,
+        GatewayObs {
+            namespace: Some(live_ns),
+            live: m.iter().cloned().map(Some).collect(),
+            address: Some("203.0.113.7".into()),
+        },
+    );
+    let p = plan_gateway(&s, &o).unwrap();
+    assert!(
+        p.actions.is_empty(),
+        "{:?}",
+        p.actions.iter().map(|a| &a.id).collect::<Vec<_>>()
+    );
+    assert!(!p.blocked());
+}
+
+#[test]
+fn missing_namespace_without_creation_fails_and_unready_revision_fails() {
+    let mut s = spec(false);
+    s.create_namespace = false;
+    s.revision = Some("asm-managed-rapid".into());
+    let o = observed(
+        &s,
+        GatewayObs {
+            namespace: None,
+            live: vec![None; 8],
+            address: None,
+        },
+    );
+    let p = plan_gateway(&s, &o).unwrap();
+    let failed: Vec<&str> = p
+        .checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| c.code)
+        .collect();
+    assert_eq!(failed, [codes::REVISION, codes::NAMESPACE]);
+    assert!(p.actions.iter().all(|a| a.op != Op::Delete));
+}

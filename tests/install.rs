@@ -148,6 +148,11 @@ fn fresh_install_converges_and_replans_empty() {
         out.contains("kubectl label namespace NAMESPACE istio-injection- istio.io/rev=asm-managed --overwrite"),
         "{out}"
     );
+    assert!(
+        out.contains("asm enable-dataplane --namespace NAMESPACE")
+            && out.contains("asm install-gateway --namespace GATEWAY_NS"),
+        "the next steps name asm's own commands: {out}"
+    );
     // The cluster has a provisioned ControlPlaneRevision.
     let cluster = &sb.sandbox().clusters[0];
     let cpr = cluster

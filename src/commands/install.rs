@@ -176,6 +176,12 @@ fn next_steps(revs: &BTreeMap<String, String>) -> String {
             "  kubectl label namespace NAMESPACE istio-injection- istio.io/rev={r} --overwrite\n"
         ));
     }
+    out.push_str(
+        "then restart their workloads (kubectl rollout restart deployment -n NAMESPACE).\n\
+         Next, with asm: `asm status` shows which pods run on which revision; \
+         `asm enable-dataplane --namespace NAMESPACE` lets Google manage their proxies; \
+         `asm install-gateway --namespace GATEWAY_NS` deploys an ingress gateway.\n",
+    );
     out
 }
 

@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::KubeApiServer;
 use super::kinds;
 use super::registry::ResourceType;
+use super::selectors;
 use super::status::ApiError;
 use super::store::State;
 use super::util;
@@ -42,44 +43,10 @@ const INJECT_LABEL: &str = "sidecar.istio.io/inject";
 const TEMPLATES_ANNOTATION: &str = "inject.istio.io/templates";
 const MANAGED_CNI_LABEL: &str = "mesh.cloud.google.com/managed-cni-enabled";
 
-/// Whether a Kubernetes label selector (`matchLabels` and `matchExpressions` with `In`,
-/// `NotIn`, `Exists`, `DoesNotExist`) matches `labels`. An absent or empty selector
-/// matches everything.
+/// Whether a Kubernetes label selector matches `labels`; an absent or empty selector
+/// matches everything (the one selector evaluation of the simulator, [`selectors`]).
 pub fn selector_matches(selector: Option<&Value>, labels: Option<&Value>) -> bool {
-    let Some(selector) = selector else {
-        return true;
-    };
-    let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
-    let match_labels = selector
-        .get("matchLabels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .all(|(k, v)| get(k).is_some() && get(k) == v.as_str());
-    let match_expressions = selector
-        .get("matchExpressions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .all(|e| {
-            let key = e.get("key").and_then(Value::as_str).unwrap_or_default();
-            let values: Vec<&str> = e
-                .get("values")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .filter_map(Value::as_str)
-                .collect();
-            match e.get("operator").and_then(Value::as_str) {
-                Some("In") => get(key).is_some_and(|v| values.contains(&v)),
-                Some("NotIn") => get(key).is_none_or(|v| !values.contains(&v)),
-                Some("Exists") => get(key).is_some(),
-                Some("DoesNotExist") => get(key).is_none(),
-                // The apiserver rejects other operators when the configuration is written.
-                _ => false,
-            }
-        });
-    match_labels && match_expressions
+    selector.is_none_or(|s| selectors::selector_matches(s, labels))
 }
 
 fn list_has(v: Option<&Value>, wanted: &[&str]) -> bool {

@@ -88,6 +88,8 @@ async fn serve(args: SandboxArgs, printer: &Printer) -> Result<i32> {
     let sandbox = Sandbox::start(config)
         .await
         .context("starting the sandbox")?;
+    // Listen for SIGTERM before printing: whoever reads the exports may stop us at once.
+    let termination = Termination::listen();
     let exports: String = serve_exports(sandbox.exports(), std::process::id())
         .iter()
         .map(|(k, v)| format!("export {k}={}\n", shell_quote(v)))
@@ -96,7 +98,7 @@ async fn serve(args: SandboxArgs, printer: &Printer) -> Result<i32> {
     // Nothing more goes to stdout (logs go to stderr): close it, so that a command
     // substitution reading it, `eval "$(asm sandbox serve &)"`, ends here.
     printer.close_stdout();
-    wait_for_termination().await;
+    termination.wait().await;
     sandbox.shutdown();
     Ok(exit::SUCCESS)
 }
@@ -170,20 +172,33 @@ fn signal_of(_status: &std::process::ExitStatus) -> i32 {
     1
 }
 
+/// SIGTERM (on Unix) or Ctrl-C, listened for from [`Termination::listen`] on.
 #[cfg(feature = "sandbox")]
-async fn wait_for_termination() {
+struct Termination {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
+    term: Option<tokio::signal::unix::Signal>,
+}
+
+#[cfg(feature = "sandbox")]
+impl Termination {
+    fn listen() -> Self {
+        Termination {
+            #[cfg(unix)]
+            term: tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok(),
+        }
+    }
+
+    async fn wait(self) {
+        #[cfg(unix)]
+        if let Some(mut term) = self.term {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
                 _ = term.recv() => {}
             }
             return;
         }
+        let _ = tokio::signal::ctrl_c().await;
     }
-    let _ = tokio::signal::ctrl_c().await;
 }
 
 #[cfg(all(test, feature = "sandbox"))]

@@ -326,19 +326,6 @@ impl HintIf for Check {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn versions() {
-        assert_eq!(minor_version("1.32.6-gke.1025000"), Some((1, 32)));
-        assert_eq!(minor_version("v1.32.6"), Some((1, 32)));
-        assert_eq!(minor_version("junk"), None);
-        assert!(minor_version("1.25.0").unwrap() < MIN_KUBE_MINOR);
-    }
-}
-
 /// The failed check of a Kubernetes permission the caller lacks (`what`: `VERB RESOURCE [in
 /// NAMESPACE]`), with the two ways asmcli's users grant it.
 pub fn missing_kube_permission(cluster: &str, what: &str) -> Check {
@@ -351,4 +338,17 @@ pub fn missing_kube_permission(cluster: &str, what: &str) -> Check {
     .hint(
         "grant the caller roles/container.admin on the cluster's project, or bind it to cluster-admin as asmcli does: kubectl create clusterrolebinding asm-admin --clusterrole=cluster-admin --user=CALLER",
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions() {
+        assert_eq!(minor_version("1.32.6-gke.1025000"), Some((1, 32)));
+        assert_eq!(minor_version("v1.32.6"), Some((1, 32)));
+        assert_eq!(minor_version("junk"), None);
+        assert!(minor_version("1.25.0").unwrap() < MIN_KUBE_MINOR);
+    }
 }

@@ -28,6 +28,7 @@ mod runner_contract;
 mod sandbox_cli;
 mod sandbox_dataplane;
 mod saved_plan;
+mod saved_secret_plan;
 mod trust;
 mod validate;
 mod verbose;

@@ -1,7 +1,9 @@
 //! `asm apply FILE`: re-reads the saved inputs (validated like flags), re-observes, and
 //! refuses (exit 2) when what the plan was made from drifted — naming what changed — or when
 //! the plan computed now would differ from the saved actions. Otherwise it executes exactly
-//! the saved actions, under the same `--yes` rules as `install`.
+//! the saved actions, under the same `--yes` rules as `install`. A saved secret plan
+//! (`saved.command` create-mesh or create-remote-secret) goes back to its command, which
+//! does the same with its own observation.
 
 use tokio::time::Instant;
 

@@ -389,3 +389,97 @@ pub fn matches_line(saved: &SavedSecrets, observations: usize, actions: usize) -
         if actions == 1 { "" } else { "s" }
     )
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::steps::mesh::observe::mesh_member;
+    use crate::steps::remote_secret::{
+        ClusterId, READER_SA, all_pairs, plan_secrets, reader_manifests,
+    };
+
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl";
+
+    fn member(n: &str) -> Member {
+        mesh_member(
+            n.into(),
+            format!("p/l/{n}"),
+            ClusterId::parse("test", &format!("cn-p-l-{n}")).unwrap(),
+            format!("https://{n}.example"),
+        )
+    }
+
+    /// A member whose reader, RBAC and issued token Secret are in place.
+    fn ready(rv: &str) -> MemberObs {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let mut m = reader_manifests("istio-system").unwrap();
+        for o in &mut m {
+            o["metadata"]["resourceVersion"] = json!("1");
+        }
+        MemberObs {
+            namespace: true,
+            service_account: Some(m[0].clone()),
+            cluster_role: Some(m[1].clone()),
+            cluster_role_binding: Some(m[2].clone()),
+            secrets: vec![json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": token_secret_name(READER_SA),
+                    "namespace": "istio-system",
+                    "resourceVersion": rv,
+                    "annotations": {"kubernetes.io/service-account.name": READER_SA},
+                },
+                "type": "kubernetes.io/service-account-token",
+                "data": {"token": b64(TOKEN), "ca.crt": b64("CA"), "namespace": b64("istio-system")},
+            })],
+        }
+    }
+
+    #[test]
+    fn saved_secret_plan_names_what_to_read_holds_no_token_and_refuses_a_changed_token() {
+        let members = vec![member("a"), member("b")];
+        let obs = vec![Some(Ok(ready("7"))), Some(Ok(ready("8")))];
+        let plan = plan_secrets(&members, &obs, &all_pairs(2));
+        let fp = fingerprint(&members, &obs, None);
+        let doc = document("create-mesh", &plan, &members, &obs, json!({}), &fp);
+        let text = format!("{doc:#}");
+        assert!(!text.contains(TOKEN) && !text.contains("c2VjcmV0LXBheWxvYWQ"));
+        let secrets: Vec<&Value> = doc["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["payload"]["step"] == "remote_secret")
+            .collect();
+        assert_eq!(secrets.len(), 2, "{doc:#}");
+        assert_eq!(
+            secrets[0]["payload"]["read"]["token_secret"],
+            token_secret_name(READER_SA)
+        );
+
+        let saved = read(Path::new("p.json"), &serde_json::from_str(&text).unwrap()).unwrap();
+        let now = actions_of(&plan, &members, &obs);
+        assert!(refusal(&saved, &fp, &now).is_none());
+
+        // b's token Secret was re-issued since: refused, naming it.
+        let obs2 = vec![Some(Ok(ready("7"))), Some(Ok(ready("9")))];
+        let fp2 = fingerprint(&members, &obs2, None);
+        let e = refusal(&saved, &fp2, &now).unwrap();
+        assert_eq!(e.exit_code, 2);
+        assert!(
+            e.message.contains(&format!(
+                "p/l/b: secret istio-system/{}",
+                token_secret_name(READER_SA)
+            )),
+            "{}",
+            e.message
+        );
+
+        // Not a secret plan's command: refused on reading.
+        let mut other = doc.clone();
+        other["saved"]["command"] = json!("install-gateway");
+        assert!(read(Path::new("p.json"), &other).is_err());
+    }
+}

@@ -31,6 +31,7 @@ mod sandbox_cli;
 mod sandbox_dataplane;
 mod sandbox_scenarios;
 mod saved_plan;
+mod saved_secret_plan;
 mod status;
 mod trust;
 mod validate;

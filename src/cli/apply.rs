@@ -12,7 +12,7 @@ use super::install::{OutputArg, parse_output};
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = PLAN_HEADING)]
 pub struct ApplyArgs {
-    /// The saved plan (`asm install --managed … --plan-out FILE`).
+    /// The saved plan (`asm install|create-mesh|create-remote-secret … --plan-out FILE`).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 
@@ -27,7 +27,7 @@ pub struct ApplyArgs {
     #[arg(short = 'o', long = "output", value_parser = parse_output, default_value = "text", value_name = "FORMAT")]
     pub output: OutputArg,
 
-    /// How long to wait for the control plane (default: the saved plan's --timeout).
+    /// How long the run may take (default: the saved plan's --timeout).
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
 

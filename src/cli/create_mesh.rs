@@ -60,9 +60,14 @@ pub struct CreateMeshArgs {
     #[arg(long, default_value = "5m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 
-    /// With --dry-run: exit 10 when there are changes to make.
+    /// With --dry-run or --plan-out: exit 10 when there are changes to make.
     #[arg(long = "detailed-exitcode", help_heading = PLAN_HEADING)]
     pub detailed_exitcode: bool,
+
+    /// Save the plan to FILE (JSON, no token or kubeconfig) and stop; `asm apply FILE`
+    /// applies exactly it, reading the tokens again.
+    #[arg(long = "plan-out", value_name = "FILE", help_heading = PLAN_HEADING)]
+    pub plan_out: Option<PathBuf>,
 
     /// Write the plan, the run report and a log into DIR (no secrets).
     #[arg(short = 'D', long = "output-dir", value_name = "DIR", help_heading = PLAN_HEADING)]

@@ -104,9 +104,14 @@ pub struct CreateRemoteSecretArgs {
     #[arg(long, default_value = "2m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 
-    /// With --apply-to and --dry-run: exit 10 when there are changes to make.
+    /// With --apply-to and --dry-run or --plan-out: exit 10 when there are changes to make.
     #[arg(long = "detailed-exitcode", help_heading = PLAN_HEADING)]
     pub detailed_exitcode: bool,
+
+    /// With --apply-to: save the plan to FILE (JSON, no token or kubeconfig) and stop;
+    /// `asm apply FILE` applies exactly it, reading the token again.
+    #[arg(long = "plan-out", value_name = "FILE", help_heading = PLAN_HEADING)]
+    pub plan_out: Option<PathBuf>,
 
     /// With --apply-to: write the plan, the run report and a log into DIR (no secrets).
     #[arg(short = 'D', long = "output-dir", value_name = "DIR", help_heading = PLAN_HEADING)]

@@ -1,7 +1,9 @@
 //! `asm apply FILE`: re-reads the saved inputs (validated like flags), re-observes, and
 //! refuses (exit 2) when what the plan was made from drifted — naming what changed — or when
 //! the plan computed now would differ from the saved actions. Otherwise it executes exactly
-//! the saved actions, under the same `--yes` rules as `install`.
+//! the saved actions, under the same `--yes` rules as `install`. A saved secret plan
+//! (`saved.command` create-mesh or create-remote-secret) goes back to its command, which
+//! does the same with its own observation.
 
 use tokio::time::Instant;
 
@@ -17,20 +19,11 @@ use crate::steps::observe::{drift, fingerprint};
 use super::google::google_clients;
 use super::install::{ApplyRun, apply_plan, blocked_error, observe_and_plan_by, prepare_output};
 
-/// At most this many drifted items are listed.
-const SHOWN: usize = 20;
+/// The command that makes a new install plan (in refusals).
+const REMAKE: &str = "asm install --managed … --plan-out FILE";
 
 fn refuse(file: &std::path::Path, what: &str, lines: &[String]) -> Error {
-    let mut msg = format!("refusing to apply {}: {what}:", file.display());
-    for l in lines.iter().take(SHOWN) {
-        msg.push_str(&format!("\n  {l}"));
-    }
-    if lines.len() > SHOWN {
-        msg.push_str(&format!("\n  … and {} more", lines.len() - SHOWN));
-    }
-    Error::usage("ASM-E107", msg).with_hint(
-        "nothing was changed; make a new plan (`asm install --managed … --plan-out FILE`), review it, apply it",
-    )
+    saved::refusal(file, what, lines, REMAKE)
 }
 
 /// Runs `asm apply`.
@@ -42,6 +35,17 @@ pub async fn run(args: ApplyArgs, env: &Environment, printer: &Printer) -> Resul
             format!("cannot read plan file {:?}: {e}", file.display()),
         )
     })?;
+    // A secret plan (create-mesh, create-remote-secret) goes back to its command.
+    if let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text)
+        && let Some(command) = doc["saved"]["command"].as_str()
+        && command != "install"
+    {
+        let secrets = crate::steps::mesh::saved::read(file, &doc)?;
+        return match command {
+            "create-mesh" => super::create_mesh::apply_saved(&secrets, &args, env, printer).await,
+            _ => super::create_remote_secret::apply_saved(&secrets, &args, env, printer).await,
+        };
+    }
     let saved = saved::read(file, &text)?;
     let mut mesh = saved.spec.clone();
     mesh.output = match args.output {

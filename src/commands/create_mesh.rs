@@ -3,9 +3,17 @@
 //!
 //! args → spec ([`crate::steps::mesh::spec`]) → observe ([`crate::steps::mesh::observe`]) →
 //! plan ([`crate::steps::remote_secret`]) → the plan runner ([`super::secret_plan`]).
+//!
+//! `--plan-out FILE` saves the plan with the flags and a fingerprint of what was observed
+//! ([`crate::steps::mesh::saved`]); `asm apply FILE` comes back here through
+//! [`apply_saved`], re-observes and refuses if anything drifted.
 
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::cli::apply::ApplyArgs;
 use crate::cli::create_mesh::CreateMeshArgs;
 use crate::commands::google::{google_clients, request_trace};
 use crate::commands::install::prepare_output;
@@ -17,11 +25,73 @@ use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
     Connected, connect, member_refs, observe_members, observe_registrations,
 };
+use crate::steps::mesh::saved::{
+    SavedSecrets, actions_of, bool_input, document, fingerprint, matches_line, opt_str, refusal,
+    str_list,
+};
 use crate::steps::mesh::spec::{CreateMeshSpec, MemberRef};
 use crate::steps::remote_secret::{all_pairs, plan_registrations, plan_secrets};
 
+/// The flags a saved plan records (`inputs`): what to reach and what to do, never a
+/// token; the kubeconfig by its path.
+fn inputs(args: &CreateMeshArgs) -> Value {
+    json!({
+        "clusters": args.clusters,
+        "contexts": args.contexts,
+        "kubeconfig": args.kubeconfig.as_ref().map(|p| p.display().to_string()),
+        "fleet_id": args.fleet_id,
+        "all_memberships": args.all_memberships,
+        "register": args.register,
+        "verify": args.verify,
+        "timeout": args.timeout,
+    })
+}
+
+/// `asm apply FILE` of a saved create-mesh plan: its flags (validated as flags are) with
+/// `asm apply`'s `--yes`, `-o`, `--timeout`, `-D` and credentials.
+pub async fn apply_saved(
+    saved: &SavedSecrets,
+    apply: &ApplyArgs,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
+    let i = &saved.inputs;
+    let args = CreateMeshArgs {
+        clusters: str_list(i, "clusters"),
+        contexts: str_list(i, "contexts"),
+        kubeconfig: opt_str(i, "kubeconfig").map(PathBuf::from),
+        fleet_id: opt_str(i, "fleet_id"),
+        all_memberships: bool_input(saved, "all_memberships")?,
+        register: bool_input(saved, "register")?,
+        verify: bool_input(saved, "verify")?,
+        dry_run: false,
+        output: apply.output,
+        yes: apply.yes,
+        timeout: apply
+            .timeout
+            .clone()
+            .or_else(|| opt_str(i, "timeout"))
+            .unwrap_or_else(|| "5m".into()),
+        detailed_exitcode: false,
+        output_dir: apply.output_dir.clone(),
+        plan_out: None,
+        credentials: apply.credentials.clone(),
+    };
+    run_with(args, Some(saved), env, printer).await
+}
+
 /// Runs `asm create-mesh`.
 pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> Result<i32> {
+    run_with(args, None, env, printer).await
+}
+
+/// Runs `create-mesh`; with `saved`, only if the state and the plan still match it.
+async fn run_with(
+    args: CreateMeshArgs,
+    saved: Option<&SavedSecrets>,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
     // Args → spec (every rejection before any request).
     let spec = CreateMeshSpec::from_args(&args)?;
     let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
@@ -67,6 +137,19 @@ pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> 
         plan = plan_registrations(plan, &members, fleet.as_str(), status);
     }
 
+    // A saved plan: what it was made from, and what it would do, must not have changed.
+    let fp = fingerprint(&members, &obs, registrations.as_deref());
+    if let Some(saved) = saved {
+        if let Some(refused) = refusal(saved, &fp, &actions_of(&plan, &members, &obs)) {
+            return Err(refused.into());
+        }
+        printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));
+    }
+    let doc = spec
+        .plan_out
+        .as_ref()
+        .map(|_| document("create-mesh", &plan, &members, &obs, inputs(&args), &fp));
+
     // Present, execute, verify, report: the plan runner.
     let exec = SecretExecutor::new(members, clients, &obs, deadline).with_gcp(gcp);
     run_secret_plan(
@@ -81,6 +164,7 @@ pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> 
             detailed_exitcode: spec.detailed_exitcode,
             verify: spec.verify,
             out: out.as_ref(),
+            plan_out: spec.plan_out.as_deref().zip(doc.as_ref()),
         },
         env,
         printer,

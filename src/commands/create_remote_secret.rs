@@ -1,15 +1,19 @@
 //! `asm create-remote-secret`: istioctl's command (≥ 1.28; see the README). Without
 //! `--apply-to` it prepares the reader ServiceAccount and token (as istioctl: no question
 //! asked) and prints the Secret — the one place a token reaches stdout. With `--apply-to`
-//! it plans and applies the Secret to other clusters under the plan contract.
+//! it plans and applies the Secret to other clusters under the plan contract, or saves the
+//! plan (`--plan-out FILE`, [`crate::steps::mesh::saved`]) for `asm apply FILE`, which comes
+//! back here through [`apply_saved`].
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use kube::config::Kubeconfig;
 use secrecy::ExposeSecret;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::cli::apply::ApplyArgs;
 use crate::cli::install::OutputArg;
 use crate::cli::remote_secret::CreateRemoteSecretArgs;
 use crate::commands::google::request_trace;
@@ -26,6 +30,10 @@ use crate::spec::parse_duration;
 use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
     kube_system_uid, kubeconfig_server, observe_member, observe_members,
+};
+use crate::steps::mesh::saved::{
+    SavedSecrets, actions_of, bool_input, document, fingerprint, matches_line, opt_str, refusal,
+    str_list,
 };
 use crate::steps::remote_secret::{
     AuthType, ClusterId, Member, SecretType, codes, is_dns1123_subdomain, loopback_warning,
@@ -53,6 +61,8 @@ pub struct RemoteSecretSpec {
     pub yes: bool,
     pub detailed_exitcode: bool,
     pub output_dir: Option<PathBuf>,
+    /// `--plan-out FILE` (with `--apply-to`).
+    pub plan_out: Option<PathBuf>,
     pub timeout: Duration,
 }
 
@@ -116,11 +126,12 @@ impl RemoteSecretSpec {
                 || a.yes
                 || a.output == OutputArg::Json
                 || a.detailed_exitcode
-                || a.output_dir.is_some())
+                || a.output_dir.is_some()
+                || a.plan_out.is_some())
         {
             return Err(Error::usage(
                 "ASM-E101",
-                "--dry-run, --yes, -o json, --detailed-exitcode and -D/--output-dir apply to --apply-to only (without it the secret is printed)",
+                "--dry-run, --yes, -o json, --detailed-exitcode, --plan-out and -D/--output-dir apply to --apply-to only (without it the secret is printed)",
             ));
         }
         Ok(RemoteSecretSpec {
@@ -142,6 +153,7 @@ impl RemoteSecretSpec {
             yes: a.yes,
             detailed_exitcode: a.detailed_exitcode,
             output_dir: a.output_dir.clone(),
+            plan_out: a.plan_out.clone(),
             timeout: parse_duration("--timeout", &a.timeout)?,
         })
     }
@@ -177,9 +189,94 @@ fn check_error(plan: &crate::steps::remote_secret::SecretPlan) -> Error {
     e
 }
 
+/// The flags a saved plan records (`inputs`), with the context and namespace as resolved
+/// when planning: what to read and where to write, never a token; the kubeconfig by its
+/// path.
+fn inputs(args: &CreateRemoteSecretArgs, context: &str, namespace: &str) -> Value {
+    json!({
+        "kubeconfig": args.kubeconfig.as_ref().map(|p| p.display().to_string()),
+        "context": context,
+        "name": args.name,
+        "namespace": namespace,
+        "istio_namespace": args.istio_namespace,
+        "service_account": args.service_account,
+        "create_service_account": args.create_service_account,
+        "server": args.server,
+        "tls_server_name": args.tls_server_name,
+        "secret_name": args.secret_name,
+        "type": args.secret_type,
+        "auth_type": args.auth_type,
+        "auth_plugin_name": args.auth_plugin_name,
+        "auth_plugin_config": args.auth_plugin_config,
+        "apply_to": args.apply_to,
+        "timeout": args.timeout,
+    })
+}
+
+/// `asm apply FILE` of a saved `create-remote-secret --apply-to` plan: its flags
+/// (validated as flags are) with `asm apply`'s `--yes`, `-o`, `--timeout` and `-D`.
+pub async fn apply_saved(
+    saved: &SavedSecrets,
+    apply: &ApplyArgs,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
+    let i = &saved.inputs;
+    let args = CreateRemoteSecretArgs {
+        kubeconfig: opt_str(i, "kubeconfig").map(PathBuf::from),
+        context: opt_str(i, "context"),
+        name: opt_str(i, "name"),
+        namespace: opt_str(i, "namespace"),
+        istio_namespace: opt_str(i, "istio_namespace").unwrap_or_default(),
+        service_account: opt_str(i, "service_account"),
+        create_service_account: bool_input(saved, "create_service_account")?,
+        server: opt_str(i, "server"),
+        tls_server_name: opt_str(i, "tls_server_name"),
+        secret_name: opt_str(i, "secret_name"),
+        secret_type: opt_str(i, "type").unwrap_or_default(),
+        auth_type: opt_str(i, "auth_type").unwrap_or_default(),
+        auth_plugin_name: opt_str(i, "auth_plugin_name").unwrap_or_default(),
+        auth_plugin_config: str_list(i, "auth_plugin_config"),
+        apply_to: str_list(i, "apply_to"),
+        dry_run: false,
+        output: apply.output,
+        yes: apply.yes,
+        timeout: apply
+            .timeout
+            .clone()
+            .or_else(|| opt_str(i, "timeout"))
+            .unwrap_or_else(|| "2m".into()),
+        detailed_exitcode: false,
+        output_dir: apply.output_dir.clone(),
+        plan_out: None,
+    };
+    if args.apply_to.is_empty() {
+        return Err(Error::usage(
+            "ASM-E106",
+            format!(
+                "plan file {:?}: inputs.apply_to is empty",
+                saved.file.display()
+            ),
+        )
+        .into());
+    }
+    run_with(args, Some(saved), env, printer).await
+}
+
 /// Runs `asm create-remote-secret`.
 pub async fn run(
     args: CreateRemoteSecretArgs,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
+    run_with(args, None, env, printer).await
+}
+
+/// Runs `create-remote-secret`; with `saved` (always with `--apply-to`), only if the state
+/// and the plan still match it.
+async fn run_with(
+    args: CreateRemoteSecretArgs,
+    saved: Option<&SavedSecrets>,
     env: &Environment,
     printer: &Printer,
 ) -> Result<i32> {
@@ -286,6 +383,24 @@ pub async fn run(
     let obs = observe_members(&members, &clients).await;
     let pairs: Vec<(usize, usize)> = (1..members.len()).map(|t| (0, t)).collect();
     let plan = plan_secrets(&members, &obs, &pairs);
+    // A saved plan: what it was made from, and what it would do, must not have changed.
+    let fp = fingerprint(&members, &obs, None);
+    if let Some(saved) = saved {
+        if let Some(refused) = refusal(saved, &fp, &actions_of(&plan, &members, &obs)) {
+            return Err(refused.into());
+        }
+        printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));
+    }
+    let doc = spec.plan_out.as_ref().map(|_| {
+        document(
+            "create-remote-secret",
+            &plan,
+            &members,
+            &obs,
+            inputs(&args, &context, &namespace),
+            &fp,
+        )
+    });
     let exec = SecretExecutor::new(members, clients, &obs, deadline);
     run_secret_plan(
         &plan,
@@ -299,6 +414,7 @@ pub async fn run(
             detailed_exitcode: spec.detailed_exitcode,
             verify: false,
             out: out.as_ref(),
+            plan_out: spec.plan_out.as_deref().zip(doc.as_ref()),
         },
         env,
         printer,

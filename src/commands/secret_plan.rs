@@ -1,6 +1,8 @@
 //! Running a secret plan (`create-mesh`, `create-remote-secret --apply-to`) through the plan
 //! runner, then `--verify` and the per-cluster report.
 
+use std::path::Path;
+
 use serde_json::{Value, json};
 
 use crate::environment::Environment;
@@ -28,6 +30,8 @@ pub struct SecretRun<'a> {
     /// `--verify` after applying.
     pub verify: bool,
     pub out: Option<&'a OutputDir>,
+    /// `--plan-out FILE`: save this document (the plan, inputs, fingerprint) and stop.
+    pub plan_out: Option<(&'a Path, &'a Value)>,
 }
 
 /// Presents `plan` (stops for `--dry-run` or a failed check), executes it with progress,
@@ -47,7 +51,7 @@ pub async fn run_secret_plan(
         out: mode.out,
         contract: Contract {
             dry_run: mode.dry_run,
-            plan_out: false,
+            plan_out: mode.plan_out.is_some(),
             json: mode.json,
             yes: mode.yes,
             detailed_exitcode: mode.detailed_exitcode,
@@ -55,7 +59,19 @@ pub async fn run_secret_plan(
         },
         blocked_hint: None,
     };
-    if let Presented::Stopped(code) = runner.present(plan, None, || Ok(())).await? {
+    let save = || -> Result<(), crate::error::Error> {
+        let Some((file, doc)) = mode.plan_out else {
+            return Ok(());
+        };
+        crate::plan::saved::write(file, doc)?;
+        printer.progress(&format!(
+            "Saved the plan to {}; apply exactly it with `asm apply {}`.",
+            file.display(),
+            file.display()
+        ));
+        Ok(())
+    };
+    if let Presented::Stopped(code) = runner.present(plan, None, save).await? {
         return Ok(code);
     }
     let execution = runner.execute(plan, None, |a| exec.run(a)).await;

@@ -81,6 +81,7 @@ pub fn document(plan: &MeshPlan, spec: &MeshSpec, fingerprint: &BTreeMap<String,
     v["saved"] = json!({
         "version": SAVED_VERSION,
         "asm_version": env!("CARGO_PKG_VERSION"),
+        "command": "install",
     });
     v["inputs"] = inputs(spec);
     v["fingerprint"] = json!(fingerprint);
@@ -290,6 +291,15 @@ pub fn action_differences(saved: &[(String, String, Value)], plan: &MeshPlan) ->
             )
         })
         .collect();
+    differences(saved, &now)
+}
+
+/// Lines naming how the `(id, op, payload)` planned `now` differ from the `saved` ones
+/// (empty when identical).
+pub fn differences(
+    saved: &[(String, String, Value)],
+    now: &[(String, String, Value)],
+) -> Vec<String> {
     let mut out = Vec::new();
     for s in saved {
         match now.iter().find(|n| n.0 == s.0) {
@@ -298,12 +308,30 @@ pub fn action_differences(saved: &[(String, String, Value)], plan: &MeshPlan) ->
             Some(_) => {}
         }
     }
-    for n in &now {
+    for n in now {
         if !saved.iter().any(|s| s.0 == n.0) {
             out.push(format!("{} ({}) is planned now but not saved", n.0, n.1));
         }
     }
     out
+}
+
+/// At most this many drifted items are listed in a refusal.
+const SHOWN: usize = 20;
+
+/// `asm apply`'s refusal (exit 2, nothing changed): `what` happened, `lines` name it;
+/// `remake` is the command that makes a new plan.
+pub fn refusal(file: &Path, what: &str, lines: &[String], remake: &str) -> Error {
+    let mut msg = format!("refusing to apply {}: {what}:", file.display());
+    for l in lines.iter().take(SHOWN) {
+        msg.push_str(&format!("\n  {l}"));
+    }
+    if lines.len() > SHOWN {
+        msg.push_str(&format!("\n  … and {} more", lines.len() - SHOWN));
+    }
+    Error::usage("ASM-E107", msg).with_hint(format!(
+        "nothing was changed; make a new plan (`{remake}`), review it, apply it"
+    ))
 }
 
 /// Parses a `--timeout` override for `asm apply`.

@@ -5,5 +5,6 @@
 
 pub mod execute;
 pub mod observe;
+pub mod saved;
 pub mod spec;
 pub mod verify;

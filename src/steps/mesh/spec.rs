@@ -29,6 +29,8 @@ pub struct CreateMeshSpec {
     pub yes: bool,
     pub detailed_exitcode: bool,
     pub output_dir: Option<PathBuf>,
+    /// `--plan-out FILE`.
+    pub plan_out: Option<PathBuf>,
     pub timeout: Duration,
 }
 
@@ -93,6 +95,7 @@ impl CreateMeshSpec {
             yes: a.yes,
             detailed_exitcode: a.detailed_exitcode,
             output_dir: a.output_dir.clone(),
+            plan_out: a.plan_out.clone(),
             timeout: parse_duration("--timeout", &a.timeout)?,
         })
     }
@@ -119,6 +122,7 @@ mod tests {
             timeout: "5m".into(),
             detailed_exitcode: false,
             output_dir: None,
+            plan_out: None,
             credentials: Default::default(),
         };
         assert_eq!(CreateMeshSpec::from_args(&a).unwrap_err().exit_code, 2);

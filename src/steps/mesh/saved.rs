@@ -1,0 +1,485 @@
+//! Saved secret plans (`create-mesh --plan-out FILE`, `create-remote-secret --apply-to …
+//! --plan-out FILE`, then `asm apply FILE`): the `asm.plan/v1` object of `-o json` plus the
+//! command's flags (`inputs`), a fingerprint of what was observed and every action's
+//! payload. Never a token, key or kubeconfig: a remote secret's payload names what to read
+//! (the source cluster, its reader ServiceAccount and token Secret) and where to write (the
+//! target cluster, namespace and Secret name); `asm apply` reads the token again.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::{Value, json};
+
+use crate::error::Error;
+use crate::plan::render;
+use crate::plan::saved::SAVED_VERSION;
+use crate::steps::remote_secret::{
+    FleetMembership, Member, MemberObs, MeshStep, SecretPlan, references_sa, token_secret_name,
+};
+
+/// The commands whose plans this module saves.
+pub const COMMANDS: [&str; 2] = ["create-mesh", "create-remote-secret"];
+
+/// The name of a member, for fingerprint keys and payloads.
+fn member_name(members: &[Member], i: usize) -> String {
+    members
+        .get(i)
+        .map(|m| m.display.clone())
+        .unwrap_or_else(|| format!("member #{i}"))
+}
+
+/// The token Secret a source's remote secrets are built from: `--secret-name`, else the
+/// first token Secret of its ServiceAccount observed, else the one asm creates.
+fn token_secret_of(m: &Member, obs: Option<&MemberObs>) -> String {
+    if let Some(n) = &m.secret_name {
+        return n.clone();
+    }
+    obs.and_then(|o| {
+        o.secrets
+            .iter()
+            .find(|s| references_sa(s, &m.service_account))
+            .and_then(|s| s.pointer("/metadata/name"))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
+    .unwrap_or_else(|| token_secret_name(&m.service_account))
+}
+
+/// A payload as saved: the step with its member indices, plus (for a remote secret) what
+/// `asm apply` reads and where it writes, by name.
+pub fn payload(
+    step: &MeshStep,
+    members: &[Member],
+    obs: &[Option<Result<MemberObs, String>>],
+) -> Value {
+    match step {
+        MeshStep::Apply { cluster, object } => {
+            json!({"step": "apply", "cluster": cluster, "object": object})
+        }
+        MeshStep::WaitToken { cluster, secret } => {
+            json!({"step": "wait_token", "cluster": cluster, "secret": secret})
+        }
+        MeshStep::RemoteSecret { source, target } => {
+            let read = members.get(*source).map(|m| {
+                let o = obs.get(*source).and_then(|o| o.as_ref()?.as_ref().ok());
+                json!({
+                    "cluster": m.display,
+                    "namespace": m.namespace,
+                    "service_account": m.service_account,
+                    "token_secret": token_secret_of(m, o),
+                })
+            });
+            let write = members
+                .get(*target)
+                .zip(members.get(*source))
+                .map(|(t, s)| {
+                    json!({
+                        "cluster": t.display,
+                        "namespace": t.namespace,
+                        "secret": s.secret_type.secret_name(&s.id),
+                    })
+                });
+            json!({
+                "step": "remote_secret",
+                "source": source,
+                "target": target,
+                "read": read,
+                "write": write,
+            })
+        }
+        MeshStep::RegisterMembership {
+            cluster,
+            gke,
+            fleet,
+            location,
+            id,
+        } => json!({
+            "step": "register_membership",
+            "cluster": cluster,
+            "gke": gke.to_string(),
+            "fleet": fleet,
+            "location": location,
+            "id": id,
+        }),
+    }
+}
+
+fn resource_version(v: &Value) -> String {
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(|rv| format!("resourceVersion {rv}"))
+        .unwrap_or_else(|| "present".into())
+}
+
+fn presence(v: Option<&Value>) -> String {
+    v.map(resource_version).unwrap_or_else(|| "absent".into())
+}
+
+/// Whether a Secret is one a secret plan reads: a token Secret of the member's
+/// ServiceAccount, `--secret-name`, or a remote secret (`istio/multiCluster`).
+fn planned_from(secret: &Value, m: &Member) -> bool {
+    let name = secret.pointer("/metadata/name").and_then(Value::as_str);
+    references_sa(secret, &m.service_account)
+        || (m.secret_name.is_some() && name == m.secret_name.as_deref())
+        || secret
+            .pointer("/metadata/labels")
+            .and_then(|l| l.get(crate::steps::remote_secret::MULTICLUSTER_LABEL))
+            .is_some()
+        || name.is_some_and(|n| {
+            n.starts_with(crate::steps::remote_secret::SECRET_PREFIX)
+                || n == crate::steps::remote_secret::CONFIG_SECRET_NAME
+        })
+}
+
+/// What a secret plan was made from, as `key → value`: per member its cluster name and
+/// server (what the kubeconfig would hold), its namespace, the reader ServiceAccount and
+/// RBAC, and the resourceVersion of every token and remote Secret (so a token that changed
+/// or a secret created meanwhile shows); `--register`'s memberships.
+pub fn fingerprint(
+    members: &[Member],
+    obs: &[Option<Result<MemberObs, String>>],
+    registrations: Option<&[(usize, FleetMembership)]>,
+) -> BTreeMap<String, String> {
+    let mut fp = BTreeMap::new();
+    fp.insert(
+        "members".to_string(),
+        members
+            .iter()
+            .map(|m| m.display.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+    );
+    for (i, m) in members.iter().enumerate() {
+        let c = &m.display;
+        fp.insert(
+            format!("{c}: cluster"),
+            format!("name {}, server {}", m.id, m.server),
+        );
+        let o = match obs.get(i) {
+            Some(Some(Ok(o))) => o,
+            Some(Some(Err(_))) => {
+                fp.insert(format!("{c}: observation"), "failed".into());
+                continue;
+            }
+            _ => {
+                fp.insert(format!("{c}: observation"), "not connected".into());
+                continue;
+            }
+        };
+        let ns = &m.namespace;
+        fp.insert(
+            format!("{c}: namespace {ns}"),
+            if o.namespace { "present" } else { "absent" }.into(),
+        );
+        fp.insert(
+            format!("{c}: serviceaccount {ns}/{}", m.service_account),
+            presence(o.service_account.as_ref()),
+        );
+        let role = crate::steps::remote_secret::reader_role_name(ns);
+        fp.insert(
+            format!("{c}: clusterrole {role}"),
+            presence(o.cluster_role.as_ref()),
+        );
+        fp.insert(
+            format!("{c}: clusterrolebinding {role}"),
+            presence(o.cluster_role_binding.as_ref()),
+        );
+        for s in o.secrets.iter().filter(|s| planned_from(s, m)) {
+            let name = s
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            fp.insert(format!("{c}: secret {ns}/{name}"), resource_version(s));
+        }
+    }
+    for (i, r) in registrations.unwrap_or_default() {
+        let value = match r {
+            FleetMembership::Registered { name, state } => format!(
+                "registered as {name} ({})",
+                state.as_deref().unwrap_or("no state")
+            ),
+            FleetMembership::Unregistered { location, id, .. } => {
+                format!("not registered (would be {location}/{id})")
+            }
+        };
+        fp.insert(
+            format!("{}: fleet membership", member_name(members, *i)),
+            value,
+        );
+    }
+    fp
+}
+
+/// `(id, op, payload)` of every action of `plan`, as saved.
+pub fn actions_of(
+    plan: &SecretPlan,
+    members: &[Member],
+    obs: &[Option<Result<MemberObs, String>>],
+) -> Vec<(String, String, Value)> {
+    plan.actions
+        .iter()
+        .map(|a| {
+            (
+                a.id.clone(),
+                serde_json::to_value(a.op)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default(),
+                payload(&a.payload, members, obs),
+            )
+        })
+        .collect()
+}
+
+/// The saved plan of `command`: `-o json`'s object with `dry_run: true`, `inputs` (the
+/// command's flags), `fingerprint` and a `payload` on every action.
+pub fn document(
+    command: &str,
+    plan: &SecretPlan,
+    members: &[Member],
+    obs: &[Option<Result<MemberObs, String>>],
+    inputs: Value,
+    fingerprint: &BTreeMap<String, String>,
+) -> Value {
+    let mut v = render::json(plan, None);
+    v["dry_run"] = json!(true);
+    let payloads = actions_of(plan, members, obs);
+    if let Some(actions) = v["actions"].as_array_mut() {
+        for (out, (_, _, p)) in actions.iter_mut().zip(payloads) {
+            out["payload"] = p;
+        }
+    }
+    v["saved"] = json!({
+        "version": SAVED_VERSION,
+        "asm_version": env!("CARGO_PKG_VERSION"),
+        "command": command,
+    });
+    v["inputs"] = inputs;
+    v["fingerprint"] = json!(fingerprint);
+    v
+}
+
+/// A saved secret plan read back (its inputs are validated by the command, like flags).
+#[derive(Debug, Clone)]
+pub struct SavedSecrets {
+    pub file: std::path::PathBuf,
+    pub command: String,
+    pub inputs: Value,
+    pub fingerprint: BTreeMap<String, String>,
+    pub actions: Vec<(String, String, Value)>,
+}
+
+/// Reads a saved plan of one of [`COMMANDS`] (`doc` is the parsed file).
+pub fn read(file: &Path, doc: &Value) -> Result<SavedSecrets, Error> {
+    let bad = |what: String| {
+        Error::usage(
+            "ASM-E106",
+            format!("plan file {:?}: {what}", file.display()),
+        )
+        .with_hint("make a new one with the command's --plan-out FILE")
+    };
+    if doc["schema"] != render::SCHEMA || doc["saved"]["version"] != SAVED_VERSION {
+        return Err(bad(format!(
+            "not a saved plan (schema {}, saved.version {})",
+            doc["schema"], doc["saved"]["version"]
+        )));
+    }
+    let command = doc["saved"]["command"]
+        .as_str()
+        .filter(|c| COMMANDS.contains(c))
+        .ok_or_else(|| {
+            bad(format!(
+                "saved.command {} is unknown",
+                doc["saved"]["command"]
+            ))
+        })?;
+    if !doc["inputs"].is_object() {
+        return Err(bad("inputs is missing".into()));
+    }
+    let fingerprint: BTreeMap<String, String> = serde_json::from_value(doc["fingerprint"].clone())
+        .map_err(|e| bad(format!("fingerprint: {e}")))?;
+    if fingerprint.is_empty() {
+        return Err(bad("fingerprint is empty".into()));
+    }
+    let actions = doc["actions"]
+        .as_array()
+        .ok_or_else(|| bad("actions is missing".into()))?
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap_or_default().to_string(),
+                a["op"].as_str().unwrap_or_default().to_string(),
+                a["payload"].clone(),
+            )
+        })
+        .collect();
+    Ok(SavedSecrets {
+        file: file.to_path_buf(),
+        command: command.to_string(),
+        inputs: doc["inputs"].clone(),
+        fingerprint,
+        actions,
+    })
+}
+
+/// The refusal (exit 2) if the state a saved plan was made from drifted or the plan made
+/// now differs from the saved actions; `None` when it may be applied.
+pub fn refusal(
+    saved: &SavedSecrets,
+    now_fingerprint: &BTreeMap<String, String>,
+    now_actions: &[(String, String, Value)],
+) -> Option<Error> {
+    let remake = format!("asm {} … --plan-out FILE", saved.command);
+    let drifted = crate::steps::observe::drift(&saved.fingerprint, now_fingerprint);
+    if !drifted.is_empty() {
+        return Some(crate::plan::saved::refusal(
+            &saved.file,
+            "the state it was planned from has changed",
+            &drifted,
+            &remake,
+        ));
+    }
+    let differences = crate::plan::saved::differences(&saved.actions, now_actions);
+    (!differences.is_empty()).then(|| {
+        crate::plan::saved::refusal(
+            &saved.file,
+            "the actions planned now differ from the saved ones",
+            &differences,
+            &remake,
+        )
+    })
+}
+
+/// A string input of a saved plan (`None` when null or absent).
+pub fn opt_str(inputs: &Value, key: &str) -> Option<String> {
+    inputs[key].as_str().map(str::to_string)
+}
+
+/// A list of strings of a saved plan's inputs.
+pub fn str_list(inputs: &Value, key: &str) -> Vec<String> {
+    inputs[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A boolean input of a saved plan; a missing or mistyped one is refused (exit 2).
+pub fn bool_input(saved: &SavedSecrets, key: &str) -> Result<bool, Error> {
+    saved.inputs[key].as_bool().ok_or_else(|| {
+        Error::usage(
+            "ASM-E106",
+            format!(
+                "plan file {:?}: inputs.{key} is missing or not a boolean",
+                saved.file.display()
+            ),
+        )
+    })
+}
+
+/// The line `asm apply` prints when the state matches the saved plan.
+pub fn matches_line(saved: &SavedSecrets, observations: usize, actions: usize) -> String {
+    format!(
+        "The state matches the plan in {} ({observations} observations); applying its {actions} action{}.",
+        saved.file.display(),
+        if actions == 1 { "" } else { "s" }
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::steps::mesh::observe::mesh_member;
+    use crate::steps::remote_secret::{
+        ClusterId, READER_SA, all_pairs, plan_secrets, reader_manifests,
+    };
+
+    const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl";
+
+    fn member(n: &str) -> Member {
+        mesh_member(
+            n.into(),
+            format!("p/l/{n}"),
+            ClusterId::parse("test", &format!("cn-p-l-{n}")).unwrap(),
+            format!("https://{n}.example"),
+        )
+    }
+
+    /// A member whose reader, RBAC and issued token Secret are in place.
+    fn ready(rv: &str) -> MemberObs {
+        use base64::Engine as _;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+        let mut m = reader_manifests("istio-system").unwrap();
+        for o in &mut m {
+            o["metadata"]["resourceVersion"] = json!("1");
+        }
+        MemberObs {
+            namespace: true,
+            service_account: Some(m[0].clone()),
+            cluster_role: Some(m[1].clone()),
+            cluster_role_binding: Some(m[2].clone()),
+            secrets: vec![json!({
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "metadata": {
+                    "name": token_secret_name(READER_SA),
+                    "namespace": "istio-system",
+                    "resourceVersion": rv,
+                    "annotations": {"kubernetes.io/service-account.name": READER_SA},
+                },
+                "type": "kubernetes.io/service-account-token",
+                "data": {"token": b64(TOKEN), "ca.crt": b64("CA"), "namespace": b64("istio-system")},
+            })],
+        }
+    }
+
+    #[test]
+    fn saved_secret_plan_names_what_to_read_holds_no_token_and_refuses_a_changed_token() {
+        let members = vec![member("a"), member("b")];
+        let obs = vec![Some(Ok(ready("7"))), Some(Ok(ready("8")))];
+        let plan = plan_secrets(&members, &obs, &all_pairs(2));
+        let fp = fingerprint(&members, &obs, None);
+        let doc = document("create-mesh", &plan, &members, &obs, json!({}), &fp);
+        let text = format!("{doc:#}");
+        assert!(!text.contains(TOKEN) && !text.contains("c2VjcmV0LXBheWxvYWQ"));
+        let secrets: Vec<&Value> = doc["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["payload"]["step"] == "remote_secret")
+            .collect();
+        assert_eq!(secrets.len(), 2, "{doc:#}");
+        assert_eq!(
+            secrets[0]["payload"]["read"]["token_secret"],
+            token_secret_name(READER_SA)
+        );
+
+        let saved = read(Path::new("p.json"), &serde_json::from_str(&text).unwrap()).unwrap();
+        let now = actions_of(&plan, &members, &obs);
+        assert!(refusal(&saved, &fp, &now).is_none());
+
+        // b's token Secret was re-issued since: refused, naming it.
+        let obs2 = vec![Some(Ok(ready("7"))), Some(Ok(ready("9")))];
+        let fp2 = fingerprint(&members, &obs2, None);
+        let e = refusal(&saved, &fp2, &now).unwrap();
+        assert_eq!(e.exit_code, 2);
+        assert!(
+            e.message.contains(&format!(
+                "p/l/b: secret istio-system/{}",
+                token_secret_name(READER_SA)
+            )),
+            "{}",
+            e.message
+        );
+
+        // Not a secret plan's command: refused on reading.
+        let mut other = doc.clone();
+        other["saved"]["command"] = json!("install-gateway");
+        assert!(read(Path::new("p.json"), &other).is_err());
+    }
+}

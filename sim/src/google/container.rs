@@ -1,5 +1,5 @@
 //! container.googleapis.com v1 (GKE): clusters get/list, node pools, setResourceLabels,
-//! cluster update, and GKE's own operation shape (spec/gcp-apis.md §3, §2a).
+//! cluster update, and GKE's own operation shape (https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/projects.locations.clusters).
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -335,7 +335,7 @@ fn node_pool_json(st: &State, c: &Cluster) -> Value {
     })
 }
 
-/// A cluster as `GET clusters/N` returns it (spec/gcp-apis.md §3.1).
+/// A cluster as `GET clusters/N` returns it (the `Cluster` resource of the GKE v1 REST reference).
 pub fn cluster_json(st: &State, c: &Cluster) -> Value {
     let ca = base64::engine::general_purpose::STANDARD.encode(c.ca_pem.as_bytes());
     let region = region_of(&c.location);

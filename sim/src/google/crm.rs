@@ -1,5 +1,5 @@
 //! cloudresourcemanager.googleapis.com v1: projects get, getIamPolicy, setIamPolicy (etag
-//! checked) and testIamPermissions (spec/gcp-apis.md §5).
+//! checked) and testIamPermissions (https://cloud.google.com/resource-manager/reference/rest/v1/projects).
 
 use serde_json::{Value, json};
 

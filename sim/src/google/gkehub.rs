@@ -1,6 +1,6 @@
 //! gkehub.googleapis.com (GKE Hub / Fleet): memberships (v1, v1beta, v1alpha), features
 //! (v1) and membership features (v2, v2alpha, v2beta), with LRO style 2c
-//! (spec/gcp-apis.md §6, §2c). All versions share one state; only the type URLs and
+//! (https://cloud.google.com/anthos/fleet-management/docs/reference/rest). All versions share one state; only the type URLs and
 //! `apiVersion` in operation metadata differ.
 
 use std::time::SystemTime;
@@ -715,7 +715,7 @@ fn membership_feature(
     }
 }
 
-/// A Membership (spec/gcp-apis.md §6.1).
+/// A Membership (the GKE Hub `Membership` resource).
 pub fn membership_json(st: &State, m: &Membership) -> Value {
     let name = st.membership_name(&m.location, &m.id);
     let cluster = m.cluster.as_deref().and_then(|n| st.cluster_by_name(n));
@@ -794,7 +794,7 @@ fn mesh_state(st: &State, m: &Membership) -> (Value, Value) {
     }
 }
 
-/// A v1 Feature (spec/gcp-apis.md §6.3); `membershipSpecs`/`membershipStates` keyed by
+/// A v1 Feature (the GKE Hub v1 `Feature` resource); `membershipSpecs`/`membershipStates` keyed by
 /// project number.
 pub fn feature_json(st: &State, feature: &str) -> Value {
     let Some(f) = st.features.get(feature) else {
@@ -843,7 +843,7 @@ pub fn feature_json(st: &State, feature: &str) -> Value {
     v
 }
 
-/// A v2 MembershipFeature (spec/gcp-apis.md §6.4).
+/// A v2 MembershipFeature (the GKE Hub v2 `MembershipFeature` resource).
 pub fn membership_feature_json(st: &State, feature: &str, location: &str, id: &str) -> Value {
     let name = format!(
         "projects/{}/locations/{location}/memberships/{id}/features/{feature}",

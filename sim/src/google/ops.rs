@@ -1,4 +1,4 @@
-//! Long-running operations of the three styles (spec/gcp-apis.md §2): GKE's own
+//! Long-running operations of the three styles (as the real APIs answer: https://cloud.google.com/kubernetes-engine/docs/reference/rest/v1/projects.locations.operations, https://cloud.google.com/service-usage/docs/reference/rest/v1/operations, https://cloud.google.com/anthos/fleet-management/docs/reference/rest/v1/projects.locations.operations): GKE's own
 //! `Operation` (short name, `status: DONE`), Service Usage's `operations/…` and GKE Hub's
 //! `projects/P/locations/L/operations/ID`.
 //!

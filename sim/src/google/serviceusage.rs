@@ -1,5 +1,5 @@
 //! serviceusage.googleapis.com v1: list (filtered, paged), get, batchGet, enable,
-//! batchEnable, disable, and `operations/…` (spec/gcp-apis.md §4, §2b).
+//! batchEnable, disable, and `operations/…` (https://cloud.google.com/service-usage/docs/reference/rest/v1/services).
 
 use base64::Engine as _;
 use serde_json::{Value, json};

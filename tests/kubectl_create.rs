@@ -266,3 +266,65 @@ fn kubectl_auth_can_i_list_prints_the_callers_rules() {
     );
     assert!(!robot.iter().any(|r| r.starts_with("*.*")), "{robot:?}");
 }
+
+/// The sandbox-controllers issue's acceptance, run as a user would inside
+/// `asm sandbox exec --scenario installed`: typed `kubectl create` (protobuf bodies), the
+/// Deployment controller's rollout, restart and undo, a LoadBalancer address, a token that
+/// authenticates, and `auth can-i`.
+#[test]
+fn inside_sandbox_exec_kubectl_creates_rolls_out_restarts_undoes_and_exposes() {
+    crate::support::tool_available("kubectl");
+    let script = r#"
+set -euo pipefail
+export KUBECACHEDIR="$(mktemp -d)"
+kubectl create namespace demo >/dev/null
+kubectl create deployment web --image=nginx --replicas=2 -n demo >/dev/null
+kubectl rollout status deployment/web -n demo --timeout=60s >/dev/null
+echo "running=$(kubectl get pods -n demo --field-selector=status.phase=Running -o name | wc -l)"
+kubectl rollout restart deployment/web -n demo >/dev/null
+kubectl rollout status deployment/web -n demo --timeout=60s >/dev/null
+echo "replicasets=$(kubectl get rs -n demo -o name | wc -l)"
+kubectl rollout undo deployment/web -n demo >/dev/null
+kubectl rollout status deployment/web -n demo --timeout=60s >/dev/null
+echo "replicasets-after-undo=$(kubectl get rs -n demo -o name | wc -l)"
+echo "history=$(kubectl rollout history deployment/web -n demo | awk 'NR>2 && NF {print $1}' | paste -sd, -)"
+kubectl expose deployment web -n demo --port=80 --type=LoadBalancer >/dev/null
+kubectl wait service/web -n demo --for=jsonpath='{.status.loadBalancer.ingress}' --timeout=30s >/dev/null
+echo "address=$(kubectl get service web -n demo -o jsonpath='{.status.loadBalancer.ingress[0].ip}')"
+token=$(kubectl create token default -n demo)
+echo "whoami=$(kubectl --token="$token" auth whoami -o jsonpath='{.status.userInfo.username}')"
+echo "can-i=$(kubectl auth can-i create deployments -n demo)"
+"#;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_asm"))
+        .args([
+            "sandbox",
+            "exec",
+            "--scenario",
+            "installed",
+            "--",
+            "bash",
+            "-c",
+        ])
+        .arg(script)
+        .env("GCE_METADATA_HOST", crate::support::CLOSED_LOOPBACK)
+        .output()
+        .expect("asm runs");
+    assert_success(&out, "the acceptance script");
+    let text = stdout(&out);
+    for line in [
+        "running=2",
+        "replicasets=2",
+        // Undo reuses the first ReplicaSet, which becomes revision 3.
+        "replicasets-after-undo=2",
+        "history=2,3",
+        "whoami=system:serviceaccount:demo:default",
+        "can-i=yes",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line}:\n{text}");
+    }
+    let address = text
+        .lines()
+        .find_map(|l| l.strip_prefix("address="))
+        .unwrap_or_default();
+    assert!(address.starts_with("198.51.100."), "{text}");
+}

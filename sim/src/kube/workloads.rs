@@ -231,6 +231,7 @@ pub fn fenceposts(deploy: &Value) -> (i64, i64) {
 /// struct; stable per template is what matters).
 pub fn template_hash(template: &Value) -> String {
     let mut t = template.clone();
+    without_go_zeros(&mut t);
     util::sort_keys(&mut t);
     let mut h: u32 = 0x811c_9dc5;
     for b in t.to_string().bytes() {
@@ -253,11 +254,34 @@ fn without_hash(template: &Value) -> Value {
     {
         labels.remove(HASH_LABEL);
     }
-    // Empty maps are absent once decoded (the Go fields are omitempty).
-    if let Some(meta) = t.get_mut("metadata").and_then(Value::as_object_mut) {
-        meta.retain(|_, v| !v.as_object().is_some_and(|m| m.is_empty()));
-    }
+    without_go_zeros(&mut t);
     t
+}
+
+/// Drops every field holding its Go zero value (false, 0, "", null, {} or []), recursively.
+/// The real controller compares Go structs (`equality.Semantic`), where an absent non-pointer
+/// field and its zero value are the same thing; a template that arrived as protobuf keeps
+/// zeros a JSON client leaves out, and must still match its own ReplicaSet.
+fn without_go_zeros(v: &mut Value) {
+    match v {
+        Value::Object(m) => {
+            m.values_mut().for_each(without_go_zeros);
+            m.retain(|_, x| !is_go_zero(x));
+        }
+        Value::Array(a) => a.iter_mut().for_each(without_go_zeros),
+        _ => {}
+    }
+}
+
+fn is_go_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(m) => m.is_empty(),
+    }
 }
 
 /// One ReplicaSet as the rollout arithmetic sees it.

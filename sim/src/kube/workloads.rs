@@ -231,7 +231,6 @@ pub fn fenceposts(deploy: &Value) -> (i64, i64) {
 /// struct; stable per template is what matters).
 pub fn template_hash(template: &Value) -> String {
     let mut t = template.clone();
-    without_go_zeros(&mut t);
     util::sort_keys(&mut t);
     let mut h: u32 = 0x811c_9dc5;
     for b in t.to_string().bytes() {

@@ -124,15 +124,5 @@ pub async fn run(args: EnableDataplaneArgs, env: &Environment, printer: &Printer
         }
         printer.result(&text);
     }
-    if code != exit::SUCCESS {
-        runner.report_failures(&exec);
-        return Ok(code);
-    }
-    if let Some(n) = remaining.filter(|n| *n > 0) {
-        printer.warning(&format!(
-            "{n} change{} still planned after applying; re-run asm to converge",
-            if n == 1 { "" } else { "s" }
-        ));
-    }
-    Ok(exit::SUCCESS)
+    Ok(runner.conclude(&exec, code, remaining))
 }

@@ -300,6 +300,23 @@ impl Runner<'_> {
         }
     }
 
+    /// The exit code of a command after its result was printed: failures reported as errors
+    /// (the execution's code), or success with a warning when a re-plan still finds
+    /// `remaining` changes.
+    pub fn conclude(&self, exec: &Execution, code: i32, remaining: Option<usize>) -> i32 {
+        if code != exit::SUCCESS {
+            self.report_failures(exec);
+            return code;
+        }
+        if let Some(n) = remaining.filter(|n| *n > 0) {
+            self.printer.warning(&format!(
+                "{n} change{} still planned after applying; re-run asm to converge",
+                if n == 1 { "" } else { "s" }
+            ));
+        }
+        exit::SUCCESS
+    }
+
     /// Prints every failure of `exec` as an error, prefixed with its action id.
     pub fn report_failures(&self, exec: &Execution) {
         for (id, e) in exec.report.failures() {

@@ -503,6 +503,17 @@ pub async fn run_kube_step(
     }
 }
 
+/// Short label of cluster `i` for action ids: its name if no other targeted cluster shares
+/// it, else `PROJECT.LOCATION.NAME`.
+pub fn cluster_label(clusters: &[crate::spec::ClusterRef], i: usize) -> String {
+    let c = &clusters[i];
+    if clusters.iter().filter(|o| o.name == c.name).count() > 1 {
+        format!("{}.{}.{}", c.project, c.location, c.name)
+    } else {
+        c.name.to_string()
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

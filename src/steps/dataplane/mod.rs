@@ -287,23 +287,6 @@ fn plan_feature(spec: &DataplaneSpec, obs: &Observed, plan: &mut DataplanePlan) 
     }
 }
 
-/// Short label of cluster `i` for action ids: its name if unique, else `P.L.N`.
-fn label(spec: &DataplaneSpec, i: usize) -> String {
-    let c = &spec.mesh.clusters[i];
-    if spec
-        .mesh
-        .clusters
-        .iter()
-        .filter(|o| o.name == c.name)
-        .count()
-        > 1
-    {
-        format!("{}.{}.{}", c.project, c.location, c.name)
-    } else {
-        c.name.to_string()
-    }
-}
-
 fn plan_cluster(
     spec: &DataplaneSpec,
     obs: &Observed,
@@ -313,7 +296,7 @@ fn plan_cluster(
 ) {
     let cref = spec.mesh.clusters[i].to_string();
     let cluster = Some(cref.as_str());
-    let id = label(spec, i);
+    let id = crate::steps::kube_actions::cluster_label(&spec.mesh.clusters, i);
     let fail = |code, message: String| Check::new(code, CheckStatus::Fail, cluster, message);
     let Some(co) = obs.mesh.clusters.get(i) else {
         return;

@@ -92,22 +92,6 @@ fn namespace_labels(spec: &GatewaySpec, revision: &str) -> Changes {
     .into()
 }
 
-fn label(spec: &GatewaySpec, i: usize) -> String {
-    let c = &spec.mesh.clusters[i];
-    if spec
-        .mesh
-        .clusters
-        .iter()
-        .filter(|o| o.name == c.name)
-        .count()
-        > 1
-    {
-        format!("{}.{}.{}", c.project, c.location, c.name)
-    } else {
-        c.name.to_string()
-    }
-}
-
 fn kube(
     a: crate::plan::Action<crate::steps::kube_actions::KubeStep>,
     cluster: usize,
@@ -157,7 +141,7 @@ fn plan_cluster(
 ) -> Result<(), Error> {
     let cref = spec.mesh.clusters[i].to_string();
     let cluster = Some(cref.as_str());
-    let id = label(spec, i);
+    let id = crate::steps::kube_actions::cluster_label(&spec.mesh.clusters, i);
     let fail = |code, message: String| Check::new(code, CheckStatus::Fail, cluster, message);
     let Some(co) = obs.mesh.clusters.get(i) else {
         return Ok(());

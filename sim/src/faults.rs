@@ -2,6 +2,7 @@
 //! Seeded, so the same request sequence with the same seed fails the same way.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::config::{Fault, FaultKind};
 
@@ -10,6 +11,10 @@ use crate::config::{Fault, FaultKind};
 pub struct FaultInjector {
     faults: Vec<Fault>,
     rng: Mutex<SplitMix64>,
+    /// Off while a harness inspects the end state of a faulty run (see
+    /// [`FaultInjector::set_enabled`]); the dice are not rolled meanwhile, so the sequence
+    /// a seed produces resumes where it stopped.
+    enabled: AtomicBool,
 }
 
 impl FaultInjector {
@@ -17,12 +22,21 @@ impl FaultInjector {
         FaultInjector {
             faults,
             rng: Mutex::new(SplitMix64(seed)),
+            enabled: AtomicBool::new(true),
         }
+    }
+
+    /// Turns injection on or off (a chaos harness checks the end state without faults).
+    pub fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::SeqCst);
     }
 
     /// The fault to inject for this request, if any. The first matching fault whose roll
     /// succeeds wins.
     pub fn decide(&self, method: &str, path: &str) -> Option<FaultKind> {
+        if !self.enabled.load(Ordering::SeqCst) {
+            return None;
+        }
         for fault in self.faults.iter().filter(|f| f.matches(method, path)) {
             let roll = match self.rng.lock() {
                 Ok(mut rng) => rng.next_f64(),
@@ -88,5 +102,14 @@ mod tests {
         assert!((0..100).all(|_| always.decide("GET", "/a") == Some(FaultKind::Drop)));
         let never = FaultInjector::new(vec![Fault::parse("*:500,rate=0").unwrap()], 3);
         assert!((0..100).all(|_| never.decide("GET", "/a").is_none()));
+    }
+
+    #[test]
+    fn disabled_injector_injects_nothing_then_resumes() {
+        let inj = FaultInjector::new(vec![Fault::parse("*:503").unwrap()], 5);
+        inj.set_enabled(false);
+        assert!((0..100).all(|_| inj.decide("GET", "/a").is_none()));
+        inj.set_enabled(true);
+        assert_eq!(inj.decide("GET", "/a"), Some(FaultKind::Unavailable));
     }
 }

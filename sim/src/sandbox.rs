@@ -64,6 +64,8 @@ pub struct Sandbox {
     state_dir: PathBuf,
     owns_state_dir: bool,
     google_server: RunningServer,
+    /// Shared by every server of this sandbox (latency, faults, request log).
+    serve_context: Arc<ServeContext>,
     ca_pem: String,
     tokens: Arc<TokenRegistry>,
     sa_key: GeneratedKey,
@@ -152,7 +154,7 @@ impl Sandbox {
                     config.port.unwrap_or(0)
                 )
             })?;
-        let google_server = serve(listener, None, "google".into(), ctx, google.clone())?;
+        let google_server = serve(listener, None, "google".into(), ctx.clone(), google.clone())?;
 
         let sandbox = Sandbox {
             scenario,
@@ -163,12 +165,19 @@ impl Sandbox {
             state_dir,
             owns_state_dir,
             google_server,
+            serve_context: ctx,
             ca_pem: ca.pem().to_string(),
             tokens,
             sa_key,
         };
         sandbox.write_files()?;
         Ok(sandbox)
+    }
+
+    /// Turns the configured `--fault`s on or off for every server of the sandbox, so a
+    /// harness can inspect the end state of a faulty run without faults.
+    pub fn set_faults_enabled(&self, enabled: bool) {
+        self.serve_context.faults.set_enabled(enabled);
     }
 
     /// The sandbox access token (what `CLOUDSDK_AUTH_ACCESS_TOKEN_FILE` holds).

@@ -20,6 +20,8 @@ pub mod exit {
     pub const TIMEOUT: i32 = 4;
     /// Cancelled by the user.
     pub const CANCELLED: i32 = 5;
+    /// Another asm run holds a targeted cluster's lock (nothing was changed).
+    pub const LOCKED: i32 = 6;
     /// `--detailed-exitcode`: a dry run with changes to make.
     pub const CHANGES_PENDING: i32 = 10;
 }

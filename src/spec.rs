@@ -191,6 +191,8 @@ pub struct InstallSpec {
     pub plan_out: Option<PathBuf>,
     /// `-D/--output-dir DIR`.
     pub output_dir: Option<PathBuf>,
+    /// `--lock-timeout`: how long to wait for another run's cluster lock.
+    pub lock_timeout: Duration,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -493,6 +495,20 @@ pub fn parse_duration(flag: &str, value: &str) -> Result<Duration, Error> {
         total = total.saturating_add(d);
     }
     positive(total).ok_or_else(bad)
+}
+
+/// `--lock-timeout`: a duration as [`parse_duration`] reads it, or zero (`0`, `0s`): do not
+/// wait.
+pub fn parse_lock_timeout(value: &str) -> Result<Duration, Error> {
+    let v = value.trim();
+    let (digits, unit) = v.split_at(v.find(|c: char| !c.is_ascii_digit()).unwrap_or(v.len()));
+    if !digits.is_empty()
+        && digits.chars().all(|c| c == '0')
+        && matches!(unit, "" | "ms" | "s" | "m" | "h")
+    {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration("--lock-timeout", value)
 }
 
 fn positive(d: Duration) -> Option<Duration> {
@@ -855,6 +871,7 @@ impl InstallSpec {
             detailed_exitcode: args.detailed_exitcode,
             plan_out: args.plan_out.clone(),
             output_dir: args.output_dir.clone(),
+            lock_timeout: parse_lock_timeout(&args.lock.lock_timeout)?,
         })
     }
 }
@@ -966,6 +983,17 @@ mod tests {
         for bad in ["", "0", "0s", "10x", "m", "-1s"] {
             assert!(parse_duration("--timeout", bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn lock_timeouts_accept_zero_and_name_the_flag() {
+        for zero in ["0", "0s", "00m"] {
+            assert_eq!(parse_lock_timeout(zero).unwrap(), Duration::ZERO, "{zero}");
+        }
+        assert_eq!(parse_lock_timeout("2m").unwrap(), Duration::from_secs(120));
+        let e = parse_lock_timeout("soon").unwrap_err();
+        assert!(e.message.contains("--lock-timeout"), "{}", e.message);
+        assert!(parse_lock_timeout("0x").is_err());
     }
 
     #[test]

@@ -39,4 +39,7 @@ pub struct ApplyArgs {
         value_name = "DIR"
     )]
     pub output_dir: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub lock: super::lock::LockArgs,
 }

@@ -60,6 +60,9 @@ pub struct CreateMeshArgs {
     #[arg(long, default_value = "5m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 
+    #[command(flatten)]
+    pub lock: super::lock::LockArgs,
+
     /// With --dry-run or --plan-out: exit 10 when there are changes to make.
     #[arg(long = "detailed-exitcode", help_heading = PLAN_HEADING)]
     pub detailed_exitcode: bool,

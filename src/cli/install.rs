@@ -292,6 +292,9 @@ pub struct InstallArgs {
     #[arg(long, default_value = "10m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 
+    #[command(flatten)]
+    pub lock: super::lock::LockArgs,
+
     /// install_asm compatibility: `--mode install` (deprecated; implies --yes, as install_asm
     /// never asked).
     #[arg(short = 'm', long = "mode", hide = true, value_name = "MODE")]

@@ -9,6 +9,7 @@ pub mod dataplane;
 pub mod gateway;
 pub mod generate;
 pub mod install;
+pub mod lock;
 pub mod remote_secret;
 pub mod sandbox;
 pub mod status;

@@ -104,6 +104,9 @@ pub struct CreateRemoteSecretArgs {
     #[arg(long, default_value = "2m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
 
+    #[command(flatten)]
+    pub lock: super::lock::LockArgs,
+
     /// With --apply-to and --dry-run or --plan-out: exit 10 when there are changes to make.
     #[arg(long = "detailed-exitcode", help_heading = PLAN_HEADING)]
     pub detailed_exitcode: bool,

@@ -29,6 +29,7 @@ fn refuse(file: &std::path::Path, what: &str, lines: &[String]) -> Error {
 /// Runs `asm apply`.
 pub async fn run(args: ApplyArgs, env: &Environment, printer: &Printer) -> Result<i32> {
     let file = &args.file;
+    let lock_timeout = crate::spec::parse_lock_timeout(&args.lock.lock_timeout)?;
     let text = std::fs::read_to_string(file).map_err(|e| {
         Error::usage(
             "ASM-E106",
@@ -96,6 +97,7 @@ pub async fn run(args: ApplyArgs, env: &Environment, printer: &Printer) -> Resul
         started,
         prompt_wait: std::time::Duration::ZERO,
         out: out.as_ref(),
+        lock_timeout,
     })
     .await
 }

@@ -72,6 +72,7 @@ pub async fn apply_saved(
             .clone()
             .or_else(|| opt_str(i, "timeout"))
             .unwrap_or_else(|| "5m".into()),
+        lock: apply.lock.clone(),
         detailed_exitcode: false,
         output_dir: apply.output_dir.clone(),
         plan_out: None,
@@ -165,6 +166,7 @@ async fn run_with(
             verify: spec.verify,
             out: out.as_ref(),
             plan_out: spec.plan_out.as_deref().zip(doc.as_ref()),
+            lock_timeout: spec.lock_timeout,
         },
         env,
         printer,

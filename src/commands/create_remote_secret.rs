@@ -64,6 +64,8 @@ pub struct RemoteSecretSpec {
     /// `--plan-out FILE` (with `--apply-to`).
     pub plan_out: Option<PathBuf>,
     pub timeout: Duration,
+    /// `--lock-timeout` (with `--apply-to`).
+    pub lock_timeout: Duration,
 }
 
 fn check_name(input: &str, value: &str, label: bool) -> Result<(), Error> {
@@ -155,6 +157,7 @@ impl RemoteSecretSpec {
             output_dir: a.output_dir.clone(),
             plan_out: a.plan_out.clone(),
             timeout: parse_duration("--timeout", &a.timeout)?,
+            lock_timeout: crate::spec::parse_lock_timeout(&a.lock.lock_timeout)?,
         })
     }
 }
@@ -246,6 +249,7 @@ pub async fn apply_saved(
             .clone()
             .or_else(|| opt_str(i, "timeout"))
             .unwrap_or_else(|| "2m".into()),
+        lock: apply.lock.clone(),
         detailed_exitcode: false,
         output_dir: apply.output_dir.clone(),
         plan_out: None,
@@ -415,6 +419,7 @@ async fn run_with(
             verify: false,
             out: out.as_ref(),
             plan_out: spec.plan_out.as_deref().zip(doc.as_ref()),
+            lock_timeout: spec.lock_timeout,
         },
         env,
         printer,

@@ -15,6 +15,7 @@ use crate::commands::google::google_clients;
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::gcp::GcpClients;
+use crate::kube::lease::{ClusterLocks, Holder, LockTarget};
 use crate::output::Printer;
 use crate::plan::Action;
 use crate::plan::output_dir::OutputDir;
@@ -304,6 +305,7 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
         started,
         prompt_wait,
         out: out.as_ref(),
+        lock_timeout: spec.lock_timeout,
     })
     .await
 }
@@ -322,6 +324,8 @@ pub struct ApplyRun<'a> {
     /// Time spent at the confirmation prompt, which the deadline does not count.
     pub prompt_wait: Duration,
     pub out: Option<&'a OutputDir>,
+    /// `--lock-timeout`: how long to wait for another run's cluster locks.
+    pub lock_timeout: Duration,
 }
 
 /// Shows `plan` in the imperative mood, asks (or refuses without `--yes` off a terminal),
@@ -359,6 +363,35 @@ fn runner_for<'a>(run: &ApplyRun<'a>) -> Runner<'a> {
     }
 }
 
+/// Takes the lock of every cluster the plan has an action on (after the prechecks and the
+/// confirmation gate: a dry run, a refused run or a plan with nothing to do takes none).
+async fn lock_clusters(
+    mesh: &MeshSpec,
+    plan: &MeshPlan,
+    handles: &Handles,
+    wait: Duration,
+    printer: &Printer,
+) -> Result<ClusterLocks, Error> {
+    let targets: Vec<LockTarget> = mesh
+        .clusters
+        .iter()
+        .zip(&handles.kube)
+        .filter_map(|(c, ctx)| {
+            let cluster = c.to_string();
+            let touched = plan
+                .actions
+                .iter()
+                .any(|a| a.cluster.as_deref() == Some(cluster.as_str()));
+            let ctx = ctx.as_ref().filter(|_| touched)?;
+            Some(LockTarget {
+                cluster,
+                client: ctx.client.clone(),
+            })
+        })
+        .collect();
+    ClusterLocks::acquire(&targets, Holder::this_process(), wait, printer).await
+}
+
 /// Executes a presented and confirmed mesh plan, re-observes and reports.
 async fn apply_confirmed(run: ApplyRun<'_>) -> Result<i32> {
     let runner = runner_for(&run);
@@ -373,8 +406,10 @@ async fn apply_confirmed(run: ApplyRun<'_>) -> Result<i32> {
         started,
         prompt_wait,
         out: _,
+        lock_timeout,
     } = run;
-    let deadline = started + prompt_wait + mesh.timeout;
+    let locks = lock_clusters(mesh, plan, &handles, lock_timeout, printer).await?;
+    let deadline = started + prompt_wait + locks.waited + mesh.timeout;
     let executor = Executor {
         gcp: gcp.clone(),
         spec: mesh.clone(),
@@ -386,6 +421,7 @@ async fn apply_confirmed(run: ApplyRun<'_>) -> Result<i32> {
     let exec = runner
         .execute(plan, Some(&manifests), |a| executor.run(a))
         .await;
+    locks.release().await;
 
     // Verify: what is there now.
     let (obs_after, _, replan) = if exec.report.succeeded() {

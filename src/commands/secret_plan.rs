@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use crate::environment::Environment;
 use crate::error::{Result, exit};
+use crate::kube::lease::{ClusterLocks, Holder, LockTarget};
 use crate::output::Printer;
 use crate::plan::execute::{Outcome, Report};
 use crate::plan::output_dir::OutputDir;
@@ -32,6 +33,8 @@ pub struct SecretRun<'a> {
     pub out: Option<&'a OutputDir>,
     /// `--plan-out FILE`: save this document (the plan, inputs, fingerprint) and stop.
     pub plan_out: Option<(&'a Path, &'a Value)>,
+    /// `--lock-timeout`: how long to wait for another run's cluster locks.
+    pub lock_timeout: std::time::Duration,
 }
 
 /// Presents `plan` (stops for `--dry-run` or a failed check), executes it with progress,
@@ -74,7 +77,26 @@ pub async fn run_secret_plan(
     if let Presented::Stopped(code) = runner.present(plan, None, save).await? {
         return Ok(code);
     }
+    let targets: Vec<LockTarget> = exec
+        .members
+        .iter()
+        .zip(&exec.clients)
+        .filter_map(|(m, ctx)| {
+            let touched = plan
+                .actions
+                .iter()
+                .any(|a| a.cluster.as_deref() == Some(m.display.as_str()));
+            let ctx = ctx.as_ref().filter(|_| touched)?;
+            Some(LockTarget {
+                cluster: m.display.clone(),
+                client: ctx.client.clone(),
+            })
+        })
+        .collect();
+    let locks =
+        ClusterLocks::acquire(&targets, Holder::this_process(), mode.lock_timeout, printer).await?;
     let execution = runner.execute(plan, None, |a| exec.run(a)).await;
+    locks.release().await;
     let code = execution.exit_code();
     let verifications = if mode.verify && code == exit::SUCCESS {
         printer.progress("Verifying every secret against its cluster…");

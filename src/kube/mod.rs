@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod client;
 pub mod delete;
+pub mod lease;
 pub mod metadata;
 pub mod remote_kubeconfig;
 pub mod rollout;

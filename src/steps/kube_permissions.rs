@@ -85,6 +85,17 @@ pub fn needed<P>(plan: &Plan<P>, cluster: &str) -> Vec<Permission> {
             });
         }
     }
+    // A run that changes the cluster first takes its lock (src/kube/lease.rs).
+    if !out.is_empty() {
+        for verb in ["get", "create", "update", "delete"] {
+            out.insert(Permission {
+                verb,
+                group: "coordination.k8s.io".into(),
+                resource: "leases".into(),
+                namespace: Some(crate::kube::lease::NAMESPACE.into()),
+            });
+        }
+    }
     out.into_iter().collect()
 }
 

@@ -447,6 +447,16 @@ pub fn builtins() -> Vec<ResourceType> {
             &["api-extensions"],
             vec![status("CustomResourceDefinition")],
         ),
+        builtin(
+            "coordination.k8s.io",
+            "leases",
+            "Lease",
+            true,
+            RW,
+            &[],
+            &[],
+            vec![],
+        ),
     ];
     for t in &mut v {
         if t.kind.starts_with("Self") {
@@ -472,6 +482,7 @@ pub const BUILTIN_GROUPS: &[&str] = &[
     "rbac.authorization.k8s.io",
     "admissionregistration.k8s.io",
     "apiextensions.k8s.io",
+    "coordination.k8s.io",
 ];
 
 /// The resource types an Established CRD serves (one per served version).

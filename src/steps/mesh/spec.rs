@@ -32,6 +32,8 @@ pub struct CreateMeshSpec {
     /// `--plan-out FILE`.
     pub plan_out: Option<PathBuf>,
     pub timeout: Duration,
+    /// `--lock-timeout`.
+    pub lock_timeout: Duration,
 }
 
 impl CreateMeshSpec {
@@ -97,6 +99,7 @@ impl CreateMeshSpec {
             output_dir: a.output_dir.clone(),
             plan_out: a.plan_out.clone(),
             timeout: parse_duration("--timeout", &a.timeout)?,
+            lock_timeout: crate::spec::parse_lock_timeout(&a.lock.lock_timeout)?,
         })
     }
 }
@@ -120,6 +123,9 @@ mod tests {
             output: OutputArg::Text,
             yes: false,
             timeout: "5m".into(),
+            lock: crate::cli::lock::LockArgs {
+                lock_timeout: "0s".into(),
+            },
             detailed_exitcode: false,
             output_dir: None,
             plan_out: None,

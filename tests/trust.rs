@@ -122,11 +122,9 @@ fn timeout_bounds_the_reads_before_planning() {
     assert!(sb.mutating_requests().is_empty());
 }
 
-/// A caller who may only `view` the cluster learns which permissions are missing before
-/// anything changes (ASM-C110, exit 3) — not "Kubernetes API not reachable".
-#[test]
-fn a_view_only_caller_gets_missing_permission_checks_and_nothing_changes() {
-    let sb = TestSandbox::with(fast("fresh"));
+/// A copy of the sandbox kubeconfig whose context `viewer` reaches the first cluster as a
+/// ServiceAccount bound to ClusterRole `role` (with the real kubectl); and its token.
+fn viewer_kubeconfig(sb: &TestSandbox, role: &str) -> (std::path::PathBuf, String) {
     let kubectl = |args: &[&str]| {
         let o = sb.kubectl(args).unwrap();
         crate::support::assert_success(&o, &args.join(" "));
@@ -137,7 +135,7 @@ fn a_view_only_caller_gets_missing_permission_checks_and_nothing_changes() {
         "create",
         "clusterrolebinding",
         "viewer",
-        "--clusterrole=view",
+        &format!("--clusterrole={role}"),
         "--serviceaccount=default:viewer",
     ]);
     let token = kubectl(&["create", "token", "viewer", "-n", "default"]);
@@ -169,6 +167,16 @@ fn a_view_only_caller_gets_missing_permission_checks_and_nothing_changes() {
         &format!("--cluster={}", cluster.trim()),
         "--user=viewer",
     ]);
+    (kubeconfig, token.trim().to_string())
+}
+
+/// A caller who may only `view` the cluster learns which permissions are missing before
+/// anything changes (ASM-C110, exit 3) — not "Kubernetes API not reachable".
+#[test]
+fn a_view_only_caller_gets_missing_permission_checks_and_nothing_changes() {
+    let sb = TestSandbox::with(fast("fresh"));
+    let (kubeconfig, token) = viewer_kubeconfig(&sb, "view");
+    let kc = kubeconfig.to_str().unwrap();
     let before = sb.mutating_requests().len();
     let o = install(
         &sb,
@@ -204,5 +212,52 @@ fn a_view_only_caller_gets_missing_permission_checks_and_nothing_changes() {
         "nothing may change: {:?}",
         &sb.mutating_requests()[before..]
     );
-    assert!(!out.contains(token.trim()) && !err.contains(token.trim()));
+    assert!(!out.contains(&token) && !err.contains(&token));
+}
+
+/// create-mesh checks the same way: a caller who may read everything but change nothing on
+/// one member gets the missing permissions (ASM-C110, exit 3) and nothing is written anywhere.
+#[test]
+fn create_mesh_with_a_read_only_caller_gets_missing_permission_checks_and_nothing_changes() {
+    let sb = TestSandbox::with(fast("fleet-2"));
+    let o = sb
+        .kubectl(&[
+            "create",
+            "clusterrole",
+            "read-everything",
+            "--verb=get,list,watch",
+            "--resource=*.*",
+        ])
+        .unwrap();
+    crate::support::assert_success(&o, "kubectl create clusterrole");
+    let (kubeconfig, token) = viewer_kubeconfig(&sb, "read-everything");
+    let kc = kubeconfig.to_str().unwrap();
+    let other = sb.sandbox().clusters[1].context_name(&sb.sandbox().scenario.project_id);
+    let before = sb.mutating_requests().len();
+    let o = crate::install::asm(
+        &sb,
+        &crate::install::strs(&[
+            "create-mesh",
+            "--kubeconfig",
+            kc,
+            "--context",
+            "viewer",
+            "--context",
+            &other,
+            "--yes",
+        ]),
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
+    assert!(
+        out.contains("ASM-C110") && out.contains("missing Kubernetes permission: create secrets"),
+        "{out}\n{err}"
+    );
+    assert_eq!(
+        sb.mutating_requests().len(),
+        before,
+        "nothing may change: {:?}",
+        &sb.mutating_requests()[before..]
+    );
+    assert!(!out.contains(&token) && !err.contains(&token));
 }

@@ -137,6 +137,12 @@ async fn run_with(
     if let (Some(status), Some(fleet)) = (&registrations, &spec.fleet) {
         plan = plan_registrations(plan, &members, fleet.as_str(), status);
     }
+    let labelled: Vec<_> = members
+        .iter()
+        .zip(&clients)
+        .map(|(m, c)| (m.display.clone(), c.as_ref()))
+        .collect();
+    crate::steps::kube_permissions::check_plan(&mut plan, &labelled).await;
 
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = fingerprint(&members, &obs, registrations.as_deref());

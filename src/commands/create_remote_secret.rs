@@ -386,7 +386,13 @@ async fn run_with(
     }
     let obs = observe_members(&members, &clients).await;
     let pairs: Vec<(usize, usize)> = (1..members.len()).map(|t| (0, t)).collect();
-    let plan = plan_secrets(&members, &obs, &pairs);
+    let mut plan = plan_secrets(&members, &obs, &pairs);
+    let labelled: Vec<_> = members
+        .iter()
+        .zip(&clients)
+        .map(|(m, c)| (m.display.clone(), c.as_ref()))
+        .collect();
+    crate::steps::kube_permissions::check_plan(&mut plan, &labelled).await;
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = fingerprint(&members, &obs, None);
     if let Some(saved) = saved {

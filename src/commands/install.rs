@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-use crate::steps::cluster::missing_kube_permission;
 use crate::steps::kube_permissions;
 
 use tokio::time::Instant;
@@ -71,40 +70,15 @@ pub async fn observe_and_plan(
 }
 
 /// Adds a failed `ASM-C110` check for every Kubernetes permission the plan's actions need
-/// that the caller lacks (one SelfSubjectAccessReview each, per cluster, concurrently).
+/// that the caller lacks.
 async fn check_kube_permissions(spec: &MeshSpec, handles: &Handles, plan: &mut MeshPlan) {
-    let asks = spec
+    let clusters: Vec<(String, Option<&crate::kube::KubeContext>)> = spec
         .clusters
         .iter()
         .zip(&handles.kube)
-        .filter_map(|(c, ctx)| {
-            let cluster = c.to_string();
-            let needed = kube_permissions::needed(plan, &cluster);
-            let ctx = ctx.clone()?;
-            (!needed.is_empty())
-                .then_some(async move { (cluster, kube_permissions::missing(&ctx, &needed).await) })
-        });
-    for (cluster, answer) in futures::future::join_all(asks).await {
-        match answer {
-            Ok(missing) => {
-                for p in missing {
-                    let check = missing_kube_permission(&cluster, &p.to_string());
-                    // A read observation already found denied is reported once.
-                    if !plan
-                        .checks
-                        .iter()
-                        .any(|c| c.message == check.message && c.cluster == check.cluster)
-                    {
-                        plan.checks.push(check);
-                    }
-                }
-            }
-            Err(e) => plan.checks.push(missing_kube_permission(
-                &cluster,
-                &format!("(the access review failed: {e})"),
-            )),
-        }
-    }
+        .map(|(c, ctx)| (c.to_string(), ctx.as_ref()))
+        .collect();
+    kube_permissions::check_plan(plan, &clusters).await;
 }
 
 /// [`observe_and_plan`] bounded by the run's `deadline` (`--timeout` counts the reads too):

@@ -16,6 +16,7 @@ use kube::api::{Api, PostParams};
 
 use crate::kube::{KubeContext, KubeError, KubeResult};
 use crate::plan::{Op, Plan};
+use crate::steps::cluster::missing_kube_permission;
 
 /// One permission: a verb on a resource (of an API group), cluster-wide or in a namespace.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -132,6 +133,40 @@ pub async fn missing(ctx: &KubeContext, needed: &[Permission]) -> KubeResult<Vec
         }
     }
     Ok(out)
+}
+
+/// Adds a failed `ASM-C110` check to `plan` for every permission its actions need on a
+/// cluster that the caller lacks there (one review per permission, clusters concurrently).
+/// `clusters`: each cluster's label, as actions name it, with its context (`None`: not
+/// reachable, nothing to ask).
+pub async fn check_plan<P>(plan: &mut Plan<P>, clusters: &[(String, Option<&KubeContext>)]) {
+    let asks = clusters.iter().filter_map(|(cluster, ctx)| {
+        let needed = needed(plan, cluster);
+        let ctx = (*ctx)?;
+        (!needed.is_empty()).then_some(async move { (cluster, missing(ctx, &needed).await) })
+    });
+    for (cluster, answer) in join_all(asks).await {
+        let found = match answer {
+            Ok(missing) => missing
+                .iter()
+                .map(|p| missing_kube_permission(cluster, &p.to_string()))
+                .collect(),
+            Err(e) => vec![missing_kube_permission(
+                cluster,
+                &format!("(the access review failed: {e})"),
+            )],
+        };
+        for check in found {
+            // A read observation already found denied is reported once.
+            if !plan
+                .checks
+                .iter()
+                .any(|c| c.message == check.message && c.cluster == check.cluster)
+            {
+                plan.checks.push(check);
+            }
+        }
+    }
 }
 
 #[cfg(test)]

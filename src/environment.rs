@@ -4,6 +4,16 @@
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 
+/// `--color`: when output may carry ANSI colour.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorChoice {
+    /// On a terminal, unless `NO_COLOR` is set; `CLICOLOR_FORCE` forces it off a terminal.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
 /// Environment variables and terminal facts a command may consult.
 #[derive(Debug, Clone, Default)]
 pub struct Environment {
@@ -11,6 +21,8 @@ pub struct Environment {
     pub stdin_is_tty: bool,
     pub stdout_is_tty: bool,
     pub stderr_is_tty: bool,
+    /// `--color` (known once the command line is parsed).
+    pub color: ColorChoice,
 }
 
 impl Environment {
@@ -24,6 +36,7 @@ impl Environment {
             stdin_is_tty: std::io::stdin().is_terminal(),
             stdout_is_tty: std::io::stdout().is_terminal(),
             stderr_is_tty: std::io::stderr().is_terminal(),
+            color: ColorChoice::Auto,
         }
     }
 
@@ -43,8 +56,79 @@ impl Environment {
             .filter(|v| !v.is_empty())
     }
 
-    /// Whether colour may be used on stderr (a terminal, and `NO_COLOR` unset).
+    /// Whether a stream (a terminal or not) may carry colour: `--color always|never` decide;
+    /// with `auto`, a non-empty `NO_COLOR` turns it off (https://no-color.org), then
+    /// `CLICOLOR_FORCE` (set, not `0`) turns it on off a terminal
+    /// (https://bixense.com/clicolors/), else a terminal has colour.
+    pub fn color_for(&self, is_tty: bool) -> bool {
+        match self.color {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                if self.var("NO_COLOR").is_some() {
+                    false
+                } else if self.var("CLICOLOR_FORCE").is_some_and(|v| v != "0") {
+                    true
+                } else {
+                    is_tty
+                }
+            }
+        }
+    }
+
+    /// Whether colour may be used on stderr.
     pub fn stderr_color(&self) -> bool {
-        self.stderr_is_tty && self.var("NO_COLOR").is_none()
+        self.color_for(self.stderr_is_tty)
+    }
+
+    /// Whether colour may be used on stdout.
+    pub fn stdout_color(&self) -> bool {
+        self.color_for(self.stdout_is_tty)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(vars: &[(&str, &str)], color: ColorChoice) -> Environment {
+        Environment {
+            color,
+            ..Environment::with_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        }
+    }
+
+    #[test]
+    fn color_follows_the_flag_then_no_color_then_clicolor_force_then_the_terminal() {
+        use ColorChoice::*;
+        type Case = (
+            &'static [(&'static str, &'static str)],
+            ColorChoice,
+            bool,
+            bool,
+        );
+        let cases: [Case; 9] = [
+            (&[], Auto, true, true),
+            (&[], Auto, false, false),
+            (&[("NO_COLOR", "1")], Auto, true, false),
+            (&[("NO_COLOR", "")], Auto, true, true),
+            (&[("CLICOLOR_FORCE", "1")], Auto, false, true),
+            (&[("CLICOLOR_FORCE", "0")], Auto, false, false),
+            (
+                &[("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")],
+                Auto,
+                false,
+                false,
+            ),
+            (&[("NO_COLOR", "1")], Always, false, true),
+            (&[("CLICOLOR_FORCE", "1")], Never, true, false),
+        ];
+        for (vars, choice, tty, expected) in cases {
+            assert_eq!(
+                env(vars, choice).color_for(tty),
+                expected,
+                "{vars:?} {choice:?} tty={tty}"
+            );
+        }
     }
 }

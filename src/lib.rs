@@ -60,7 +60,13 @@ where
         (false, 0) => Verbosity::Normal,
         _ => Verbosity::Verbose,
     };
-    let printer = printer.with_verbosity(verbosity);
+    let env = Environment {
+        color: cli.color,
+        ..env
+    };
+    let printer = printer
+        .with_verbosity(verbosity)
+        .with_color(env.stderr_color());
     if matches!(
         cli.command,
         Command::Install(_) | Command::Validate(_) | Command::Apply(_)

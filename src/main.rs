@@ -7,7 +7,9 @@ fn main() -> ExitCode {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let env = asm::environment::Environment::from_process();
     asm::logging::init(&env);
-    let printer = asm::output::Printer::stdio(env.stderr_color());
+    // The live progress line only where stderr is a terminal (never control characters in
+    // a CI log).
+    let printer = asm::output::Printer::stdio(env.stderr_color()).with_live_line(env.stderr_is_tty);
     let code = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

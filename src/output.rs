@@ -1,8 +1,10 @@
 //! The one Printer: results to stdout, progress and diagnostics to stderr. Nothing else in
 //! asm writes to the terminal.
 //!
-//! Colour only when the stream is a terminal and `NO_COLOR` is unset. Writes ignore a
-//! closed pipe (`asm … | head` is not an error).
+//! Colour as `--color`, `NO_COLOR` and `CLICOLOR_FORCE` decide (see
+//! [`crate::environment::Environment::color_for`]). On a terminal's stderr, a live line at the
+//! bottom shows what runs now ([`Printer::set_live`]); off a terminal, no control characters.
+//! Writes ignore a closed pipe (`asm … | head` is not an error).
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
@@ -19,6 +21,9 @@ pub enum Verbosity {
 
 type Stream = Arc<Mutex<Box<dyn Write + Send>>>;
 
+/// Back to the start of the line and erase it (ANSI CSI `2K`).
+const ERASE_LINE: &str = "\r\x1b[2K";
+
 /// Shared handle to the process's output streams. Cheap to clone; safe across tasks.
 #[derive(Clone)]
 pub struct Printer {
@@ -30,6 +35,9 @@ pub struct Printer {
     process_stdout: bool,
     /// `--output-dir`'s log: every stderr line (details included), without colour.
     log: Option<(Stream, std::time::Instant)>,
+    /// The live line on a terminal's stderr (what is running now), redrawn in place below
+    /// the other lines; `None` off a terminal.
+    live: Option<Arc<Mutex<Option<String>>>>,
 }
 
 impl std::fmt::Debug for Printer {
@@ -51,7 +59,67 @@ impl Printer {
             verbosity: Verbosity::Normal,
             process_stdout: false,
             log: None,
+            live: None,
         }
+    }
+
+    /// With `on`, [`Printer::set_live`] keeps one line at the bottom of stderr, rewritten in
+    /// place (carriage return and erase-line); for a terminal only.
+    pub fn with_live_line(mut self, on: bool) -> Self {
+        self.live = on.then(|| Arc::new(Mutex::new(None)));
+        self
+    }
+
+    /// Whether a live line is shown (a terminal, and not `-q`).
+    pub fn live_line_enabled(&self) -> bool {
+        self.live.is_some() && self.verbosity >= Verbosity::Normal
+    }
+
+    /// Replaces the live line with `text` (`None` erases it).
+    pub fn set_live(&self, text: Option<&str>) {
+        let Some(live) = self.live.as_ref().filter(|_| self.live_line_enabled()) else {
+            return;
+        };
+        let mut current = match live.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        if current.as_deref() == text {
+            return;
+        }
+        let mut bytes = String::new();
+        if current.is_some() {
+            bytes.push_str(ERASE_LINE);
+        }
+        if let Some(t) = text {
+            bytes.push_str(t);
+        }
+        *current = text.map(str::to_string);
+        write_all(&self.stderr, bytes.as_bytes());
+    }
+
+    /// Writes finished lines to stderr, above the live line if there is one.
+    fn write_stderr(&self, text: &str) {
+        let Some(live) = self.live.as_ref() else {
+            write_all(&self.stderr, text.as_bytes());
+            return;
+        };
+        let current = match live.lock() {
+            Ok(c) => c,
+            Err(p) => p.into_inner(),
+        };
+        match current.as_deref() {
+            Some(line) => {
+                write_all(&self.stderr, format!("{ERASE_LINE}{text}{line}").as_bytes());
+            }
+            None => write_all(&self.stderr, text.as_bytes()),
+        }
+    }
+
+    /// With `color`, warnings, errors and symbols are painted.
+    pub fn with_color(mut self, color: bool) -> Self {
+        self.color = color;
+        self
     }
 
     /// Also writes every stderr line, at any verbosity and without colour, to `log`, each
@@ -126,7 +194,7 @@ impl Printer {
     pub fn progress(&self, line: &str) {
         self.log_line(line);
         if self.verbosity >= Verbosity::Normal {
-            write_all(&self.stderr, format!("{line}\n").as_bytes());
+            self.write_stderr(&format!("{line}\n"));
         }
     }
 
@@ -134,7 +202,7 @@ impl Printer {
     pub fn detail(&self, line: &str) {
         self.log_line(line);
         if self.verbosity >= Verbosity::Verbose {
-            write_all(&self.stderr, format!("{line}\n").as_bytes());
+            self.write_stderr(&format!("{line}\n"));
         }
     }
 
@@ -142,7 +210,7 @@ impl Printer {
     pub fn warning(&self, message: &str) {
         self.log_line(&format!("warning: {message}"));
         let label = self.paint("warning", "33");
-        write_all(&self.stderr, format!("{label}: {message}\n").as_bytes());
+        self.write_stderr(&format!("{label}: {message}\n"));
     }
 
     /// An error with its code and hint on stderr.
@@ -153,7 +221,7 @@ impl Printer {
             text.push_str(&format!("  hint: {hint}\n"));
         }
         self.log_line(&strip_ansi(&text));
-        write_all(&self.stderr, text.as_bytes());
+        self.write_stderr(&text);
     }
 
     /// Wraps `text` in an ANSI colour when colour is on.

@@ -14,7 +14,7 @@ fn install_on_a_terminal(sb: &TestSandbox, answer: &str) -> (Option<i32>, String
 }
 
 /// The same, typing `answer` only after `delay`, with `extra` arguments.
-fn install_on_a_terminal_after(
+pub fn install_on_a_terminal_after(
     sb: &TestSandbox,
     answer: &str,
     delay: Duration,

@@ -34,6 +34,7 @@ mod sandbox_scenarios;
 mod saved_plan;
 mod saved_secret_plan;
 mod status;
+mod terminal;
 mod trust;
 mod validate;
 mod verbose;

@@ -75,11 +75,8 @@ fn install_dry_run_verbose_traces_kube_requests_without_secrets() {
         .lines()
         .filter(|l| l.trim_start().starts_with("GET http"))
         .count();
-    assert!(
-        google > traces.len(),
-        "Google traces still shown:\n{}",
-        stderr(&o)
-    );
+    // Observation reads the feature, memberships, the cluster, the services and the project.
+    assert!(google >= 5, "Google traces still shown:\n{}", stderr(&o));
     assert_no_secrets(&sb, &o, "install -v");
     assert!(!stdout(&o).contains(sb.sandbox().token()));
 

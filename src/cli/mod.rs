@@ -54,6 +54,11 @@ pub struct Cli {
     #[arg(short, long, global = true, conflicts_with = "verbose", help_heading = GLOBAL_HEADING)]
     pub quiet: bool,
 
+    /// When to colour output: `auto` (on a terminal; `NO_COLOR` turns it off,
+    /// `CLICOLOR_FORCE` on), `always` or `never`.
+    #[arg(long, global = true, value_enum, default_value_t = crate::environment::ColorChoice::Auto, value_name = "WHEN", help_heading = GLOBAL_HEADING)]
+    pub color: crate::environment::ColorChoice,
+
     /// Print help (`--help` for more detail than `-h`).
     #[arg(short, long, global = true, action = ArgAction::Help, help_heading = GLOBAL_HEADING)]
     pub help: Option<bool>,

@@ -31,6 +31,38 @@ use crate::environment::Environment;
 use crate::error::{Error, exit};
 use crate::output::Printer;
 
+/// How often the live line is redrawn.
+const LIVE_REFRESH: Duration = Duration::from_millis(200);
+
+/// The live line while actions run: the longest-running one's elapsed time and what it
+/// does (in the imperative), and how many others run beside it; at most
+/// [`LIVE_WIDTH`] characters, so that it never wraps on an 80-column terminal (a wrapped
+/// line could not be erased in place). `None` when nothing runs.
+pub fn live_line(running: &BTreeMap<&str, (&str, Instant)>, now: Instant) -> Option<String> {
+    let (_, (would, since)) = running
+        .iter()
+        .min_by_key(|(id, (_, since))| (*since, **id))?;
+    let elapsed = now.saturating_duration_since(*since).as_secs();
+    let others = match running.len() - 1 {
+        0 => String::new(),
+        n => format!(" (+{n} running)"),
+    };
+    let head = format!("[{elapsed}s] ");
+    let room = LIVE_WIDTH.saturating_sub(head.chars().count() + others.chars().count());
+    let what = render::imperative(would);
+    let what: String = if what.chars().count() > room {
+        let mut cut: String = what.chars().take(room.saturating_sub(1)).collect();
+        cut.push('…');
+        cut
+    } else {
+        what
+    };
+    Some(format!("{head}{what}{others}"))
+}
+
+/// The widest live line, in characters.
+pub const LIVE_WIDTH: usize = 79;
+
 /// Name of the run report in `-D/--output-dir`.
 pub const RUN_REPORT: &str = "run.json";
 
@@ -99,7 +131,7 @@ pub fn prepare_output(
 
 /// Whether stdout may carry ANSI colour.
 pub fn stdout_color(env: &Environment) -> bool {
-    env.stdout_is_tty && env.var("NO_COLOR").is_none()
+    env.stdout_color()
 }
 
 /// The error of a plan a failed check blocks (exit 3): nothing was changed.
@@ -248,37 +280,69 @@ impl Runner<'_> {
     {
         let printer = self.printer;
         let started = Instant::now();
-        let report = execute(
-            plan,
-            self.contract.concurrency,
-            run,
-            |a, outcome| match outcome {
-                Outcome::Done(d) => {
-                    if let Some((c, object)) = manifest_of.and_then(|of| of(a)) {
-                        self.write_manifest(&c, &object);
+        // What runs now, for the live line on a terminal.
+        let running: std::sync::Mutex<BTreeMap<&'p str, (&'p str, Instant)>> =
+            std::sync::Mutex::new(BTreeMap::new());
+        let finished = std::sync::atomic::AtomicBool::new(false);
+        let track = |a: &'p Action<P>| {
+            if let Ok(mut r) = running.lock() {
+                r.insert(a.id.as_str(), (a.would.as_str(), Instant::now()));
+            }
+            run(a)
+        };
+        let untrack = |a: &Action<P>| {
+            if let Ok(mut r) = running.lock() {
+                r.remove(a.id.as_str());
+            }
+        };
+        let execution = async {
+            let report = execute(plan, self.contract.concurrency, track, |a, outcome| {
+                untrack(a);
+                match outcome {
+                    Outcome::Done(d) => {
+                        if let Some((c, object)) = manifest_of.and_then(|of| of(a)) {
+                            self.write_manifest(&c, &object);
+                        }
+                        printer.progress(&format!(
+                            "{} {} ({:.1}s)",
+                            printer.paint("✔", "32"),
+                            a.done,
+                            d.as_secs_f64()
+                        ))
                     }
-                    printer.progress(&format!(
-                        "{} {} ({:.1}s)",
-                        printer.paint("✔", "32"),
-                        a.done,
-                        d.as_secs_f64()
-                    ))
+                    Outcome::Failed(e, d) => printer.progress(&format!(
+                        "{} {}: failed after {:.1}s: {}",
+                        printer.paint("✖", "31"),
+                        a.id,
+                        d.as_secs_f64(),
+                        e.message
+                    )),
+                    Outcome::Skipped(dep) => printer.progress(&format!(
+                        "{} {}: skipped ({dep} failed)",
+                        printer.paint("-", "33"),
+                        a.id
+                    )),
                 }
-                Outcome::Failed(e, d) => printer.progress(&format!(
-                    "{} {}: failed after {:.1}s: {}",
-                    printer.paint("✖", "31"),
-                    a.id,
-                    d.as_secs_f64(),
-                    e.message
-                )),
-                Outcome::Skipped(dep) => printer.progress(&format!(
-                    "{} {}: skipped ({dep} failed)",
-                    printer.paint("-", "33"),
-                    a.id
-                )),
-            },
-        )
-        .await;
+            })
+            .await;
+            finished.store(true, std::sync::atomic::Ordering::SeqCst);
+            report
+        };
+        let live = async {
+            if !printer.live_line_enabled() {
+                return;
+            }
+            while !finished.load(std::sync::atomic::Ordering::SeqCst) {
+                let line = running
+                    .lock()
+                    .ok()
+                    .and_then(|r| live_line(&r, Instant::now()));
+                printer.set_live(line.as_deref());
+                tokio::time::sleep(LIVE_REFRESH).await;
+            }
+            printer.set_live(None);
+        };
+        let (report, ()) = futures::join!(execution, live);
         let wall = started.elapsed();
         let measured = report.durations();
         let (critical, critical_total) =
@@ -415,6 +479,31 @@ impl Execution {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
+    #[test]
+    fn live_line_names_the_longest_running_action_and_counts_the_others() {
+        let t0 = Instant::now();
+        let long = "Would wait for something very long indeed ".repeat(4);
+        let mut running = BTreeMap::new();
+        assert_eq!(live_line(&running, t0), None);
+        running.insert("c1/wait-cpr", ("Would wait for revision asm-managed", t0));
+        running.insert(
+            "c2/ns",
+            (
+                "Would create Namespace istio-system",
+                t0 + Duration::from_secs(3),
+            ),
+        );
+        let line = live_line(&running, t0 + Duration::from_secs(12)).unwrap();
+        assert_eq!(line, "[12s] Wait for revision asm-managed (+1 running)");
+        running.insert("c0/long", (long.as_str(), t0));
+        let line = live_line(&running, t0 + Duration::from_secs(5)).unwrap();
+        assert!(line.chars().count() <= LIVE_WIDTH, "{line}");
+        assert!(
+            line.starts_with("[5s] Wait for something") && line.ends_with("… (+2 running)"),
+            "{line}"
+        );
+    }
+
     use super::super::tests::action;
     use super::*;
     use crate::output::Captured;

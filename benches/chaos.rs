@@ -150,7 +150,17 @@ fn main() {
                     if !r.problems.is_empty() {
                         println!("seed {seed}: {}", r.problems.join("; "));
                     }
-                    results.lock().unwrap().push(r);
+                    let mut all = results.lock().unwrap();
+                    all.push(r);
+                    // A running tally, so that a long measurement stopped early still tells.
+                    if all.len() % 50 == 0 {
+                        let ok = all.iter().filter(|r| r.problems.is_empty()).count();
+                        println!(
+                            "after {} runs ({:.0} s): {ok} converged",
+                            all.len(),
+                            started.elapsed().as_secs_f64()
+                        );
+                    }
                 }
             });
         }

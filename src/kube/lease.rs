@@ -22,6 +22,7 @@ use kube::api::{Api, DeleteParams, PostParams, Preconditions};
 use tokio::task::JoinHandle;
 
 use crate::error::{Error, exit};
+use crate::kube::KubeError;
 use crate::output::Printer;
 
 /// Where the lock lives on every cluster.
@@ -322,18 +323,29 @@ impl Drop for ClusterLocks {
 }
 
 async fn attempt(t: &LockTarget, me: &Holder) -> Result<Attempt, Error> {
+    // Reading, deciding and writing again is safe after a transient failure: a create or
+    // takeover that did land reads back as ours and is taken over by ourselves.
+    crate::steps::observe::kube_retry(|| attempt_once(t, me))
+        .await
+        .map_err(|e| {
+            Error::new(
+                "ASM-E481",
+                exit::APPLY_FAILED,
+                format!(
+                    "taking the lock of cluster {} ({NAMESPACE}/{NAME}): {e}",
+                    t.cluster
+                ),
+            )
+        })
+}
+
+async fn attempt_once(t: &LockTarget, me: &Holder) -> Result<Attempt, KubeError> {
     let api: Api<Lease> = Api::namespaced(t.client.clone(), NAMESPACE);
-    let failed = |what: &str, e: kube::Error| {
-        Error::new(
-            "ASM-E481",
-            exit::APPLY_FAILED,
-            format!(
-                "{what} the lock of cluster {} ({NAMESPACE}/{NAME}): {e}",
-                t.cluster
-            ),
-        )
-    };
-    let found = api.get_opt(NAME).await.map_err(|e| failed("reading", e))?;
+    let what = format!("{NAMESPACE}/{NAME}");
+    let found = api
+        .get_opt(NAME)
+        .await
+        .map_err(|e| KubeError::from_kube(format!("get Lease {what}"), e))?;
     let now = Timestamp::now();
     let decision = decide(
         found.as_ref().map(found_of).as_ref(),
@@ -363,7 +375,7 @@ async fn attempt(t: &LockTarget, me: &Holder) -> Result<Attempt, Error> {
             holder: "another asm run".into(),
             until: None,
         }),
-        Err(e) => Err(failed("taking", e)),
+        Err(e) => Err(KubeError::from_kube(format!("write Lease {what}"), e)),
     }
 }
 

@@ -15,10 +15,15 @@ use crate::support::{TestSandbox, assert_success, stderr};
 /// Creates `kube-system/asm-lock` on cluster-1 held by `holder`, renewed `ago_s` seconds ago
 /// for 15 s (with the real kubectl).
 fn plant_lease(sb: &TestSandbox, holder: &str, ago_s: i64) {
+    plant_lease_for(sb, holder, ago_s, 15);
+}
+
+/// The same, lasting `duration_s` seconds.
+fn plant_lease_for(sb: &TestSandbox, holder: &str, ago_s: i64, duration_s: u32) {
     let renewed = Timestamp::now() - SignedDuration::from_secs(ago_s);
     let manifest = format!(
         "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata: {{name: asm-lock, namespace: kube-system}}\n\
-         spec: {{holderIdentity: {holder}, leaseDurationSeconds: 15, acquireTime: \"{renewed}\", renewTime: \"{renewed}\"}}\n"
+         spec: {{holderIdentity: {holder}, leaseDurationSeconds: {duration_s}, acquireTime: \"{renewed}\", renewTime: \"{renewed}\"}}\n"
     );
     let path = sb.sandbox().state_dir().join("lease.yaml");
     std::fs::write(&path, manifest).unwrap();
@@ -70,8 +75,8 @@ fn a_lock_held_elsewhere_stops_install_with_exit_6_naming_the_holder_and_changin
 #[test]
 fn lock_timeout_waits_for_an_expiring_lease_then_installs() {
     let sb = TestSandbox::with(fast("fresh"));
-    // Renewed 12 s ago for 15 s: free in about 3 s.
-    plant_lease(&sb, "build-agent-7/4242", 12);
+    // Held for 10 s from now: install reaches the lock well before (its reads take ~1 s).
+    plant_lease_for(&sb, "build-agent-7/4242", 0, 10);
     let o = run_install(&sb, &["--yes", "--lock-timeout", "60s"]);
     assert_success(&o, "install waiting for the lock");
     assert!(

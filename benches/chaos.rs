@@ -11,7 +11,8 @@
 //! - no output of any invocation (stdout or stderr) holds a token or key.
 //!
 //! Not a CI test — a measurement. `cargo bench --bench chaos -- --runs 1000 --rate 0.1`
-//! (release build), or in the dev profile `cargo test --bench chaos -- --runs 5`; `.ci/run`
+//! (release build), or in the dev profile `cargo test --bench chaos -- --runs 5` (`--jobs N`
+//! runs at once, `--asm PATH` another asm binary, `--kinds 503,drop`, `--clusters N`); `.ci/run`
 //! runs a handful. Prints one line per failed run and a table; exits 1 if any run failed.
 //!
 //! Fault kinds not injected yet: latency spikes, token expiry, server-side apply conflicts
@@ -37,6 +38,8 @@ struct Options {
     clusters: usize,
     attempts: usize,
     jobs: usize,
+    /// The asm binary to run (default: the one cargo built with this bench).
+    asm: std::path::PathBuf,
 }
 
 impl Options {
@@ -49,6 +52,7 @@ impl Options {
             clusters: 2,
             attempts: 5,
             jobs: 1,
+            asm: env!("CARGO_BIN_EXE_asm").into(),
         };
         let mut args = std::env::args().skip(1);
         while let Some(a) = args.next() {
@@ -64,6 +68,7 @@ impl Options {
                 "--clusters" => o.clusters = number(value()?)? as usize,
                 "--attempts" => o.attempts = number(value()?)? as usize,
                 "--jobs" => o.jobs = number(value()?)?.max(1) as usize,
+                "--asm" => o.asm = value()?.into(),
                 "--rate" => {
                     let v = value()?;
                     o.rate = v
@@ -239,7 +244,7 @@ fn run_seed(opts: &Options, seed: u64) -> RunResult {
             ("install", install(&["--dry-run", "--detailed-exitcode"])),
             ("create-mesh", mesh(&["--dry-run", "--detailed-exitcode"])),
         ] {
-            let o = asm(&env, &args);
+            let o = asm(&opts.asm, &env, &args);
             if o.status.code() != Some(0) {
                 result.problems.push(format!(
                     "a dry run of {what} after success exits {:?}: {}",
@@ -283,7 +288,7 @@ fn until_success(
     outputs: &mut Vec<Output>,
 ) -> usize {
     for attempt in 1..=opts.attempts {
-        let o = asm(env, args);
+        let o = asm(&opts.asm, env, args);
         let ok = o.status.success();
         outputs.push(o);
         if ok {
@@ -293,8 +298,8 @@ fn until_success(
     0
 }
 
-fn asm(env: &[(String, String)], args: &[String]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_asm"))
+fn asm(bin: &std::path::Path, env: &[(String, String)], args: &[String]) -> Output {
+    Command::new(bin)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
         .args(args)

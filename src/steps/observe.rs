@@ -659,20 +659,3 @@ pub fn fingerprint(spec: &MeshSpec, obs: &Observed) -> BTreeMap<String, String> 
     }
     m
 }
-
-/// What differs between two fingerprints, one line per key: `KEY: OLD → NEW`.
-pub fn drift(saved: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
-    let keys: BTreeSet<&String> = saved.keys().chain(now.keys()).collect();
-    keys.into_iter()
-        .filter_map(|k| {
-            let (a, b) = (saved.get(k), now.get(k));
-            (a != b).then(|| {
-                format!(
-                    "{k}: {} → {}",
-                    a.map(String::as_str).unwrap_or("(not observed)"),
-                    b.map(String::as_str).unwrap_or("(not observed)")
-                )
-            })
-        })
-        .collect()
-}

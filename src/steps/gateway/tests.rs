@@ -25,6 +25,7 @@ fn spec(pod_injection: bool) -> GatewaySpec {
         dry_run: false,
         yes: true,
         detailed_exitcode: false,
+        plan_out: None,
         output_dir: None,
     }
 }

@@ -12,8 +12,7 @@ use super::install::{OutputArg, parse_output};
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = PLAN_HEADING)]
 pub struct ApplyArgs {
-    /// The saved plan (`asm install|create-mesh|create-remote-secret|enable-dataplane|
-    /// install-gateway … --plan-out FILE`).
+    /// The saved plan (written by a command's `--plan-out FILE`).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 

@@ -366,8 +366,7 @@ fn faults_on_all_routes_converge_on_re_run() {
 /// A second labelled namespace besides [`WORKLOADS`]' `shop`.
 const SHOP2: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop2\n  labels:\n    istio.io/rev: asm-managed\n";
 
-/// Two namespaces and a pod to annotate, and the fleet feature to enable: four mutating
-/// requests.
+/// Two namespaces and a pod to annotate: three mutating requests.
 const KILL_RUN: &[&str] = &[
     "--namespace",
     "shop",
@@ -375,13 +374,12 @@ const KILL_RUN: &[&str] = &[
     "shop2",
     "--pod",
     "shop/debug",
-    "-e",
     "--yes",
 ];
 
-/// `installed` with the fleet servicemesh feature off, [`WORKLOADS`] and [`SHOP2`].
+/// `installed` with [`WORKLOADS`] and [`SHOP2`].
 fn kill_sandbox() -> TestSandbox {
-    let sb = with_workloads(fast("installed").set("servicemesh_feature", "false"));
+    let sb = with_workloads(fast("installed"));
     kubectl_apply(&sb, SHOP2);
     sb
 }
@@ -403,7 +401,7 @@ fn killed_at_every_mutating_request_resumes_and_converges() {
     let before = reference.mutating_requests().len();
     assert_success(&enable(&reference, KILL_RUN), "reference run");
     let n = reference.mutating_requests().len() - before;
-    assert_eq!(n, 4, "feature, two namespaces and a pod");
+    assert_eq!(n, 3, "two namespaces and a pod");
     drop(reference);
     let mut exercised = 0;
     for k in 1..=n {
@@ -440,7 +438,7 @@ fn killed_at_every_mutating_request_resumes_and_converges() {
         let plan = json_of(&o);
         assert!(plan["actions"].as_array().unwrap().is_empty(), "k={k}: {plan:#}");
     }
-    assert_eq!(exercised, 4, "every kill point exercised");
+    assert_eq!(exercised, 3, "every kill point exercised");
 }
 
 #[test]

@@ -356,8 +356,7 @@ fn faults_on_all_routes_converge_on_re_run() {
             .get_object("v1", "Namespace", None, ns)
             .unwrap();
         assert_eq!(
-            o["metadata"]["annotations"]["mesh.cloud.google.com/proxy"],
-            r#"{"managed":"true"}"#,
+            o["metadata"]["annotations"]["mesh.cloud.google.com/proxy"], r#"{"managed":"true"}"#,
             "{ns}"
         );
     }
@@ -421,13 +420,21 @@ fn killed_at_every_mutating_request_resumes_and_converges() {
             &["namespace", "shop2"],
             &["pod", "-n", "shop", "debug"],
         ] {
-            assert_eq!(proxy_of(&sb, what), r#"{"managed":"true"}"#, "k={k}: {what:?}");
+            assert_eq!(
+                proxy_of(&sb, what),
+                r#"{"managed":"true"}"#,
+                "k={k}: {what:?}"
+            );
         }
         let rows: Vec<Vec<String>> = kubectl_out(&sb, MDP_CHECK)
             .lines()
             .map(|l| l.split_whitespace().map(str::to_string).collect())
             .collect();
-        assert_eq!(rows, [vec!["REV", "STATUS"], vec!["asm-managed", "Ready"]], "k={k}");
+        assert_eq!(
+            rows,
+            [vec!["REV", "STATUS"], vec!["asm-managed", "Ready"]],
+            "k={k}"
+        );
         let dry: Vec<&str> = KILL_RUN[..KILL_RUN.len() - 1]
             .iter()
             .copied()
@@ -436,7 +443,10 @@ fn killed_at_every_mutating_request_resumes_and_converges() {
         let o = enable(&sb, &dry);
         assert_success(&o, "dry run");
         let plan = json_of(&o);
-        assert!(plan["actions"].as_array().unwrap().is_empty(), "k={k}: {plan:#}");
+        assert!(
+            plan["actions"].as_array().unwrap().is_empty(),
+            "k={k}: {plan:#}"
+        );
     }
     assert_eq!(exercised, 3, "every kill point exercised");
 }

@@ -14,10 +14,15 @@ use crate::support::{TestSandbox, assert_success, stderr, stdout};
 /// `config` with seeded faults on every route, about 10 % of requests in all: 503, 429 and
 /// 500 answers and dropped connections.
 pub fn mixed_faults(config: SimConfig, seed: u64) -> SimConfig {
-    ["*:503,rate=0.03", "*:429,rate=0.03", "*:500,rate=0.02", "*:drop,rate=0.02"]
-        .iter()
-        .fold(config, |c, f| c.fault(f).unwrap())
-        .seed(seed)
+    [
+        "*:503,rate=0.03",
+        "*:429,rate=0.03",
+        "*:500,rate=0.02",
+        "*:drop,rate=0.02",
+    ]
+    .iter()
+    .fold(config, |c, f| c.fault(f).unwrap())
+    .seed(seed)
 }
 
 /// A scenario with short simulated durations, so tests take seconds.

@@ -287,7 +287,10 @@ fn killed_at_every_mutating_request_resumes_and_converges() {
         let o = gateway(&sb, &with(&["--dry-run", "-o", "json"]));
         assert_success(&o, "dry run");
         let plan = json_of(&o);
-        assert!(plan["actions"].as_array().unwrap().is_empty(), "k={k}: {plan:#}");
+        assert!(
+            plan["actions"].as_array().unwrap().is_empty(),
+            "k={k}: {plan:#}"
+        );
     }
     assert_eq!(exercised, 8, "every kill point exercised");
 }

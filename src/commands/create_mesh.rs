@@ -21,12 +21,12 @@ use crate::commands::secret_plan::{SecretRun, run_secret_plan};
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::output::Printer;
+use crate::plan::saved::{
+    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, str_list,
+};
 use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
     Connected, connect, member_refs, observe_members, observe_registrations,
-};
-use crate::plan::saved::{
-    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, str_list,
 };
 use crate::steps::mesh::saved::{actions_of, document, fingerprint};
 use crate::steps::mesh::spec::{CreateMeshSpec, MemberRef};

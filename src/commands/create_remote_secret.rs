@@ -26,13 +26,13 @@ use crate::kube::client_from_kubeconfig;
 use crate::output::Printer;
 use crate::plan::CheckStatus;
 use crate::plan::execute::{Outcome, execute};
+use crate::plan::saved::{
+    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, str_list,
+};
 use crate::spec::parse_duration;
 use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
     kube_system_uid, kubeconfig_server, observe_member, observe_members,
-};
-use crate::plan::saved::{
-    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, str_list,
 };
 use crate::steps::mesh::saved::{actions_of, document, fingerprint};
 use crate::steps::remote_secret::{

@@ -133,7 +133,10 @@ pub fn dataplane_fingerprint(spec: &DataplaneSpec, obs: &Observed) -> BTreeMap<S
         let dp = match o {
             Some(Ok(dp)) => dp,
             Some(Err(e)) => {
-                fp.insert(format!("cluster {c}: data plane"), format!("unreadable ({e})"));
+                fp.insert(
+                    format!("cluster {c}: data plane"),
+                    format!("unreadable ({e})"),
+                );
                 continue;
             }
             None => {
@@ -274,8 +277,12 @@ mod tests {
 
         // Someone changed the namespace since: refused, naming it.
         let obs2 = observed(&s, "42");
-        let e = drift_refusal(&saved, &dataplane_fingerprint(&s, &obs2), &actions_of(&plan))
-            .unwrap();
+        let e = drift_refusal(
+            &saved,
+            &dataplane_fingerprint(&s, &obs2),
+            &actions_of(&plan),
+        )
+        .unwrap();
         assert_eq!(e.exit_code, 2);
         assert!(
             e.message

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::dataplane::EnableDataplaneArgs;
 use crate::error::Error;
-use crate::spec::{
-    MeshSpec, namespace_name, object_name, output_dir, plan_out_file, target_spec,
-};
+use crate::spec::{MeshSpec, namespace_name, object_name, output_dir, plan_out_file, target_spec};
 
 /// Namespaces whose proxies the managed data plane never manages (and `gke-*`).
 pub const SYSTEM_NAMESPACES: [&str; 4] = [

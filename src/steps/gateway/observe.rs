@@ -23,7 +23,11 @@ pub async fn observe_gateway(
     // trip instead of one per object.
     let (ns, objects) = tokio::join!(
         kube_retry(|| get_opt(client, "v1", "Namespace", None, namespace)),
-        join_all(desired.iter().map(|d| kube_retry(move || get_live(client, d)))),
+        join_all(
+            desired
+                .iter()
+                .map(|d| kube_retry(move || get_live(client, d)))
+        ),
     );
     let ns = ns.map_err(|e| e.to_string())?;
     let live = objects

@@ -295,4 +295,54 @@ mod tests {
         other["saved"]["command"] = json!("create-mesh");
         assert!(read_command(std::path::Path::new("p.json"), &other, &COMMANDS).is_err());
     }
+
+    #[test]
+    fn gateway_fingerprint_names_the_namespace_and_every_object_present_or_absent() {
+        let s = GatewaySpec {
+            mesh: mesh_spec(
+                &[C1],
+                crate::spec::EnableFlags::default(),
+                crate::spec::Management::Automatic,
+            ),
+            namespace: "gw".into(),
+            name: "istio-ingressgateway".into(),
+            revision: None,
+            pod_injection: false,
+            service_type: "LoadBalancer",
+            replicas: 1,
+            create_namespace: true,
+            dry_run: false,
+            yes: true,
+            detailed_exitcode: false,
+            plan_out: None,
+            output_dir: None,
+        };
+        let desired = gateway::manifests(&s, "asm-managed").unwrap();
+        let mut live: Vec<Option<Value>> = vec![None; desired.len()];
+        let mut sa = desired[0].clone();
+        sa["metadata"]["resourceVersion"] = json!("7");
+        live[0] = Some(sa);
+        let obs = gateway::Observed {
+            mesh: installed(&s.mesh),
+            clusters: vec![Some(Ok(gateway::GatewayObs {
+                namespace: None,
+                live,
+                address: None,
+            }))],
+        };
+        let fp = gateway_fingerprint(&s, &obs).unwrap();
+        let of = |k: &str| fp[&format!("cluster {C1}: {k}")].as_str();
+        assert_eq!(of("Namespace/gw"), "absent");
+        assert_eq!(
+            of("ServiceAccount/gw/istio-ingressgateway"),
+            "resourceVersion=7"
+        );
+        assert_eq!(of("Deployment/gw/istio-ingressgateway"), "absent");
+        assert_eq!(of("Role/gw/istio-ingressgateway-sds"), "absent");
+        let objects = fp
+            .keys()
+            .filter(|k| k.starts_with(&format!("cluster {C1}: ")) && k.contains("/gw/"))
+            .count();
+        assert_eq!(objects, desired.len());
+    }
 }

@@ -32,7 +32,7 @@ use crate::steps::dataplane::saved::{
     actions_of, dataplane_fingerprint, document, target_from, target_inputs,
 };
 use crate::steps::dataplane::{DataplanePlan, DataplaneSpec, Observed, plan_dataplane};
-use crate::steps::observe::{Handles, observe};
+use crate::steps::observe::{Handles, observe_reusing};
 
 /// What fixes a failed precheck of enable-dataplane.
 const BLOCKED_HINT: &str = "fix them as each check's hint says; -e/--enable-gcp-components \
@@ -44,6 +44,7 @@ async fn observe_and_plan(
     env: &Environment,
     spec: &DataplaneSpec,
     printer: &Printer,
+    reuse: Option<&Handles>,
 ) -> (Observed, Handles, DataplanePlan) {
     let started = Instant::now();
     printer.progress(&format!(
@@ -55,7 +56,7 @@ async fn observe_and_plan(
             "s"
         },
     ));
-    let (mesh, handles) = observe(gcp, env, &spec.mesh).await;
+    let (mesh, handles) = observe_reusing(gcp, env, &spec.mesh, reuse).await;
     let clusters = join_all(handles.kube.iter().map(|ctx| async move {
         match ctx {
             Some(ctx) => Some(observe_dataplane(ctx).await),
@@ -134,7 +135,7 @@ async fn run_with(
 
     // Observe, plan.
     let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
-    let (obs, handles, plan) = observe_and_plan(&gcp, env, &spec, printer).await;
+    let (obs, handles, plan) = observe_and_plan(&gcp, env, &spec, printer, None).await;
 
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = dataplane_fingerprint(&spec, &obs);
@@ -186,7 +187,8 @@ async fn run_with(
     // Verify: what is there now.
     let code = exec.exit_code();
     let remaining = if code == exit::SUCCESS {
-        let (_, _, replan) = observe_and_plan(&gcp, env, &spec, printer).await;
+        let (_, _, replan) =
+            observe_and_plan(&gcp, env, &spec, printer, Some(&executor.mesh.handles)).await;
         Some(replan.summary().changes())
     } else {
         None

@@ -35,7 +35,7 @@ use crate::steps::dataplane::saved::{
 use crate::steps::gateway::observe::observe_gateway;
 use crate::steps::gateway::{GatewayPlan, GatewaySpec, Observed, manifests, plan_gateway};
 use crate::steps::kube_actions::KubeStep;
-use crate::steps::observe::{Handles, observe};
+use crate::steps::observe::{Handles, observe_reusing};
 
 const BLOCKED_HINT: &str = "fix them as each check's hint says";
 
@@ -44,6 +44,7 @@ async fn observe_and_plan(
     env: &Environment,
     spec: &GatewaySpec,
     printer: &Printer,
+    reuse: Option<&Handles>,
 ) -> Result<(Observed, Handles, GatewayPlan)> {
     printer.progress(&format!(
         "Reading the state of {} cluster{}…",
@@ -54,7 +55,7 @@ async fn observe_and_plan(
             "s"
         },
     ));
-    let (mesh, handles) = observe(gcp, env, &spec.mesh).await;
+    let (mesh, handles) = observe_reusing(gcp, env, &spec.mesh, reuse).await;
     // Names only: the revision does not change which objects are read.
     let desired = manifests(spec, "auto")?;
     let clusters = join_all(handles.kube.iter().map(|ctx| {
@@ -181,7 +182,7 @@ async fn run_with(
     let json_out = spec.mesh.output == OutputFormat::Json;
 
     let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
-    let (obs, handles, plan) = observe_and_plan(&gcp, env, &spec, printer).await?;
+    let (obs, handles, plan) = observe_and_plan(&gcp, env, &spec, printer, None).await?;
 
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = gateway_fingerprint(&spec, &obs)?;
@@ -237,7 +238,8 @@ async fn run_with(
     let mut addresses = BTreeMap::new();
     let mut remaining = None;
     if code == exit::SUCCESS {
-        let (obs, _, replan) = observe_and_plan(&gcp, env, &spec, printer).await?;
+        let (obs, _, replan) =
+            observe_and_plan(&gcp, env, &spec, printer, Some(&executor.mesh.handles)).await?;
         remaining = Some(replan.summary().changes());
         for (c, o) in spec.mesh.clusters.iter().zip(&obs.clusters) {
             if let Some(Ok(g)) = o {

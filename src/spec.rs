@@ -728,6 +728,28 @@ pub fn output_dir(dir: Option<&std::path::Path>) -> Result<(), Error> {
     Ok(())
 }
 
+/// `--plan-out FILE`: a file (not a directory) in a directory that exists.
+pub fn plan_out_file(file: Option<&std::path::Path>) -> Result<(), Error> {
+    let Some(f) = file else { return Ok(()) };
+    if f.as_os_str().is_empty() || f.is_dir() {
+        return Err(usage(format!(
+            "--plan-out {:?} must name a file, not a directory",
+            f.display()
+        )));
+    }
+    if let Some(parent) = f.parent()
+        && !parent.as_os_str().is_empty()
+        && !parent.is_dir()
+    {
+        return Err(usage(format!(
+            "--plan-out {:?}: directory {:?} does not exist",
+            f.display(),
+            parent.display()
+        )));
+    }
+    Ok(())
+}
+
 /// install_asm/asmcli's rejections for `--managed` (README "install_asm / asmcli compatibility").
 fn reject_unmanaged(ca: &CaArgs, u: &UnsupportedArgs) -> Result<(), Error> {
     if ca.ca == Some(CaArg::Citadel) {
@@ -837,24 +859,7 @@ impl InstallSpec {
                 "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
             ));
         }
-        if let Some(f) = &args.plan_out {
-            if f.as_os_str().is_empty() || f.is_dir() {
-                return Err(usage(format!(
-                    "--plan-out {:?} must name a file, not a directory",
-                    f.display()
-                )));
-            }
-            if let Some(parent) = f.parent()
-                && !parent.as_os_str().is_empty()
-                && !parent.is_dir()
-            {
-                return Err(usage(format!(
-                    "--plan-out {:?}: directory {:?} does not exist",
-                    f.display(),
-                    parent.display()
-                )));
-            }
-        }
+        plan_out_file(args.plan_out.as_deref())?;
         if let Some(d) = &args.output_dir
             && (d.as_os_str().is_empty() || (d.exists() && !d.is_dir()))
         {

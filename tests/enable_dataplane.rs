@@ -7,9 +7,10 @@ use std::io::Write;
 use std::process::{Output, Stdio};
 
 use asm_sim::SimConfig;
+use asm_sim::member::MemberCluster;
 use serde_json::Value;
 
-use crate::install::{asm, changes, fast, strs, target};
+use crate::install::{asm, changes, fast, kill_after_mutating, mixed_faults, strs, target};
 use crate::support::{TestSandbox, assert_success, stderr, stdout};
 
 /// Namespace `shop` labelled for the managed revision, with a Deployment (injected by the
@@ -71,7 +72,7 @@ spec:
 "#;
 
 /// The documented readiness check of the managed data plane.
-const MDP_CHECK: &[&str] = &[
+pub const MDP_CHECK: &[&str] = &[
     "get",
     "dataplanecontrols",
     "-o",
@@ -79,7 +80,7 @@ const MDP_CHECK: &[&str] = &[
 ];
 
 /// `kubectl apply -f -` of `manifest`.
-fn kubectl_apply(sb: &TestSandbox, manifest: &str) {
+pub fn kubectl_apply(sb: &TestSandbox, manifest: &str) {
     assert!(crate::support::tool_available("kubectl"));
     let mut child = sb
         .command("kubectl")
@@ -99,28 +100,28 @@ fn kubectl_apply(sb: &TestSandbox, manifest: &str) {
     assert_success(&o, "kubectl apply");
 }
 
-fn kubectl_out(sb: &TestSandbox, args: &[&str]) -> String {
+pub fn kubectl_out(sb: &TestSandbox, args: &[&str]) -> String {
     let o = sb.kubectl(args).unwrap();
     assert_success(&o, &args.join(" "));
     stdout(&o)
 }
 
 /// A sandbox of `config` holding [`WORKLOADS`].
-fn with_workloads(config: SimConfig) -> TestSandbox {
+pub fn with_workloads(config: SimConfig) -> TestSandbox {
     let sb = TestSandbox::with(config);
     kubectl_apply(&sb, WORKLOADS);
     sb
 }
 
 /// `asm enable-dataplane TARGET EXTRA`.
-fn enable(sb: &TestSandbox, extra: &[&str]) -> Output {
+pub fn enable(sb: &TestSandbox, extra: &[&str]) -> Output {
     let mut args = strs(&["enable-dataplane"]);
     args.extend(target(sb, "cluster-1"));
     args.extend(strs(extra));
     asm(sb, &args)
 }
 
-fn json_of(o: &Output) -> Value {
+pub fn json_of(o: &Output) -> Value {
     serde_json::from_str(&stdout(o))
         .unwrap_or_else(|e| panic!("one JSON object: {e}\n{}\n{}", stdout(o), stderr(o)))
 }
@@ -328,23 +329,126 @@ fn no_token_in_any_output() {
 
 #[test]
 fn faults_on_all_routes_converge_on_re_run() {
-    let sb = with_workloads(fast("installed").fault("*:503,rate=0.1").unwrap().seed(11));
-    let converged = (0..6).any(|_| {
-        enable(&sb, &["--namespace", "shop", "--yes"])
-            .status
-            .success()
-    });
+    // The scenario holds the workloads, so no setup request meets a fault.
+    let sb = TestSandbox::with(mixed_faults(fast("installed-workloads"), 11));
+    let args = ["--namespace", "shop", "--namespace", "catalog"];
+    let yes: Vec<&str> = args.iter().copied().chain(["--yes"]).collect();
+    let converged = (0..6).any(|_| enable(&sb, &yes).status.success());
     assert!(
         converged,
         "enable-dataplane did not converge under 10% faults"
     );
+    let dry: Vec<&str> = args
+        .iter()
+        .copied()
+        .chain(["--dry-run", "-o", "json"])
+        .collect();
     let empty = (0..6).find_map(|_| {
-        let o = enable(&sb, &["--namespace", "shop", "--dry-run", "-o", "json"]);
+        let o = enable(&sb, &dry);
         o.status
             .success()
             .then(|| json_of(&o)["actions"].as_array().unwrap().is_empty())
     });
     assert_eq!(empty, Some(true));
+    for ns in ["shop", "catalog"] {
+        let o = sb.sandbox().clusters[0]
+            .api
+            .get_object("v1", "Namespace", None, ns)
+            .unwrap();
+        assert_eq!(
+            o["metadata"]["annotations"]["mesh.cloud.google.com/proxy"], r#"{"managed":"true"}"#,
+            "{ns}"
+        );
+    }
+}
+
+/// A second labelled namespace besides [`WORKLOADS`]' `shop`.
+const SHOP2: &str = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: shop2\n  labels:\n    istio.io/rev: asm-managed\n";
+
+/// Two namespaces and a pod to annotate: three mutating requests.
+const KILL_RUN: &[&str] = &[
+    "--namespace",
+    "shop",
+    "--namespace",
+    "shop2",
+    "--pod",
+    "shop/debug",
+    "--yes",
+];
+
+/// `installed` with [`WORKLOADS`] and [`SHOP2`].
+fn kill_sandbox() -> TestSandbox {
+    let sb = with_workloads(fast("installed"));
+    kubectl_apply(&sb, SHOP2);
+    sb
+}
+
+/// The value of the managed data plane annotation of `kind/name`, as kubectl reads it.
+fn proxy_of(sb: &TestSandbox, what: &[&str]) -> String {
+    let mut args = vec!["get"];
+    args.extend_from_slice(what);
+    args.extend([
+        "-o",
+        r"jsonpath={.metadata.annotations.mesh\.cloud\.google\.com/proxy}",
+    ]);
+    kubectl_out(sb, &args)
+}
+
+#[test]
+fn killed_at_every_mutating_request_resumes_and_converges() {
+    let reference = kill_sandbox();
+    let before = reference.mutating_requests().len();
+    assert_success(&enable(&reference, KILL_RUN), "reference run");
+    let n = reference.mutating_requests().len() - before;
+    assert_eq!(n, 3, "two namespaces and a pod");
+    drop(reference);
+    let mut exercised = 0;
+    for k in 1..=n {
+        let sb = kill_sandbox();
+        let mut args = strs(&["enable-dataplane"]);
+        args.extend(target(&sb, "cluster-1"));
+        args.extend(strs(KILL_RUN));
+        assert!(
+            kill_after_mutating(&sb, &args, k),
+            "k={k}: the run finished before its k-th mutating request"
+        );
+        exercised += 1;
+        let o = enable(&sb, KILL_RUN);
+        assert_success(&o, &format!("re-run after kill at k={k}"));
+        for what in [
+            &["namespace", "shop"][..],
+            &["namespace", "shop2"],
+            &["pod", "-n", "shop", "debug"],
+        ] {
+            assert_eq!(
+                proxy_of(&sb, what),
+                r#"{"managed":"true"}"#,
+                "k={k}: {what:?}"
+            );
+        }
+        let rows: Vec<Vec<String>> = kubectl_out(&sb, MDP_CHECK)
+            .lines()
+            .map(|l| l.split_whitespace().map(str::to_string).collect())
+            .collect();
+        assert_eq!(
+            rows,
+            [vec!["REV", "STATUS"], vec!["asm-managed", "Ready"]],
+            "k={k}"
+        );
+        let dry: Vec<&str> = KILL_RUN[..KILL_RUN.len() - 1]
+            .iter()
+            .copied()
+            .chain(["--dry-run", "-o", "json"])
+            .collect();
+        let o = enable(&sb, &dry);
+        assert_success(&o, "dry run");
+        let plan = json_of(&o);
+        assert!(
+            plan["actions"].as_array().unwrap().is_empty(),
+            "k={k}: {plan:#}"
+        );
+    }
+    assert_eq!(exercised, 3, "every kill point exercised");
 }
 
 #[test]

@@ -11,6 +11,20 @@ use serde_json::Value;
 
 use crate::support::{TestSandbox, assert_success, stderr, stdout};
 
+/// `config` with seeded faults on every route, about 10 % of requests in all: 503, 429 and
+/// 500 answers and dropped connections.
+pub fn mixed_faults(config: SimConfig, seed: u64) -> SimConfig {
+    [
+        "*:503,rate=0.03",
+        "*:429,rate=0.03",
+        "*:500,rate=0.02",
+        "*:drop,rate=0.02",
+    ]
+    .iter()
+    .fold(config, |c, f| c.fault(f).unwrap())
+    .seed(seed)
+}
+
 /// A scenario with short simulated durations, so tests take seconds.
 pub fn fast(scenario: &str) -> SimConfig {
     SimConfig::new(scenario)
@@ -449,16 +463,22 @@ fn faults_on_all_routes_still_converge() {
 
 /// Runs install and SIGKILLs it right after its k-th mutating request reached the sandbox.
 fn run_and_kill_after(sb: &TestSandbox, t: &[String], extra: &[&str], k: usize) -> bool {
-    let before = sb.mutating_requests().len();
     let mut args = strs(&["install", "--managed"]);
     args.extend(t.iter().cloned());
     args.push("--enable-all".into());
     args.extend(strs(extra));
     args.push("--yes".into());
+    kill_after_mutating(sb, &args, k)
+}
+
+/// Runs `asm ARGS` and SIGKILLs it right after its k-th mutating request reached the
+/// sandbox; false when it finished first.
+pub fn kill_after_mutating(sb: &TestSandbox, args: &[String], k: usize) -> bool {
+    let before = sb.mutating_requests().len();
     let mut child = sb
         .asm()
         .env("ASM_RETRY_POLICY", "fast")
-        .args(&args)
+        .args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

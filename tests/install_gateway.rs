@@ -7,10 +7,10 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::install::{asm, changes, fast, strs, target};
+use crate::install::{asm, changes, fast, kill_after_mutating, mixed_faults, strs, target};
 use crate::support::{TestSandbox, assert_success, stderr, stdout};
 
-fn gateway(sb: &TestSandbox, extra: &[&str]) -> Output {
+pub fn gateway(sb: &TestSandbox, extra: &[&str]) -> Output {
     let mut args = strs(&["install-gateway"]);
     args.extend(target(sb, "cluster-1"));
     args.extend(strs(extra));
@@ -28,9 +28,9 @@ fn kubectl_out(sb: &TestSandbox, args: &[&str]) -> String {
     stdout(&o)
 }
 
-const GW: &[&str] = &["--namespace", "gw", "--enable-namespace-creation"];
+pub const GW: &[&str] = &["--namespace", "gw", "--enable-namespace-creation"];
 
-fn with(extra: &[&'static str]) -> Vec<&'static str> {
+pub fn with(extra: &[&'static str]) -> Vec<&'static str> {
     let mut v = GW.to_vec();
     v.extend_from_slice(extra);
     v
@@ -198,7 +198,7 @@ fn no_token_in_any_output() {
 
 #[test]
 fn faults_on_all_routes_converge_on_re_run() {
-    let sb = TestSandbox::with(fast("installed").fault("*:503,rate=0.1").unwrap().seed(5));
+    let sb = TestSandbox::with(mixed_faults(fast("installed"), 5));
     let converged = (0..6).any(|_| gateway(&sb, &with(&["--yes"])).status.success());
     assert!(
         converged,
@@ -211,6 +211,88 @@ fn faults_on_all_routes_converge_on_re_run() {
             .then(|| json_of(&o)["actions"].as_array().unwrap().is_empty())
     });
     assert_eq!(empty, Some(true));
+}
+
+/// What a finished install-gateway leaves, as the real kubectl reads it: the Deployment
+/// Available, every gateway pod injected by asm-managed, the Service with an address.
+fn assert_gateway_ready(sb: &TestSandbox, context: &str) {
+    let available = kubectl_out(
+        sb,
+        &[
+            "get",
+            "deployment",
+            "-n",
+            "gw",
+            "istio-ingressgateway",
+            "-o",
+            r#"jsonpath={.status.conditions[?(@.type=="Available")].status}"#,
+        ],
+    );
+    assert_eq!(available, "True", "{context}");
+    let statuses = kubectl_out(
+        sb,
+        &[
+            "get",
+            "pods",
+            "-n",
+            "gw",
+            "-l",
+            "app=istio-ingressgateway",
+            "-o",
+            r"jsonpath={range .items[*]}{.metadata.annotations.sidecar\.istio\.io/status}{'\n'}{end}",
+        ],
+    );
+    let lines: Vec<&str> = statuses.lines().collect();
+    assert!(!lines.is_empty(), "{context}: no gateway pod");
+    for l in lines {
+        let v: Value = serde_json::from_str(l).unwrap();
+        assert_eq!(v["revision"], "asm-managed", "{context}: {l}");
+    }
+    let ip = kubectl_out(
+        sb,
+        &[
+            "get",
+            "service",
+            "-n",
+            "gw",
+            "istio-ingressgateway",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ],
+    );
+    assert!(!ip.is_empty(), "{context}: no address");
+}
+
+#[test]
+fn killed_at_every_mutating_request_resumes_and_converges() {
+    let reference = TestSandbox::with(fast("installed"));
+    assert_success(&gateway(&reference, &with(&["--yes"])), "reference run");
+    let n = reference.mutating_requests().len();
+    assert_eq!(n, 8, "the namespace and seven objects");
+    drop(reference);
+    let mut exercised = 0;
+    for k in 1..=n {
+        let sb = TestSandbox::with(fast("installed"));
+        let mut args = strs(&["install-gateway"]);
+        args.extend(target(&sb, "cluster-1"));
+        args.extend(strs(&with(&["--yes"])));
+        assert!(
+            kill_after_mutating(&sb, &args, k),
+            "k={k}: the run finished before its k-th mutating request"
+        );
+        exercised += 1;
+        let o = gateway(&sb, &with(&["--yes"]));
+        assert_success(&o, &format!("re-run after kill at k={k}"));
+        assert_gateway_ready(&sb, &format!("k={k}"));
+        let o = gateway(&sb, &with(&["--dry-run", "-o", "json"]));
+        assert_success(&o, "dry run");
+        let plan = json_of(&o);
+        assert!(
+            plan["actions"].as_array().unwrap().is_empty(),
+            "k={k}: {plan:#}"
+        );
+    }
+    assert_eq!(exercised, 8, "every kill point exercised");
 }
 
 #[test]

@@ -31,6 +31,7 @@ mod runner_contract;
 mod sandbox_cli;
 mod sandbox_dataplane;
 mod sandbox_scenarios;
+mod saved_dataplane_plan;
 mod saved_plan;
 mod saved_secret_plan;
 mod status;

@@ -1,4 +1,4 @@
-//! `asm apply FILE`: apply a plan saved by `asm install --plan-out FILE`, exactly.
+//! `asm apply FILE`: apply a plan saved with `--plan-out FILE`, exactly.
 
 use std::path::PathBuf;
 
@@ -12,7 +12,7 @@ use super::install::{OutputArg, parse_output};
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = PLAN_HEADING)]
 pub struct ApplyArgs {
-    /// The saved plan (`asm install|create-mesh|create-remote-secret … --plan-out FILE`).
+    /// The saved plan (written by a command's `--plan-out FILE`).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 

@@ -41,9 +41,14 @@ pub struct EnableDataplaneArgs {
     #[arg(long = "dry-run", alias = "dry_run")]
     pub dry_run: bool,
 
-    /// With --dry-run: exit 10 when the plan has changes to make.
+    /// With --dry-run or --plan-out: exit 10 when the plan has changes to make.
     #[arg(long = "detailed-exitcode")]
     pub detailed_exitcode: bool,
+
+    /// Save the plan to FILE (JSON, no token) and stop; `asm apply FILE` applies exactly
+    /// it, refusing if what it was planned from has changed.
+    #[arg(long = "plan-out", value_name = "FILE")]
+    pub plan_out: Option<PathBuf>,
 
     /// Write the plan (text and JSON), the run report and a log into DIR.
     #[arg(short = 'D', long = "output-dir", value_name = "DIR")]

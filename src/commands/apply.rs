@@ -1,9 +1,9 @@
 //! `asm apply FILE`: re-reads the saved inputs (validated like flags), re-observes, and
 //! refuses (exit 2) when what the plan was made from drifted — naming what changed — or when
 //! the plan computed now would differ from the saved actions. Otherwise it executes exactly
-//! the saved actions, under the same `--yes` rules as `install`. A saved secret plan
-//! (`saved.command` create-mesh or create-remote-secret) goes back to its command, which
-//! does the same with its own observation.
+//! the saved actions, under the same `--yes` rules as `install`. Another command's saved
+//! plan (`saved.command` create-mesh, create-remote-secret, enable-dataplane or
+//! install-gateway) goes back to its command, which does the same with its own observation.
 
 use tokio::time::Instant;
 
@@ -12,9 +12,9 @@ use crate::cli::install::OutputArg;
 use crate::environment::Environment;
 use crate::error::{Error, Result};
 use crate::output::Printer;
-use crate::plan::saved;
+use crate::plan::saved::{self, drift};
 use crate::spec::OutputFormat;
-use crate::steps::observe::{drift, fingerprint};
+use crate::steps::observe::fingerprint;
 
 use super::google::google_clients;
 use super::install::{ApplyRun, apply_plan, blocked_error, observe_and_plan_by, prepare_output};
@@ -36,11 +36,20 @@ pub async fn run(args: ApplyArgs, env: &Environment, printer: &Printer) -> Resul
             format!("cannot read plan file {:?}: {e}", file.display()),
         )
     })?;
-    // A secret plan (create-mesh, create-remote-secret) goes back to its command.
+    // Another command's plan goes back to its command.
     if let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text)
         && let Some(command) = doc["saved"]["command"].as_str()
         && command != "install"
     {
+        if crate::steps::dataplane::saved::COMMANDS.contains(&command) {
+            let saved = saved::read_command(file, &doc, &crate::steps::dataplane::saved::COMMANDS)?;
+            return match command {
+                "enable-dataplane" => {
+                    super::enable_dataplane::apply_saved(&saved, &args, env, printer).await
+                }
+                _ => super::install_gateway::apply_saved(&saved, &args, env, printer).await,
+            };
+        }
         let secrets = crate::steps::mesh::saved::read(file, &doc)?;
         return match command {
             "create-mesh" => super::create_mesh::apply_saved(&secrets, &args, env, printer).await,

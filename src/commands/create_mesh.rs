@@ -21,14 +21,14 @@ use crate::commands::secret_plan::{SecretRun, run_secret_plan};
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::output::Printer;
+use crate::plan::saved::{
+    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, str_list,
+};
 use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
     Connected, connect, member_refs, observe_members, observe_registrations,
 };
-use crate::steps::mesh::saved::{
-    SavedSecrets, actions_of, bool_input, document, fingerprint, matches_line, opt_str, refusal,
-    str_list,
-};
+use crate::steps::mesh::saved::{actions_of, document, fingerprint};
 use crate::steps::mesh::spec::{CreateMeshSpec, MemberRef};
 use crate::steps::remote_secret::{all_pairs, plan_registrations, plan_secrets};
 
@@ -50,7 +50,7 @@ fn inputs(args: &CreateMeshArgs) -> Value {
 /// `asm apply FILE` of a saved create-mesh plan: its flags (validated as flags are) with
 /// `asm apply`'s `--yes`, `-o`, `--timeout`, `-D` and credentials.
 pub async fn apply_saved(
-    saved: &SavedSecrets,
+    saved: &SavedCommand,
     apply: &ApplyArgs,
     env: &Environment,
     printer: &Printer,
@@ -89,7 +89,7 @@ pub async fn run(args: CreateMeshArgs, env: &Environment, printer: &Printer) -> 
 /// Runs `create-mesh`; with `saved`, only if the state and the plan still match it.
 async fn run_with(
     args: CreateMeshArgs,
-    saved: Option<&SavedSecrets>,
+    saved: Option<&SavedCommand>,
     env: &Environment,
     printer: &Printer,
 ) -> Result<i32> {
@@ -147,7 +147,7 @@ async fn run_with(
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = fingerprint(&members, &obs, registrations.as_deref());
     if let Some(saved) = saved {
-        if let Some(refused) = refusal(saved, &fp, &actions_of(&plan, &members, &obs)) {
+        if let Some(refused) = drift_refusal(saved, &fp, &actions_of(&plan, &members, &obs)) {
             return Err(refused.into());
         }
         printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));

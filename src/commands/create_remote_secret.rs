@@ -26,15 +26,15 @@ use crate::kube::client_from_kubeconfig;
 use crate::output::Printer;
 use crate::plan::CheckStatus;
 use crate::plan::execute::{Outcome, execute};
+use crate::plan::saved::{
+    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, str_list,
+};
 use crate::spec::parse_duration;
 use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
     kube_system_uid, kubeconfig_server, observe_member, observe_members,
 };
-use crate::steps::mesh::saved::{
-    SavedSecrets, actions_of, bool_input, document, fingerprint, matches_line, opt_str, refusal,
-    str_list,
-};
+use crate::steps::mesh::saved::{actions_of, document, fingerprint};
 use crate::steps::remote_secret::{
     AuthType, ClusterId, Member, SecretType, codes, is_dns1123_subdomain, loopback_warning,
     plan_secrets, plan_source_only, remote_secret_for,
@@ -219,7 +219,7 @@ fn inputs(args: &CreateRemoteSecretArgs, context: &str, namespace: &str) -> Valu
 /// `asm apply FILE` of a saved `create-remote-secret --apply-to` plan: its flags
 /// (validated as flags are) with `asm apply`'s `--yes`, `-o`, `--timeout` and `-D`.
 pub async fn apply_saved(
-    saved: &SavedSecrets,
+    saved: &SavedCommand,
     apply: &ApplyArgs,
     env: &Environment,
     printer: &Printer,
@@ -280,7 +280,7 @@ pub async fn run(
 /// and the plan still match it.
 async fn run_with(
     args: CreateRemoteSecretArgs,
-    saved: Option<&SavedSecrets>,
+    saved: Option<&SavedCommand>,
     env: &Environment,
     printer: &Printer,
 ) -> Result<i32> {
@@ -396,7 +396,7 @@ async fn run_with(
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = fingerprint(&members, &obs, None);
     if let Some(saved) = saved {
-        if let Some(refused) = refusal(saved, &fp, &actions_of(&plan, &members, &obs)) {
+        if let Some(refused) = drift_refusal(saved, &fp, &actions_of(&plan, &members, &obs)) {
             return Err(refused.into());
         }
         printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));

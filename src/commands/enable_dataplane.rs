@@ -3,11 +3,16 @@
 //! args → spec ([`crate::steps::dataplane::spec`]) → observe (install's observation plus
 //! [`crate::steps::dataplane::observe`]) → plan ([`crate::steps::dataplane::plan_dataplane`],
 //! pure) → the plan runner ([`crate::plan::run`]) → re-observe and report.
+//!
+//! `--plan-out FILE` saves the plan with the flags and a fingerprint of what was observed
+//! ([`crate::steps::dataplane::saved`]); `asm apply FILE` comes back here through
+//! [`apply_saved`], re-observes and refuses if anything drifted.
 
 use futures::future::join_all;
-use serde_json::json;
+use serde_json::{Value, json};
 use tokio::time::Instant;
 
+use crate::cli::apply::ApplyArgs;
 use crate::cli::dataplane::EnableDataplaneArgs;
 use crate::commands::google::google_clients;
 use crate::commands::install::concurrency;
@@ -16,12 +21,18 @@ use crate::error::{Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
+use crate::plan::saved::{
+    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, save_and_tell, str_list,
+};
 use crate::spec::OutputFormat;
 use crate::steps::apply::Executor;
 use crate::steps::dataplane::execute::DataplaneExecutor;
 use crate::steps::dataplane::observe::observe_dataplane;
+use crate::steps::dataplane::saved::{
+    actions_of, dataplane_fingerprint, document, target_from, target_inputs,
+};
 use crate::steps::dataplane::{DataplanePlan, DataplaneSpec, Observed, plan_dataplane};
-use crate::steps::observe::{Handles, observe};
+use crate::steps::observe::{Handles, observe_reusing};
 
 /// What fixes a failed precheck of enable-dataplane.
 const BLOCKED_HINT: &str = "fix them as each check's hint says; -e/--enable-gcp-components \
@@ -33,6 +44,7 @@ async fn observe_and_plan(
     env: &Environment,
     spec: &DataplaneSpec,
     printer: &Printer,
+    reuse: Option<&Handles>,
 ) -> (Observed, Handles, DataplanePlan) {
     let started = Instant::now();
     printer.progress(&format!(
@@ -44,7 +56,7 @@ async fn observe_and_plan(
             "s"
         },
     ));
-    let (mesh, handles) = observe(gcp, env, &spec.mesh).await;
+    let (mesh, handles) = observe_reusing(gcp, env, &spec.mesh, reuse).await;
     let clusters = join_all(handles.kube.iter().map(|ctx| async move {
         match ctx {
             Some(ctx) => Some(observe_dataplane(ctx).await),
@@ -58,8 +70,62 @@ async fn observe_and_plan(
     (obs, handles, plan)
 }
 
+/// The flags a saved plan records (`inputs`): what to reach and what to do, never a token.
+fn inputs(args: &EnableDataplaneArgs) -> Value {
+    json!({
+        "target": target_inputs(&args.target),
+        "namespaces": args.namespaces,
+        "all_namespaces": args.all_namespaces,
+        "pods": args.pods,
+        "disable": args.disable,
+        "enable_gcp_components": args.enable_gcp_components,
+        "timeout": args.timeout,
+    })
+}
+
+/// `asm apply FILE` of a saved enable-dataplane plan: its flags (validated as flags are)
+/// with `asm apply`'s `--yes`, `-o`, `--timeout`, `-D` and credentials.
+pub async fn apply_saved(
+    saved: &SavedCommand,
+    apply: &ApplyArgs,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
+    let i = &saved.inputs;
+    let args = EnableDataplaneArgs {
+        target: target_from(saved, &apply.credentials),
+        namespaces: str_list(i, "namespaces"),
+        all_namespaces: bool_input(saved, "all_namespaces")?,
+        pods: str_list(i, "pods"),
+        disable: bool_input(saved, "disable")?,
+        enable_gcp_components: bool_input(saved, "enable_gcp_components")?,
+        dry_run: false,
+        detailed_exitcode: false,
+        plan_out: None,
+        output_dir: apply.output_dir.clone(),
+        output: apply.output,
+        yes: apply.yes,
+        timeout: apply
+            .timeout
+            .clone()
+            .or_else(|| opt_str(i, "timeout"))
+            .unwrap_or_else(|| "10m".into()),
+    };
+    run_with(args, Some(saved), env, printer).await
+}
+
 /// Runs `asm enable-dataplane`.
 pub async fn run(args: EnableDataplaneArgs, env: &Environment, printer: &Printer) -> Result<i32> {
+    run_with(args, None, env, printer).await
+}
+
+/// Runs `enable-dataplane`; with `saved`, only if the state and the plan still match it.
+async fn run_with(
+    args: EnableDataplaneArgs,
+    saved: Option<&SavedCommand>,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
     // Args → spec (every rejection before any request).
     let spec = DataplaneSpec::from_args(&args)?;
     let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
@@ -69,7 +135,16 @@ pub async fn run(args: EnableDataplaneArgs, env: &Environment, printer: &Printer
 
     // Observe, plan.
     let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
-    let (_, handles, plan) = observe_and_plan(&gcp, env, &spec, printer).await;
+    let (obs, handles, plan) = observe_and_plan(&gcp, env, &spec, printer, None).await;
+
+    // A saved plan: what it was made from, and what it would do, must not have changed.
+    let fp = dataplane_fingerprint(&spec, &obs);
+    if let Some(saved) = saved {
+        if let Some(refused) = drift_refusal(saved, &fp, &actions_of(&plan)) {
+            return Err(refused.into());
+        }
+        printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));
+    }
 
     // Present, confirm, execute: the plan runner.
     let runner = Runner {
@@ -79,7 +154,7 @@ pub async fn run(args: EnableDataplaneArgs, env: &Environment, printer: &Printer
         out: out.as_ref(),
         contract: Contract {
             dry_run: spec.dry_run,
-            plan_out: false,
+            plan_out: spec.plan_out.is_some(),
             json: json_out,
             yes: spec.yes,
             detailed_exitcode: spec.detailed_exitcode,
@@ -87,7 +162,15 @@ pub async fn run(args: EnableDataplaneArgs, env: &Environment, printer: &Printer
         },
         blocked_hint: Some(BLOCKED_HINT),
     };
-    if let Presented::Stopped(code) = runner.present(&plan, None, || Ok(())).await? {
+    let save = || match &spec.plan_out {
+        Some(file) => save_and_tell(
+            file,
+            &document("enable-dataplane", &plan, inputs(&args), &fp),
+            printer,
+        ),
+        None => Ok(()),
+    };
+    if let Presented::Stopped(code) = runner.present(&plan, None, save).await? {
         return Ok(code);
     }
     let executor = DataplaneExecutor {
@@ -104,7 +187,8 @@ pub async fn run(args: EnableDataplaneArgs, env: &Environment, printer: &Printer
     // Verify: what is there now.
     let code = exec.exit_code();
     let remaining = if code == exit::SUCCESS {
-        let (_, _, replan) = observe_and_plan(&gcp, env, &spec, printer).await;
+        let (_, _, replan) =
+            observe_and_plan(&gcp, env, &spec, printer, Some(&executor.mesh.handles)).await;
         Some(replan.summary().changes())
     } else {
         None

@@ -3,6 +3,10 @@
 //! args → spec ([`crate::steps::gateway::spec`]) → observe (install's observation plus
 //! [`crate::steps::gateway::observe`]) → plan ([`crate::steps::gateway::plan_gateway`], pure)
 //! → the plan runner ([`crate::plan::run`]) → re-observe and print the address.
+//!
+//! `--plan-out FILE` saves the plan with the flags and a fingerprint of what was observed
+//! ([`crate::steps::dataplane::saved`]); `asm apply FILE` comes back here through
+//! [`apply_saved`], re-observes and refuses if anything drifted.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +14,8 @@ use futures::future::join_all;
 use serde_json::{Value, json};
 use tokio::time::Instant;
 
-use crate::cli::gateway::InstallGatewayArgs;
+use crate::cli::apply::ApplyArgs;
+use crate::cli::gateway::{InjectionArg, InstallGatewayArgs, ServiceTypeArg};
 use crate::commands::google::google_clients;
 use crate::commands::install::concurrency;
 use crate::environment::Environment;
@@ -19,14 +24,18 @@ use crate::gcp::GcpClients;
 use crate::output::Printer;
 use crate::plan::Action;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
+use crate::plan::saved::{SavedCommand, bool_input, drift_refusal, matches_line, save_and_tell};
 use crate::spec::OutputFormat;
 use crate::steps::apply::Executor;
 use crate::steps::dataplane::DataplaneStep;
 use crate::steps::dataplane::execute::DataplaneExecutor;
+use crate::steps::dataplane::saved::{
+    actions_of, document, gateway_fingerprint, required_str, target_from, target_inputs,
+};
 use crate::steps::gateway::observe::observe_gateway;
 use crate::steps::gateway::{GatewayPlan, GatewaySpec, Observed, manifests, plan_gateway};
 use crate::steps::kube_actions::KubeStep;
-use crate::steps::observe::{Handles, observe};
+use crate::steps::observe::{Handles, observe_reusing};
 
 const BLOCKED_HINT: &str = "fix them as each check's hint says";
 
@@ -35,6 +44,7 @@ async fn observe_and_plan(
     env: &Environment,
     spec: &GatewaySpec,
     printer: &Printer,
+    reuse: Option<&Handles>,
 ) -> Result<(Observed, Handles, GatewayPlan)> {
     printer.progress(&format!(
         "Reading the state of {} cluster{}…",
@@ -45,7 +55,7 @@ async fn observe_and_plan(
             "s"
         },
     ));
-    let (mesh, handles) = observe(gcp, env, &spec.mesh).await;
+    let (mesh, handles) = observe_reusing(gcp, env, &spec.mesh, reuse).await;
     // Names only: the revision does not change which objects are read.
     let desired = manifests(spec, "auto")?;
     let clusters = join_all(handles.kube.iter().map(|ctx| {
@@ -74,8 +84,97 @@ fn manifest_of(a: &Action<DataplaneStep>) -> Option<(String, Value)> {
     }
 }
 
+/// The flags a saved plan records (`inputs`): what to reach and what to do, never a token.
+fn inputs(args: &InstallGatewayArgs) -> Value {
+    json!({
+        "target": target_inputs(&args.target),
+        "namespace": args.namespace,
+        "name": args.name,
+        "revision": args.revision,
+        "injection": match args.injection {
+            InjectionArg::Namespace => "namespace",
+            InjectionArg::Pod => "pod",
+        },
+        "service_type": match args.service_type {
+            ServiceTypeArg::LoadBalancer => "LoadBalancer",
+            ServiceTypeArg::NodePort => "NodePort",
+            ServiceTypeArg::ClusterIp => "ClusterIP",
+        },
+        "replicas": args.replicas,
+        "enable_namespace_creation": args.enable_namespace_creation,
+        "allow_istio_system": args.allow_istio_system,
+        "timeout": args.timeout,
+    })
+}
+
+/// `asm apply FILE` of a saved install-gateway plan: its flags (validated as flags are)
+/// with `asm apply`'s `--yes`, `-o`, `--timeout`, `-D` and credentials.
+pub async fn apply_saved(
+    saved: &SavedCommand,
+    apply: &ApplyArgs,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
+    let bad = |key: &str| {
+        crate::error::Error::usage(
+            "ASM-E106",
+            format!(
+                "plan file {:?}: inputs.{key} is missing or invalid",
+                saved.file.display()
+            ),
+        )
+    };
+    let injection = match required_str(saved, "injection")?.as_str() {
+        "namespace" => InjectionArg::Namespace,
+        "pod" => InjectionArg::Pod,
+        _ => return Err(bad("injection").into()),
+    };
+    let service_type = match required_str(saved, "service_type")?.as_str() {
+        "LoadBalancer" => ServiceTypeArg::LoadBalancer,
+        "NodePort" => ServiceTypeArg::NodePort,
+        "ClusterIP" => ServiceTypeArg::ClusterIp,
+        _ => return Err(bad("service_type").into()),
+    };
+    let replicas = saved.inputs["replicas"]
+        .as_u64()
+        .and_then(|r| u32::try_from(r).ok())
+        .ok_or_else(|| bad("replicas"))?;
+    let args = InstallGatewayArgs {
+        target: target_from(saved, &apply.credentials),
+        namespace: required_str(saved, "namespace")?,
+        name: required_str(saved, "name")?,
+        revision: required_str(saved, "revision")?,
+        injection,
+        service_type,
+        replicas,
+        enable_namespace_creation: bool_input(saved, "enable_namespace_creation")?,
+        allow_istio_system: bool_input(saved, "allow_istio_system")?,
+        dry_run: false,
+        detailed_exitcode: false,
+        plan_out: None,
+        output_dir: apply.output_dir.clone(),
+        output: apply.output,
+        yes: apply.yes,
+        timeout: match &apply.timeout {
+            Some(t) => t.clone(),
+            None => required_str(saved, "timeout")?,
+        },
+    };
+    run_with(args, Some(saved), env, printer).await
+}
+
 /// Runs `asm install-gateway`.
 pub async fn run(args: InstallGatewayArgs, env: &Environment, printer: &Printer) -> Result<i32> {
+    run_with(args, None, env, printer).await
+}
+
+/// Runs `install-gateway`; with `saved`, only if the state and the plan still match it.
+async fn run_with(
+    args: InstallGatewayArgs,
+    saved: Option<&SavedCommand>,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
     let spec = GatewaySpec::from_args(&args)?;
     let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
     let printer = &printer;
@@ -83,7 +182,16 @@ pub async fn run(args: InstallGatewayArgs, env: &Environment, printer: &Printer)
     let json_out = spec.mesh.output == OutputFormat::Json;
 
     let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
-    let (_, handles, plan) = observe_and_plan(&gcp, env, &spec, printer).await?;
+    let (obs, handles, plan) = observe_and_plan(&gcp, env, &spec, printer, None).await?;
+
+    // A saved plan: what it was made from, and what it would do, must not have changed.
+    let fp = gateway_fingerprint(&spec, &obs)?;
+    if let Some(saved) = saved {
+        if let Some(refused) = drift_refusal(saved, &fp, &actions_of(&plan)) {
+            return Err(refused.into());
+        }
+        printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));
+    }
 
     let runner = Runner {
         command: "install-gateway",
@@ -92,7 +200,7 @@ pub async fn run(args: InstallGatewayArgs, env: &Environment, printer: &Printer)
         out: out.as_ref(),
         contract: Contract {
             dry_run: spec.dry_run,
-            plan_out: false,
+            plan_out: spec.plan_out.is_some(),
             json: json_out,
             yes: spec.yes,
             detailed_exitcode: spec.detailed_exitcode,
@@ -101,7 +209,15 @@ pub async fn run(args: InstallGatewayArgs, env: &Environment, printer: &Printer)
         blocked_hint: Some(BLOCKED_HINT),
     };
     let manifests = |a: &Action<DataplaneStep>| manifest_of(a);
-    if let Presented::Stopped(code) = runner.present(&plan, Some(&manifests), || Ok(())).await? {
+    let save = || match &spec.plan_out {
+        Some(file) => save_and_tell(
+            file,
+            &document("install-gateway", &plan, inputs(&args), &fp),
+            printer,
+        ),
+        None => Ok(()),
+    };
+    if let Presented::Stopped(code) = runner.present(&plan, Some(&manifests), save).await? {
         return Ok(code);
     }
     let executor = DataplaneExecutor {
@@ -122,7 +238,8 @@ pub async fn run(args: InstallGatewayArgs, env: &Environment, printer: &Printer)
     let mut addresses = BTreeMap::new();
     let mut remaining = None;
     if code == exit::SUCCESS {
-        let (obs, _, replan) = observe_and_plan(&gcp, env, &spec, printer).await?;
+        let (obs, _, replan) =
+            observe_and_plan(&gcp, env, &spec, printer, Some(&executor.mesh.handles)).await?;
         remaining = Some(replan.summary().changes());
         for (c, o) in spec.mesh.clusters.iter().zip(&obs.clusters) {
             if let Some(Ok(g)) = o {

@@ -4,8 +4,8 @@
 //! etags, label fingerprints, resourceVersions, states). Never a secret: no token, no
 //! credential file, no key.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -314,6 +314,200 @@ pub fn differences(
         }
     }
     out
+}
+
+/// What differs between two fingerprints, one line per key: `KEY: OLD → NEW`.
+pub fn drift(saved: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
+    let keys: BTreeSet<&String> = saved.keys().chain(now.keys()).collect();
+    keys.into_iter()
+        .filter_map(|k| {
+            let (a, b) = (saved.get(k), now.get(k));
+            (a != b).then(|| {
+                format!(
+                    "{k}: {} → {}",
+                    a.map(String::as_str).unwrap_or("(not observed)"),
+                    b.map(String::as_str).unwrap_or("(not observed)")
+                )
+            })
+        })
+        .collect()
+}
+
+/// A saved plan of a command that records its flags (`inputs`) rather than a typed spec:
+/// create-mesh, create-remote-secret, enable-dataplane, install-gateway. The command
+/// validates the inputs as it validates flags.
+#[derive(Debug, Clone)]
+pub struct SavedCommand {
+    pub file: PathBuf,
+    /// `saved.command`: whose plan it is.
+    pub command: String,
+    pub inputs: Value,
+    pub fingerprint: BTreeMap<String, String>,
+    /// `(id, op, payload)` of every saved action, in order.
+    pub actions: Vec<(String, String, Value)>,
+}
+
+/// Reads a saved plan whose `saved.command` is one of `commands` (`doc` is the parsed file).
+pub fn read_command(file: &Path, doc: &Value, commands: &[&str]) -> Result<SavedCommand, Error> {
+    let bad = |what: String| {
+        Error::usage(
+            "ASM-E106",
+            format!("plan file {:?}: {what}", file.display()),
+        )
+        .with_hint("make a new one with the command's --plan-out FILE")
+    };
+    if doc["schema"] != render::SCHEMA || doc["saved"]["version"] != SAVED_VERSION {
+        return Err(bad(format!(
+            "not a saved plan (schema {}, saved.version {})",
+            doc["schema"], doc["saved"]["version"]
+        )));
+    }
+    let command = doc["saved"]["command"]
+        .as_str()
+        .filter(|c| commands.contains(c))
+        .ok_or_else(|| {
+            bad(format!(
+                "saved.command {} is unknown",
+                doc["saved"]["command"]
+            ))
+        })?;
+    if !doc["inputs"].is_object() {
+        return Err(bad("inputs is missing".into()));
+    }
+    let fingerprint: BTreeMap<String, String> = serde_json::from_value(doc["fingerprint"].clone())
+        .map_err(|e| bad(format!("fingerprint: {e}")))?;
+    if fingerprint.is_empty() {
+        return Err(bad("fingerprint is empty".into()));
+    }
+    let actions = doc["actions"]
+        .as_array()
+        .ok_or_else(|| bad("actions is missing".into()))?
+        .iter()
+        .map(|a| {
+            (
+                a["id"].as_str().unwrap_or_default().to_string(),
+                a["op"].as_str().unwrap_or_default().to_string(),
+                a["payload"].clone(),
+            )
+        })
+        .collect();
+    Ok(SavedCommand {
+        file: file.to_path_buf(),
+        command: command.to_string(),
+        inputs: doc["inputs"].clone(),
+        fingerprint,
+        actions,
+    })
+}
+
+/// The saved plan of `command` for a command that records its flags: `-o json`'s object
+/// with `dry_run: true`, `inputs`, `fingerprint` and each action's `payload` (`payloads`,
+/// in the plan's order).
+pub fn command_document<P>(
+    command: &str,
+    plan: &super::Plan<P>,
+    payloads: Vec<Value>,
+    inputs: Value,
+    fingerprint: &BTreeMap<String, String>,
+) -> Value {
+    let mut v = render::json(plan, None);
+    v["dry_run"] = json!(true);
+    if let Some(actions) = v["actions"].as_array_mut() {
+        for (out, p) in actions.iter_mut().zip(payloads) {
+            out["payload"] = p;
+        }
+    }
+    v["saved"] = json!({
+        "version": SAVED_VERSION,
+        "asm_version": env!("CARGO_PKG_VERSION"),
+        "command": command,
+    });
+    v["inputs"] = inputs;
+    v["fingerprint"] = json!(fingerprint);
+    v
+}
+
+/// The refusal (exit 2) if the state a saved plan was made from drifted or the plan made
+/// now differs from the saved actions; `None` when it may be applied.
+pub fn drift_refusal(
+    saved: &SavedCommand,
+    now_fingerprint: &BTreeMap<String, String>,
+    now_actions: &[(String, String, Value)],
+) -> Option<Error> {
+    let remake = format!("asm {} … --plan-out FILE", saved.command);
+    let drifted = drift(&saved.fingerprint, now_fingerprint);
+    if !drifted.is_empty() {
+        return Some(refusal(
+            &saved.file,
+            "the state it was planned from has changed",
+            &drifted,
+            &remake,
+        ));
+    }
+    let differences = differences(&saved.actions, now_actions);
+    (!differences.is_empty()).then(|| {
+        refusal(
+            &saved.file,
+            "the actions planned now differ from the saved ones",
+            &differences,
+            &remake,
+        )
+    })
+}
+
+/// A string input of a saved plan (`None` when null or absent).
+pub fn opt_str(inputs: &Value, key: &str) -> Option<String> {
+    inputs[key].as_str().map(str::to_string)
+}
+
+/// A list of strings of a saved plan's inputs.
+pub fn str_list(inputs: &Value, key: &str) -> Vec<String> {
+    inputs[key]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A boolean input of a saved plan; a missing or mistyped one is refused (exit 2).
+pub fn bool_input(saved: &SavedCommand, key: &str) -> Result<bool, Error> {
+    saved.inputs[key].as_bool().ok_or_else(|| {
+        Error::usage(
+            "ASM-E106",
+            format!(
+                "plan file {:?}: inputs.{key} is missing or not a boolean",
+                saved.file.display()
+            ),
+        )
+    })
+}
+
+/// The line `asm apply` prints when the state matches the saved plan.
+pub fn matches_line(saved: &SavedCommand, observations: usize, actions: usize) -> String {
+    format!(
+        "The state matches the plan in {} ({observations} observations); applying its {actions} action{}.",
+        saved.file.display(),
+        if actions == 1 { "" } else { "s" }
+    )
+}
+
+/// Saves `doc` to `file` and says how to apply it (`--plan-out`).
+pub fn save_and_tell(
+    file: &Path,
+    doc: &Value,
+    printer: &crate::output::Printer,
+) -> Result<(), Error> {
+    write(file, doc)?;
+    printer.progress(&format!(
+        "Saved the plan to {}; apply exactly it with `asm apply {}`.",
+        file.display(),
+        file.display()
+    ));
+    Ok(())
 }
 
 /// At most this many drifted items are listed in a refusal.

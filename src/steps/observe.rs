@@ -103,6 +103,18 @@ fn gke_obs(c: &Cluster) -> GkeObs {
 
 /// Reads everything `plan_mesh` needs.
 pub async fn observe(gcp: &GcpClients, env: &Environment, spec: &MeshSpec) -> (Observed, Handles) {
+    observe_reusing(gcp, env, spec, None).await
+}
+
+/// [`observe`], reaching each cluster through the Kubernetes client of `reuse` when it has
+/// one (a command's second observation, after applying, keeps its connections instead of
+/// opening new ones to every cluster).
+pub async fn observe_reusing(
+    gcp: &GcpClients,
+    env: &Environment,
+    spec: &MeshSpec,
+    reuse: Option<&Handles>,
+) -> (Observed, Handles) {
     let fleet = spec.fleet_project.as_str();
     let mut projects: BTreeSet<String> = BTreeSet::new();
     projects.insert(fleet.to_string());
@@ -180,11 +192,21 @@ pub async fn observe(gcp: &GcpClients, env: &Environment, spec: &MeshSpec) -> (O
 
     // Wave 2: each cluster's Kubernetes API and membership feature.
     let number = fleet_obs.project_number.as_ref().ok().cloned();
-    let wave2 = join_all(spec.clusters.iter().zip(&clusters).map(|(c, g)| {
-        let fleet_obs = &fleet_obs;
-        let number = number.clone();
-        async move { observe_cluster(gcp, env, spec, c, g, fleet_obs, number.as_deref()).await }
-    }))
+    let wave2 = join_all(
+        spec.clusters
+            .iter()
+            .zip(&clusters)
+            .enumerate()
+            .map(|(i, (c, g))| {
+                let fleet_obs = &fleet_obs;
+                let number = number.clone();
+                let existing = reuse.and_then(|h| h.kube.get(i)).and_then(Option::as_ref);
+                async move {
+                    observe_cluster(gcp, env, spec, c, g, fleet_obs, number.as_deref(), existing)
+                        .await
+                }
+            }),
+    )
     .await;
 
     let mut handles = Handles::default();
@@ -204,6 +226,7 @@ pub async fn observe(gcp: &GcpClients, env: &Environment, spec: &MeshSpec) -> (O
     )
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn observe_cluster(
     gcp: &GcpClients,
     env: &Environment,
@@ -212,6 +235,7 @@ async fn observe_cluster(
     gke: &crate::gcp::GcpResult<Option<Cluster>>,
     fleet_obs: &FleetObs,
     number: Option<&str>,
+    existing: Option<&KubeContext>,
 ) -> (ClusterObs, Option<Cluster>, Option<KubeContext>) {
     let cluster = match gke {
         Ok(Some(cl)) => cl.clone(),
@@ -244,9 +268,10 @@ async fn observe_cluster(
         .ok()
         .and_then(|ms| fleet::find_membership(ms, c, number).cloned());
     let kube = async {
-        let ctx = match &spec.kube {
-            KubeAccess::Gke => client_for_gke(&cluster, gcp.token(), gcp.trace()),
-            KubeAccess::Kubeconfig { path, context } => {
+        let ctx = match (existing, &spec.kube) {
+            (Some(ctx), _) => Ok(ctx.clone()),
+            (None, KubeAccess::Gke) => client_for_gke(&cluster, gcp.token(), gcp.trace()),
+            (None, KubeAccess::Kubeconfig { path, context }) => {
                 client_from_kubeconfig(env, path.as_deref(), context.as_deref(), gcp.trace()).await
             }
         };
@@ -658,21 +683,4 @@ pub fn fingerprint(spec: &MeshSpec, obs: &Observed) -> BTreeMap<String, String> 
         m.insert(format!("cluster {c}: servicemesh membership feature"), mf);
     }
     m
-}
-
-/// What differs between two fingerprints, one line per key: `KEY: OLD → NEW`.
-pub fn drift(saved: &BTreeMap<String, String>, now: &BTreeMap<String, String>) -> Vec<String> {
-    let keys: BTreeSet<&String> = saved.keys().chain(now.keys()).collect();
-    keys.into_iter()
-        .filter_map(|k| {
-            let (a, b) = (saved.get(k), now.get(k));
-            (a != b).then(|| {
-                format!(
-                    "{k}: {} → {}",
-                    a.map(String::as_str).unwrap_or("(not observed)"),
-                    b.map(String::as_str).unwrap_or("(not observed)")
-                )
-            })
-        })
-        .collect()
 }

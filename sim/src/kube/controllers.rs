@@ -332,33 +332,44 @@ impl KubeApiServer {
             else {
                 return;
             };
-            if st.get(&rt, ns, name).is_none() {
+            let Some(cpr) = st.get(&rt, ns, name) else {
                 return;
+            };
+            // Already provisioned (the `installed` scenario writes it so): a controller does
+            // not rewrite an unchanged status, so the resourceVersion stays.
+            let provisioned = cpr
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "ProvisioningFinished" && c["status"] == "True")
+                });
+            if !provisioned {
+                self.controller_update(
+                    &mut st,
+                    &rt,
+                    ns,
+                    name,
+                    "mdp-controller",
+                    if rt.has_status { "status" } else { "" },
+                    |c| {
+                        util::set_path(
+                            c,
+                            &["status", "conditions"],
+                            json!([
+                                condition("Reconciled", "True", "Ready", "Ready"),
+                                condition("Stalled", "False", "Ready", "Ready"),
+                                condition(
+                                    "ProvisioningFinished",
+                                    "True",
+                                    "Provisioned",
+                                    "Provisioning finished"
+                                ),
+                            ]),
+                        );
+                    },
+                );
             }
-            self.controller_update(
-                &mut st,
-                &rt,
-                ns,
-                name,
-                "mdp-controller",
-                if rt.has_status { "status" } else { "" },
-                |c| {
-                    util::set_path(
-                        c,
-                        &["status", "conditions"],
-                        json!([
-                            condition("Reconciled", "True", "Ready", "Ready"),
-                            condition("Stalled", "False", "Ready", "Ready"),
-                            condition(
-                                "ProvisioningFinished",
-                                "True",
-                                "Provisioned",
-                                "Provisioning finished"
-                            ),
-                        ]),
-                    );
-                },
-            );
         }
         let webhook = json!({
             "apiVersion": "admissionregistration.k8s.io/v1",

@@ -8,6 +8,7 @@
 
 pub mod execute;
 pub mod observe;
+pub mod saved;
 pub mod spec;
 
 use std::collections::BTreeMap;
@@ -57,6 +58,8 @@ pub struct NamespaceObs {
     pub labels: BTreeMap<String, String>,
     /// Its [`PROXY_ANNOTATION`].
     pub proxy: Option<String>,
+    /// `metadata.resourceVersion` (for saved plans' fingerprints).
+    pub resource_version: Option<String>,
 }
 
 /// A pod.
@@ -76,6 +79,8 @@ pub struct PodObs {
     pub template_hash: Option<String>,
     /// Not terminating, not finished.
     pub live: bool,
+    /// `metadata.resourceVersion` (for saved plans' fingerprints).
+    pub resource_version: Option<String>,
 }
 
 /// A Deployment, StatefulSet, DaemonSet or Job.
@@ -143,6 +148,20 @@ fn on_cluster(a: Action<KubeStep>, cluster: usize) -> Action<DataplaneStep> {
 pub fn has_injection_label(ns: &NamespaceObs) -> bool {
     ns.labels.contains_key("istio.io/rev")
         || ns.labels.get("istio-injection").map(String::as_str) == Some("enabled")
+}
+
+/// The namespaces a run covers on a cluster: those named, or (`--all-namespaces`) those
+/// with an injection label, system namespaces excepted.
+pub fn selected_namespaces(namespaces: &Namespaces, dp: &DataplaneObs) -> Vec<String> {
+    match namespaces {
+        Namespaces::Named(names) => names.clone(),
+        Namespaces::AllLabelled => dp
+            .namespaces
+            .iter()
+            .filter(|n| !spec::is_system_namespace(&n.name) && has_injection_label(n))
+            .map(|n| n.name.clone())
+            .collect(),
+    }
 }
 
 /// The Deployment a pod belongs to (through its ReplicaSet `DEPLOYMENT-HASH`).
@@ -418,15 +437,7 @@ fn plan_cluster(
     let mut annotated = Vec::new();
 
     // Namespaces.
-    let selected: Vec<String> = match &spec.namespaces {
-        Namespaces::Named(names) => names.clone(),
-        Namespaces::AllLabelled => dp
-            .namespaces
-            .iter()
-            .filter(|n| !spec::is_system_namespace(&n.name) && has_injection_label(n))
-            .map(|n| n.name.clone())
-            .collect(),
-    };
+    let selected = selected_namespaces(&spec.namespaces, dp);
     if spec.namespaces == Namespaces::AllLabelled && selected.is_empty() {
         plan.checks.push(Check::new(
             codes::NAMESPACE,

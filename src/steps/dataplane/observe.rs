@@ -35,6 +35,12 @@ fn str_at(v: &Value, pointer: &str) -> String {
         .to_string()
 }
 
+fn resource_version(v: &Value) -> Option<String> {
+    v.pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 /// Lists every `K` of the cluster as JSON values.
 async fn list_all<K>(ctx: &KubeContext, what: &str) -> Result<Vec<Value>, String>
 where
@@ -120,6 +126,7 @@ pub fn pod_obs(p: &Value) -> PodObs {
                 p.pointer("/status/phase").and_then(Value::as_str),
                 Some("Succeeded" | "Failed")
             ),
+        resource_version: resource_version(p),
     }
 }
 
@@ -166,6 +173,7 @@ pub async fn observe_dataplane(ctx: &KubeContext) -> Result<DataplaneObs, String
                     .and_then(|a| a.get(super::PROXY_ANNOTATION))
                     .and_then(Value::as_str)
                     .map(str::to_string),
+                resource_version: resource_version(n),
             })
             .collect(),
         pods: pods?.iter().map(pod_obs).collect(),

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::dataplane::EnableDataplaneArgs;
 use crate::error::Error;
-use crate::spec::{MeshSpec, namespace_name, object_name, output_dir, target_spec};
+use crate::spec::{MeshSpec, namespace_name, object_name, output_dir, plan_out_file, target_spec};
 
 /// Namespaces whose proxies the managed data plane never manages (and `gke-*`).
 pub const SYSTEM_NAMESPACES: [&str; 4] = [
@@ -42,6 +42,8 @@ pub struct DataplaneSpec {
     pub dry_run: bool,
     pub yes: bool,
     pub detailed_exitcode: bool,
+    /// `--plan-out FILE`: save the plan and stop.
+    pub plan_out: Option<PathBuf>,
     pub output_dir: Option<PathBuf>,
 }
 
@@ -94,11 +96,12 @@ impl DataplaneSpec {
                 pods.push(pod);
             }
         }
-        if args.detailed_exitcode && !args.dry_run {
+        if args.detailed_exitcode && !args.dry_run && args.plan_out.is_none() {
             return Err(usage(
-                "--detailed-exitcode applies to a plan only: add --dry-run",
+                "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
             ));
         }
+        plan_out_file(args.plan_out.as_deref())?;
         output_dir(args.output_dir.as_deref())?;
         Ok(DataplaneSpec {
             mesh,
@@ -112,6 +115,7 @@ impl DataplaneSpec {
             dry_run: args.dry_run,
             yes: args.yes,
             detailed_exitcode: args.detailed_exitcode,
+            plan_out: args.plan_out.clone(),
             output_dir: args.output_dir.clone(),
         })
     }
@@ -138,6 +142,7 @@ mod tests {
             enable_gcp_components: false,
             dry_run: false,
             detailed_exitcode: false,
+            plan_out: None,
             output_dir: None,
             output: OutputArg::Text,
             yes: true,

@@ -22,6 +22,7 @@ fn spec(namespaces: Namespaces, disable: bool, components: bool) -> DataplaneSpe
         dry_run: false,
         yes: true,
         detailed_exitcode: false,
+        plan_out: None,
         output_dir: None,
     }
 }
@@ -38,6 +39,7 @@ fn ns(name: &str, labels: &[(&str, &str)], proxy: Option<&str>) -> NamespaceObs 
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
         proxy: proxy.map(str::to_string),
+        resource_version: Some("1".into()),
     }
 }
 
@@ -248,6 +250,7 @@ fn unmanaged_names_uninjected_pods_kube_inject_jobs_and_sets() {
         owner: owner.map(|(k, n)| (k.to_string(), n.to_string())),
         template_hash: hash.map(str::to_string),
         live: true,
+        resource_version: None,
     };
     let workload = |kind: &str, name: &str, template_injected: bool| WorkloadObs {
         kind: kind.into(),

@@ -17,6 +17,7 @@ use serde_json::{Value, json};
 use crate::error::Error;
 use crate::kube::apply::{diff_needed, parse_yaml_documents};
 use crate::kube::metadata::Changes;
+use crate::kube::rollout::{Rollout, deployment_rollout};
 use crate::plan::{Check, CheckStatus, Plan};
 use crate::spec::Channel;
 use crate::steps::codes as mesh_codes;
@@ -122,6 +123,18 @@ pub fn revision_of(spec: &GatewaySpec, obs: &Observed, i: usize) -> String {
         };
         Channel::from_gke(channel.as_deref()).revision().to_string()
     })
+}
+
+/// Whether the observed gateway needs no wait: its Deployment rolled out (as `kubectl
+/// rollout status` judges it) and, for a LoadBalancer, the Service has an address.
+fn gateway_ready(spec: &GatewaySpec, desired: &[Value], gw: &GatewayObs) -> bool {
+    let deployment = desired
+        .iter()
+        .zip(&gw.live)
+        .find(|(d, _)| d["kind"] == "Deployment")
+        .and_then(|(_, live)| live.as_ref());
+    let rolled_out = deployment.is_some_and(|d| deployment_rollout(d) == Rollout::Complete);
+    rolled_out && (spec.service_type != "LoadBalancer" || gw.address.is_some())
 }
 
 /// Plans `install-gateway` (pure).
@@ -303,8 +316,9 @@ fn plan_cluster(
         plan.actions.push(kube(a, i));
     }
 
-    // Waits, when something changes.
-    if applied.is_empty() && deps.is_empty() {
+    // Waits, when something changes or the gateway is not ready yet (a run killed after
+    // its last write left it unwaited for).
+    if applied.is_empty() && deps.is_empty() && gateway_ready(spec, &desired, gw) {
         return Ok(());
     }
     let mut all = deps.clone();

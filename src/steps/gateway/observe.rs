@@ -1,6 +1,7 @@
 //! Observation (I/O) of `asm install-gateway`: the namespace and the live copy of every
 //! object the gateway's manifests name.
 
+use futures::future::join_all;
 use serde_json::Value;
 
 use super::GatewayObs;
@@ -15,17 +16,27 @@ pub async fn observe_gateway(
     desired: &[Value],
 ) -> Result<GatewayObs, String> {
     let client = &ctx.client;
-    let ns = kube_retry(|| get_opt(client, "v1", "Namespace", None, namespace))
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut live = Vec::new();
     for d in desired {
         object_ref(d).map_err(|e| e.to_string())?;
-        let o = kube_retry(|| get_live(client, d))
-            .await
-            .map_err(|e| e.to_string())?;
-        live.push(o.and_then(|o| serde_json::to_value(o).ok()));
     }
+    // Concurrent reads: with N clusters observed at once, each cluster costs one round
+    // trip instead of one per object.
+    let (ns, objects) = tokio::join!(
+        kube_retry(|| get_opt(client, "v1", "Namespace", None, namespace)),
+        join_all(
+            desired
+                .iter()
+                .map(|d| kube_retry(move || get_live(client, d)))
+        ),
+    );
+    let ns = ns.map_err(|e| e.to_string())?;
+    let live = objects
+        .into_iter()
+        .map(|o| {
+            o.map(|o| o.and_then(|o| serde_json::to_value(o).ok()))
+                .map_err(|e| e.to_string())
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let service = desired
         .iter()
         .zip(&live)

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::gateway::{InjectionArg, InstallGatewayArgs, ServiceTypeArg};
 use crate::error::Error;
-use crate::spec::{MeshSpec, namespace_name, output_dir, target_spec};
+use crate::spec::{MeshSpec, namespace_name, output_dir, plan_out_file, target_spec};
 use crate::steps::dataplane::MANAGED_REVISIONS;
 
 /// Everything `asm install-gateway` needs, validated.
@@ -25,6 +25,8 @@ pub struct GatewaySpec {
     pub dry_run: bool,
     pub yes: bool,
     pub detailed_exitcode: bool,
+    /// `--plan-out FILE`: save the plan and stop.
+    pub plan_out: Option<PathBuf>,
     pub output_dir: Option<PathBuf>,
 }
 
@@ -63,11 +65,12 @@ impl GatewaySpec {
         if args.replicas == 0 {
             return Err(usage("--replicas must be at least 1"));
         }
-        if args.detailed_exitcode && !args.dry_run {
+        if args.detailed_exitcode && !args.dry_run && args.plan_out.is_none() {
             return Err(usage(
-                "--detailed-exitcode applies to a plan only: add --dry-run",
+                "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
             ));
         }
+        plan_out_file(args.plan_out.as_deref())?;
         output_dir(args.output_dir.as_deref())?;
         Ok(GatewaySpec {
             mesh,
@@ -85,6 +88,7 @@ impl GatewaySpec {
             dry_run: args.dry_run,
             yes: args.yes,
             detailed_exitcode: args.detailed_exitcode,
+            plan_out: args.plan_out.clone(),
             output_dir: args.output_dir.clone(),
         })
     }

@@ -2,7 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::*;
 use crate::plan::Op;
@@ -25,6 +25,7 @@ fn spec(pod_injection: bool) -> GatewaySpec {
         dry_run: false,
         yes: true,
         detailed_exitcode: false,
+        plan_out: None,
         output_dir: None,
     }
 }
@@ -116,26 +117,75 @@ fn pod_injection_labels_the_pods_and_strips_the_namespace_labels() {
     );
 }
 
+/// The manifests as the server holds them: the Deployment defaulted to one replica and
+/// rolled out (`rolled_out`) or with its pod not yet available.
+fn live_gateway(s: &GatewaySpec, rolled_out: bool) -> Vec<Option<Value>> {
+    manifests(s, "asm-managed")
+        .unwrap()
+        .into_iter()
+        .map(|mut o| {
+            if o["kind"] == "Deployment" {
+                o["metadata"]["generation"] = json!(1);
+                o["spec"]["replicas"] = json!(1);
+                o["status"] = json!({
+                    "observedGeneration": 1,
+                    "replicas": 1,
+                    "updatedReplicas": 1,
+                    "availableReplicas": if rolled_out { 1 } else { 0 },
+                });
+            }
+            Some(o)
+        })
+        .collect()
+}
+
+fn ids(p: &GatewayPlan) -> Vec<&str> {
+    p.actions.iter().map(|a| a.id.as_str()).collect()
+}
+
 #[test]
 fn live_objects_equal_to_the_manifests_plan_nothing() {
     let s = spec(false);
-    let m = manifests(&s, "asm-managed").unwrap();
     let live_ns = json!({"metadata": {"name": "gw", "labels": {"istio.io/rev": "asm-managed"}}});
     let o = observed(
         &s,
         GatewayObs {
             namespace: Some(live_ns),
-            live: m.iter().cloned().map(Some).collect(),
+            live: live_gateway(&s, true),
             address: Some("203.0.113.7".into()),
         },
     );
     let p = plan_gateway(&s, &o).unwrap();
-    assert!(
-        p.actions.is_empty(),
-        "{:?}",
-        p.actions.iter().map(|a| &a.id).collect::<Vec<_>>()
-    );
+    assert!(p.actions.is_empty(), "{:?}", ids(&p));
     assert!(!p.blocked());
+}
+
+#[test]
+fn objects_in_place_but_not_ready_plan_the_waits_only() {
+    let s = spec(false);
+    let live_ns = json!({"metadata": {"name": "gw", "labels": {"istio.io/rev": "asm-managed"}}});
+    let waits = [
+        "cluster-1/available",
+        "cluster-1/injected",
+        "cluster-1/address",
+    ];
+    for (rolled_out, address) in [(false, Some("203.0.113.7")), (true, None)] {
+        let o = observed(
+            &s,
+            GatewayObs {
+                namespace: Some(live_ns.clone()),
+                live: live_gateway(&s, rolled_out),
+                address: address.map(str::to_string),
+            },
+        );
+        let p = plan_gateway(&s, &o).unwrap();
+        assert_eq!(
+            ids(&p),
+            waits,
+            "rolled out {rolled_out}, address {address:?}"
+        );
+        assert_eq!(p.summary().changes(), 0);
+    }
 }
 
 #[test]

@@ -11,8 +11,7 @@ use std::path::Path;
 use serde_json::{Value, json};
 
 use crate::error::Error;
-use crate::plan::render;
-use crate::plan::saved::SAVED_VERSION;
+use crate::plan::saved::{SavedCommand, read_command};
 use crate::steps::remote_secret::{
     FleetMembership, Member, MemberObs, MeshStep, SecretPlan, references_sa, token_secret_name,
 };
@@ -241,159 +240,23 @@ pub fn document(
     inputs: Value,
     fingerprint: &BTreeMap<String, String>,
 ) -> Value {
-    let mut v = render::json(plan, None);
-    v["dry_run"] = json!(true);
-    let payloads = actions_of(plan, members, obs);
-    if let Some(actions) = v["actions"].as_array_mut() {
-        for (out, (_, _, p)) in actions.iter_mut().zip(payloads) {
-            out["payload"] = p;
-        }
-    }
-    v["saved"] = json!({
-        "version": SAVED_VERSION,
-        "asm_version": env!("CARGO_PKG_VERSION"),
-        "command": command,
-    });
-    v["inputs"] = inputs;
-    v["fingerprint"] = json!(fingerprint);
-    v
-}
-
-/// A saved secret plan read back (its inputs are validated by the command, like flags).
-#[derive(Debug, Clone)]
-pub struct SavedSecrets {
-    pub file: std::path::PathBuf,
-    pub command: String,
-    pub inputs: Value,
-    pub fingerprint: BTreeMap<String, String>,
-    pub actions: Vec<(String, String, Value)>,
+    let payloads = actions_of(plan, members, obs)
+        .into_iter()
+        .map(|(_, _, p)| p)
+        .collect();
+    crate::plan::saved::command_document(command, plan, payloads, inputs, fingerprint)
 }
 
 /// Reads a saved plan of one of [`COMMANDS`] (`doc` is the parsed file).
-pub fn read(file: &Path, doc: &Value) -> Result<SavedSecrets, Error> {
-    let bad = |what: String| {
-        Error::usage(
-            "ASM-E106",
-            format!("plan file {:?}: {what}", file.display()),
-        )
-        .with_hint("make a new one with the command's --plan-out FILE")
-    };
-    if doc["schema"] != render::SCHEMA || doc["saved"]["version"] != SAVED_VERSION {
-        return Err(bad(format!(
-            "not a saved plan (schema {}, saved.version {})",
-            doc["schema"], doc["saved"]["version"]
-        )));
-    }
-    let command = doc["saved"]["command"]
-        .as_str()
-        .filter(|c| COMMANDS.contains(c))
-        .ok_or_else(|| {
-            bad(format!(
-                "saved.command {} is unknown",
-                doc["saved"]["command"]
-            ))
-        })?;
-    if !doc["inputs"].is_object() {
-        return Err(bad("inputs is missing".into()));
-    }
-    let fingerprint: BTreeMap<String, String> = serde_json::from_value(doc["fingerprint"].clone())
-        .map_err(|e| bad(format!("fingerprint: {e}")))?;
-    if fingerprint.is_empty() {
-        return Err(bad("fingerprint is empty".into()));
-    }
-    let actions = doc["actions"]
-        .as_array()
-        .ok_or_else(|| bad("actions is missing".into()))?
-        .iter()
-        .map(|a| {
-            (
-                a["id"].as_str().unwrap_or_default().to_string(),
-                a["op"].as_str().unwrap_or_default().to_string(),
-                a["payload"].clone(),
-            )
-        })
-        .collect();
-    Ok(SavedSecrets {
-        file: file.to_path_buf(),
-        command: command.to_string(),
-        inputs: doc["inputs"].clone(),
-        fingerprint,
-        actions,
-    })
-}
-
-/// The refusal (exit 2) if the state a saved plan was made from drifted or the plan made
-/// now differs from the saved actions; `None` when it may be applied.
-pub fn refusal(
-    saved: &SavedSecrets,
-    now_fingerprint: &BTreeMap<String, String>,
-    now_actions: &[(String, String, Value)],
-) -> Option<Error> {
-    let remake = format!("asm {} … --plan-out FILE", saved.command);
-    let drifted = crate::steps::observe::drift(&saved.fingerprint, now_fingerprint);
-    if !drifted.is_empty() {
-        return Some(crate::plan::saved::refusal(
-            &saved.file,
-            "the state it was planned from has changed",
-            &drifted,
-            &remake,
-        ));
-    }
-    let differences = crate::plan::saved::differences(&saved.actions, now_actions);
-    (!differences.is_empty()).then(|| {
-        crate::plan::saved::refusal(
-            &saved.file,
-            "the actions planned now differ from the saved ones",
-            &differences,
-            &remake,
-        )
-    })
-}
-
-/// A string input of a saved plan (`None` when null or absent).
-pub fn opt_str(inputs: &Value, key: &str) -> Option<String> {
-    inputs[key].as_str().map(str::to_string)
-}
-
-/// A list of strings of a saved plan's inputs.
-pub fn str_list(inputs: &Value, key: &str) -> Vec<String> {
-    inputs[key]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(str::to_string)
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// A boolean input of a saved plan; a missing or mistyped one is refused (exit 2).
-pub fn bool_input(saved: &SavedSecrets, key: &str) -> Result<bool, Error> {
-    saved.inputs[key].as_bool().ok_or_else(|| {
-        Error::usage(
-            "ASM-E106",
-            format!(
-                "plan file {:?}: inputs.{key} is missing or not a boolean",
-                saved.file.display()
-            ),
-        )
-    })
-}
-
-/// The line `asm apply` prints when the state matches the saved plan.
-pub fn matches_line(saved: &SavedSecrets, observations: usize, actions: usize) -> String {
-    format!(
-        "The state matches the plan in {} ({observations} observations); applying its {actions} action{}.",
-        saved.file.display(),
-        if actions == 1 { "" } else { "s" }
-    )
+pub fn read(file: &Path, doc: &Value) -> Result<SavedCommand, Error> {
+    read_command(file, doc, &COMMANDS)
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+    use crate::plan::saved::drift_refusal;
     use crate::steps::mesh::observe::mesh_member;
     use crate::steps::remote_secret::{
         ClusterId, READER_SA, all_pairs, plan_secrets, reader_manifests,
@@ -461,12 +324,12 @@ mod tests {
 
         let saved = read(Path::new("p.json"), &serde_json::from_str(&text).unwrap()).unwrap();
         let now = actions_of(&plan, &members, &obs);
-        assert!(refusal(&saved, &fp, &now).is_none());
+        assert!(drift_refusal(&saved, &fp, &now).is_none());
 
         // b's token Secret was re-issued since: refused, naming it.
         let obs2 = vec![Some(Ok(ready("7"))), Some(Ok(ready("9")))];
         let fp2 = fingerprint(&members, &obs2, None);
-        let e = refusal(&saved, &fp2, &now).unwrap();
+        let e = drift_refusal(&saved, &fp2, &now).unwrap();
         assert_eq!(e.exit_code, 2);
         assert!(
             e.message.contains(&format!(

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 
 use crate::error::{Error, exit};
 use crate::gcp::gkehub::{gke_issuer, gke_resource_link};
-use crate::gcp::http::retry_until_api_enabled;
+use crate::retry::{self, RetryPolicy, Verdict, retry_until_api_enabled};
 use crate::gcp::{GcpClients, GcpError, Operation};
 use crate::kube::KubeContext;
 use crate::kube::apply::{ApplyOptions, apply};
@@ -116,7 +116,14 @@ impl Executor {
                         self.wait_op(id, op).await?;
                         Ok(())
                     }
-                    Err(e) if e.is_already_exists() => Ok(()),
+                    // Created by an earlier attempt whose answer was lost, or by someone else:
+                    // done once it is read back (the servicemesh feature has no spec to match).
+                    Err(e) if e.is_already_exists() => {
+                        match self.gcp.gkehub.get_feature(project.as_str(), "servicemesh").await? {
+                            Some(_) => Ok(()),
+                            None => Err(e.into()),
+                        }
+                    }
                     Err(e) => Err(e.into()),
                 }
             }
@@ -212,68 +219,55 @@ impl Executor {
     }
 
     /// A GKE mutation, retried while the cluster is busy with another operation (GKE runs
-    /// one at a time per cluster; a killed earlier run may have left one running).
+    /// one at a time per cluster, answering FAILED_PRECONDITION; a killed earlier run may
+    /// have left one running), until the deadline.
     async fn gke_mutation<F, Fut>(&self, call: F) -> Result<Operation, Error>
     where
-        F: Fn() -> Fut,
+        F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Operation, GcpError>>,
     {
-        let mut delay = Duration::from_millis(500);
-        loop {
-            match call().await {
-                Ok(op) => return Ok(op),
-                Err(e) if busy(&e) && Instant::now() + delay < self.deadline => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-                Err(e) => return Err(e.into()),
+        let busy = |e: &GcpError| {
+            if e.is_failed_precondition() {
+                Verdict::Retry { after: None }
+            } else {
+                Verdict::Stop
             }
-        }
+        };
+        retry::run_until(&RetryPolicy::gke_busy(), self.deadline, false, busy, call)
+            .await
+            .map_err(Error::from)
     }
 
+    /// Sets one resource label: read the cluster, write the labels with its fingerprint, and
+    /// on a stale fingerprint (or a busy cluster, or a lost answer) read again and re-plan —
+    /// a write that was made shows up in the re-read.
     async fn set_label(&self, id: &str, i: usize, key: &str, value: &str) -> Result<(), Error> {
         let c = self.cluster(i)?.clone();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let cluster = self
-                .gcp
-                .container
-                .get_cluster(c.project.as_str(), c.location.as_str(), c.name.as_str())
-                .await?;
-            if cluster.resource_labels.get(key).map(String::as_str) == Some(value) {
-                return Ok(());
-            }
-            let mut labels = cluster.resource_labels.clone();
-            labels.insert(key.to_string(), value.to_string());
-            let sent = self
-                .gke_mutation(|| {
-                    self.gcp.container.set_resource_labels(
-                        c.project.as_str(),
-                        c.location.as_str(),
-                        c.name.as_str(),
-                        &labels,
-                        &cluster.label_fingerprint,
-                    )
-                })
-                .await;
-            match sent {
-                Ok(op) => {
-                    self.wait_op(id, op).await?;
-                    return Ok(());
+        let (project, location, name) = (c.project.as_str(), c.location.as_str(), c.name.as_str());
+        let op = retry::run_until(
+            &RetryPolicy::gke_busy(),
+            self.deadline,
+            true,
+            retry::classify_guarded_write,
+            || async {
+                let cluster = self.gcp.container.get_cluster(project, location, name).await?;
+                if cluster.resource_labels.get(key).map(String::as_str) == Some(value) {
+                    return Ok(None);
                 }
-                // A stale fingerprint: someone changed the labels; read them again.
-                Err(e)
-                    if attempt < 5
-                        && (e.message.contains("ABORTED")
-                            || e.message.contains("FAILED_PRECONDITION")
-                            || e.message.to_lowercase().contains("fingerprint")) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
+                let mut labels = cluster.resource_labels.clone();
+                labels.insert(key.to_string(), value.to_string());
+                self.gcp
+                    .container
+                    .set_resource_labels(project, location, name, &labels, &cluster.label_fingerprint)
+                    .await
+                    .map(Some)
+            },
+        )
+        .await?;
+        if let Some(op) = op {
+            self.wait_op(id, op).await?;
         }
+        Ok(())
     }
 
     async fn register(
@@ -460,12 +454,4 @@ pub(crate) async fn register_membership(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Whether GKE refused because another operation is running on the cluster.
-fn busy(e: &GcpError) -> bool {
-    e.api().is_some_and(|a| {
-        (a.status == "FAILED_PRECONDITION" || a.http_status == 409 || a.http_status == 400)
-            && a.message.to_lowercase().contains("operation")
-    })
 }

@@ -17,7 +17,6 @@ use crate::kube::apply::{dynamic_api, get_opt, resolve_resource};
 use crate::kube::wait::has_true_condition;
 use crate::kube::{KubeContext, KubeError, KubeResult, client_for_gke, client_from_kubeconfig};
 use crate::spec::{ClusterRef, KubeAccess, MeshSpec};
-use std::time::Duration;
 
 use super::control_plane::{ASM_OPTIONS, CPR_CRD, NAMESPACE, TAGS_ANNOTATION};
 use super::{
@@ -288,38 +287,14 @@ async fn observe_cluster(
     )
 }
 
-/// Whether a Kubernetes failure may go away on retry (429, 5xx, transport).
-pub fn kube_transient(e: &KubeError) -> bool {
-    match e {
-        KubeError::Api { status, .. } => matches!(status.code, 429 | 500 | 502 | 503 | 504),
-        KubeError::Client { .. } => true,
-        _ => false,
-    }
-}
-
-/// Runs an idempotent Kubernetes call (a read or a server-side apply) up to 5 times while
-/// it fails transiently, with capped exponential backoff and jitter.
-pub async fn kube_retry<T, F, Fut>(mut call: F) -> KubeResult<T>
+/// Runs an idempotent Kubernetes call (a read or a server-side apply) under the Kubernetes
+/// retry policy ([`crate::retry::kube`]).
+pub async fn kube_retry<T, F, Fut>(call: F) -> KubeResult<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = KubeResult<T>>,
 {
-    const ATTEMPTS: u32 = 5;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match call().await {
-            Err(e) if attempt < ATTEMPTS && kube_transient(&e) => {
-                let cap =
-                    Duration::from_millis(100 * 2u64.pow(attempt - 1)).min(Duration::from_secs(2));
-                let jitter = crate::gcp::http::random_unit();
-                let delay = cap.mul_f64(0.5 + jitter / 2.0);
-                tracing::debug!(target: "asm::steps", "transient Kubernetes error, retrying in {delay:?}: {e}");
-                tokio::time::sleep(delay).await;
-            }
-            other => return other,
-        }
-    }
+    crate::retry::kube(&crate::retry::RetryPolicy::kubernetes(), call).await
 }
 
 /// Reads the in-cluster state. A read the caller may not make (403) is recorded in

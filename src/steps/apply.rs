@@ -170,14 +170,29 @@ impl Executor {
                 id: membership,
             } => {
                 let fleet = self.spec.fleet_project.as_str();
-                let existing = self
+                // Keep whatever spec is there; change only the management field. The spec is
+                // read from the fleet-wide feature every cluster's step shares (v1
+                // `membershipSpecs`, whose servicemesh spec is named `mesh` where v2 says
+                // `servicemesh`), not with one read per membership.
+                let mut spec: Map<String, Value> = self
                     .gcp
-                    .gkehub
-                    .get_membership_feature(fleet, location, membership, "servicemesh")
-                    .await?;
-                // Keep whatever spec is there; change only the management field.
-                let mut spec: Map<String, Value> =
-                    existing.map(|m| m.spec.clone()).unwrap_or_default();
+                    .fleet_poll
+                    .feature(fleet, "servicemesh")
+                    .await?
+                    .and_then(|f| {
+                        let suffix = format!("/locations/{location}/memberships/{membership}");
+                        f.membership_specs
+                            .into_iter()
+                            .find(|(k, _)| k.ends_with(&suffix))
+                            .map(|(_, v)| v)
+                    })
+                    .and_then(|v| v.as_object().cloned())
+                    .map(|m| {
+                        m.into_iter()
+                            .map(|(k, v)| if k == "mesh" { ("servicemesh".to_string(), v) } else { (k, v) })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let sm = spec
                     .entry("servicemesh".to_string())
                     .or_insert_with(|| json!({}));
@@ -244,13 +259,21 @@ impl Executor {
     async fn set_label(&self, id: &str, i: usize, key: &str, value: &str) -> Result<(), Error> {
         let c = self.cluster(i)?.clone();
         let (project, location, name) = (c.project.as_str(), c.location.as_str(), c.name.as_str());
+        let mut planned = self.handles.gke.get(i).cloned().flatten();
         let op = retry::run_until(
             &RetryPolicy::gke_busy(),
             self.deadline,
             true,
             retry::classify_guarded_write,
-            || async {
-                let cluster = self.gcp.container.get_cluster(project, location, name).await?;
+            || {
+                // The first try writes on the fingerprint read while planning; any retry
+                // reads the cluster again.
+                let observed = planned.take();
+                async move {
+                let cluster = match observed {
+                    Some(c) => c,
+                    None => self.gcp.container.get_cluster(project, location, name).await?,
+                };
                 if cluster.resource_labels.get(key).map(String::as_str) == Some(value) {
                     return Ok(None);
                 }
@@ -261,6 +284,7 @@ impl Executor {
                     .set_resource_labels(project, location, name, &labels, &cluster.label_fingerprint)
                     .await
                     .map(Some)
+                }
             },
         )
         .await?;
@@ -291,54 +315,31 @@ impl Executor {
         .await
     }
 
+    /// The control-plane state of `location/membership` as the fleet's servicemesh Feature
+    /// reports it (`membershipStates`, what `gcloud container fleet mesh describe` shows),
+    /// from the fleet-wide read every waiter shares.
     async fn fleet_state(
         &self,
         location: &str,
         membership: &str,
     ) -> Result<ControlPlaneState, Error> {
         let fleet = self.spec.fleet_project.as_str();
-        let mf = self
-            .gcp
-            .gkehub
-            .get_membership_feature(fleet, location, membership, "servicemesh")
-            .await?;
-        let v2 = mf
-            .and_then(|m| serde_json::to_value(&m).ok())
-            .and_then(|v| {
-                v.pointer("/state/servicemesh/controlPlaneManagement")
-                    .and_then(ControlPlaneState::from_json)
-            });
-        if let Some(s) = &v2
-            && s.ready()
-        {
-            return Ok(s.clone());
-        }
-        // The v1 feature's membershipStates (what `fleet mesh describe` shows).
-        let v1 = self
-            .gcp
-            .gkehub
-            .get_feature(fleet, "servicemesh")
-            .await?
+        let feature = self.gcp.fleet_poll.feature(fleet, "servicemesh").await?;
+        let suffix = format!("/locations/{location}/memberships/{membership}");
+        Ok(feature
             .and_then(|f| serde_json::to_value(&f).ok())
             .and_then(|v| {
                 v.get("membershipStates")
                     .and_then(Value::as_object)
                     .and_then(|m| {
                         m.iter()
-                            .find(|(k, _)| {
-                                k.ends_with(&format!(
-                                    "/locations/{location}/memberships/{membership}"
-                                ))
-                            })
+                            .find(|(k, _)| k.ends_with(&suffix))
                             .and_then(|(_, s)| {
                                 s.pointer("/servicemesh/controlPlaneManagement")
                                     .and_then(ControlPlaneState::from_json)
                             })
                     })
-            });
-        Ok(v1
-            .filter(ControlPlaneState::ready)
-            .or(v2)
+            })
             .unwrap_or_default())
     }
 
@@ -352,7 +353,7 @@ impl Executor {
         let c = self.cluster(i)?.clone();
         let ctx = self.kube(i)?;
         let started = Instant::now();
-        let mut delay = Duration::from_millis(200);
+        let mut delays = self.gcp.fleet_poll.delays();
         let mut last: String;
         let progress = self.progress(id);
         progress(&format!(
@@ -377,6 +378,7 @@ impl Executor {
                 .trim()
                 .to_string();
             }
+            let delay = delays.next().unwrap_or(Duration::from_secs(5));
             if Instant::now() + delay > self.deadline {
                 return Err(timeout_error(
                     &format!("the managed control plane of cluster {}", c.name),
@@ -385,7 +387,6 @@ impl Executor {
                 ));
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 

@@ -154,11 +154,7 @@ pub async fn observe(gcp: &GcpClients, env: &Environment, spec: &MeshSpec) -> (O
             (p.clone(), r)
         }
     }));
-    let clusters = join_all(spec.clusters.iter().map(|c| async move {
-        gcp.container
-            .get_cluster_opt(c.project.as_str(), c.location.as_str(), c.name.as_str())
-            .await
-    }));
+    let clusters = read_clusters(gcp, &spec.clusters);
     let (number, services, memberships, feature, permissions, clusters) = tokio::join!(
         number,
         services,
@@ -201,6 +197,44 @@ pub async fn observe(gcp: &GcpClients, env: &Environment, spec: &MeshSpec) -> (O
         },
         handles,
     )
+}
+
+/// The GKE clusters of `clusters` (same order; `None` when absent). A project with several of
+/// them is read with one list (a fleet-wide read instead of one GET per cluster); a list the
+/// caller may not make, or one cluster, falls back to GETs.
+async fn read_clusters(
+    gcp: &GcpClients,
+    clusters: &[ClusterRef],
+) -> Vec<crate::gcp::GcpResult<Option<Cluster>>> {
+    let mut per_project: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in clusters {
+        *per_project.entry(c.project.as_str()).or_default() += 1;
+    }
+    let lists: BTreeMap<&str, Vec<Cluster>> = join_all(
+        per_project
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(p, _)| async move { (*p, gcp.container.list_clusters(p, None).await) }),
+    )
+    .await
+    .into_iter()
+    .filter_map(|(p, r)| r.ok().map(|l| (p, l)))
+    .collect();
+    join_all(clusters.iter().map(|c| {
+        let listed = lists.get(c.project.as_str());
+        async move {
+            if let Some(list) = listed {
+                return Ok(list
+                    .iter()
+                    .find(|g| g.name == c.name.as_str() && g.location == c.location.as_str())
+                    .cloned());
+            }
+            gcp.container
+                .get_cluster_opt(c.project.as_str(), c.location.as_str(), c.name.as_str())
+                .await
+        }
+    }))
+    .await
 }
 
 async fn observe_cluster(

@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 
 use std::process::Stdio;
 
+use asm::environment::Environment;
+use asm::gcp::{GcpClients, RetryPolicy, auth};
 use asm_sim::SimConfig;
 
 use crate::install::all_clusters;
@@ -62,4 +64,76 @@ fn install_of_50_clusters_sends_at_most_400_google_requests_and_none_is_throttle
         google.len(),
         google_breakdown(&sb)
     );
+}
+
+/// How many seeds the fault trial runs (`ASM_FAULT_SEEDS`, default 6: each install takes
+/// seconds; the trial is 20).
+fn fault_seeds() -> u64 {
+    std::env::var("ASM_FAULT_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(6)
+}
+
+/// The user trial: seeded installs of `fleet-3` under 10 % Google and Kubernetes
+/// 503s and 3 % dropped connections, one invocation each, all converge: exit 0, every
+/// cluster labelled and registered once, the fleet feature created once.
+#[test]
+fn fleet_3_installs_converge_in_one_invocation_under_503s_and_dropped_connections() {
+    let seeds = fault_seeds();
+    let mut converged = 0;
+    let mut failures = Vec::new();
+    for seed in 1..=seeds {
+        let config = crate::install::fast("fleet-3")
+            .fault("*:503,rate=0.1")
+            .unwrap()
+            .fault("*:drop,rate=0.03")
+            .unwrap()
+            .seed(seed);
+        let sb = TestSandbox::with(config);
+        let o = crate::install::install(&sb, &all_clusters(&sb), &["--yes"]);
+        let err = crate::support::stderr(&o);
+        if !o.status.success() {
+            let out = crate::support::stdout(&o);
+            failures.push(format!("seed {seed}: {:?}\n{out}\n{err}", o.status.code()));
+            continue;
+        }
+        let (memberships, labelled, feature) = sb.block_on(end_state(&sb));
+        assert_eq!(memberships, 3, "seed {seed}: memberships");
+        assert_eq!(labelled, 3, "seed {seed}: clusters with mesh_id");
+        assert!(feature, "seed {seed}: servicemesh feature");
+        converged += 1;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n---\n"));
+    assert_eq!(converged, seeds);
+}
+
+/// Memberships of the fleet, clusters with a `mesh_id` label, whether the servicemesh
+/// feature exists — read with asm's clients under a patient retry policy (the faults apply
+/// to these reads too).
+async fn end_state(sb: &TestSandbox) -> (usize, usize, bool) {
+    let env = Environment::with_vars(sb.env());
+    let creds = auth::resolve_credentials(&env, None).await.unwrap();
+    let retry = RetryPolicy {
+        max_attempts: 30,
+        ..RetryPolicy::fast()
+    };
+    let gcp = GcpClients::new(&env, creds.token, retry).unwrap();
+    let project = sb.sandbox().scenario.project_id.clone();
+    let memberships = gcp.gkehub.list_memberships(&project).await.unwrap().len();
+    let labelled = gcp
+        .container
+        .list_clusters(&project, None)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|c| c.resource_labels.contains_key("mesh_id"))
+        .count();
+    let feature = gcp
+        .gkehub
+        .get_feature(&project, "servicemesh")
+        .await
+        .unwrap()
+        .is_some();
+    (memberships, labelled, feature)
 }

@@ -107,10 +107,14 @@ pub async fn missing(ctx: &KubeContext, needed: &[Permission]) -> KubeResult<Vec
                 },
                 ..Default::default()
             };
-            api.create(&PostParams::default(), &review)
-                .await
-                .map(|r| r.status.is_some_and(|s| s.allowed))
-                .map_err(|e| KubeError::from_kube(format!("SelfSubjectAccessReview {p}"), e))
+            // A review stores nothing: asking again after a lost answer is harmless.
+            super::observe::kube_retry(|| async {
+                api.create(&PostParams::default(), &review)
+                    .await
+                    .map(|r| r.status.is_some_and(|s| s.allowed))
+                    .map_err(|e| KubeError::from_kube(format!("SelfSubjectAccessReview {p}"), e))
+            })
+            .await
         }
     }))
     .await;

@@ -443,8 +443,10 @@ mod tests {
         let mut status = ::kube::core::Status::failure("m", reason).with_code(code);
         if retry_after_seconds > 0 {
             status.details = Some(
-                serde_json::from_value(serde_json::json!({"retryAfterSeconds": retry_after_seconds}))
-                    .unwrap(),
+                serde_json::from_value(
+                    serde_json::json!({"retryAfterSeconds": retry_after_seconds}),
+                )
+                .unwrap(),
             );
         }
         KubeError::Api {

@@ -121,9 +121,7 @@ impl CrmApi {
         let url = self.url(&format!("v1/projects/{project}:setIamPolicy"));
         let mut policy = policy.clone();
         policy.version = 3;
-        self.http
-            .post(&url, &json!({"policy": policy}), true)
-            .await
+        self.http.post(&url, &json!({"policy": policy}), true).await
     }
 
     /// Adds `member` to `role` with get → modify → set, redoing the whole cycle on 409

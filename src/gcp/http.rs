@@ -573,7 +573,8 @@ impl GoogleHttp {
             Err(e) => {
                 let message = error_chain(&e);
                 self.emit(method, url, None, started, attempt, Some(&message));
-                let connect = crate::retry::classify_transport(&e) == crate::retry::Transport::NotSent;
+                let connect =
+                    crate::retry::classify_transport(&e) == crate::retry::Transport::NotSent;
                 return Err(GcpError::Transport {
                     request,
                     message,

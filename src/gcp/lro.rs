@@ -201,9 +201,9 @@ pub use crate::transport::ProgressFn;
 
 /// Whether an operation's `response` holds a resource's fields, not just its name.
 fn carries_resource(response: &Value) -> bool {
-    response.as_object().is_some_and(|m| {
-        m.contains_key("name") && m.keys().any(|k| k != "name" && k != "@type")
-    })
+    response
+        .as_object()
+        .is_some_and(|m| m.contains_key("name") && m.keys().any(|k| k != "name" && k != "@type"))
 }
 
 /// Waits for operations of every style.

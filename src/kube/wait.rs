@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
+use backon::BackoffBuilder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::DynamicObject;
 use kube::core::GroupVersionKind;
-use backon::BackoffBuilder;
 use kube::runtime::wait::{Condition, conditions};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};

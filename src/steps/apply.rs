@@ -10,13 +10,13 @@ use tokio::time::Instant;
 
 use crate::error::{Error, exit};
 use crate::gcp::gkehub::{gke_issuer, gke_resource_link};
-use crate::retry::{self, RetryPolicy, Verdict, retry_until_api_enabled};
 use crate::gcp::{GcpClients, GcpError, Operation};
 use crate::kube::KubeContext;
 use crate::kube::apply::{ApplyOptions, apply};
 use crate::kube::wait::{wait_control_plane_revision, wait_crd_established};
 use crate::output::Printer;
 use crate::plan::Action;
+use crate::retry::{self, RetryPolicy, Verdict, retry_until_api_enabled};
 use crate::spec::{ClusterRef, MeshSpec};
 use crate::transport::ProgressFn;
 
@@ -119,7 +119,12 @@ impl Executor {
                     // Created by an earlier attempt whose answer was lost, or by someone else:
                     // done once it is read back (the servicemesh feature has no spec to match).
                     Err(e) if e.is_already_exists() => {
-                        match self.gcp.gkehub.get_feature(project.as_str(), "servicemesh").await? {
+                        match self
+                            .gcp
+                            .gkehub
+                            .get_feature(project.as_str(), "servicemesh")
+                            .await?
+                        {
                             Some(_) => Ok(()),
                             None => Err(e.into()),
                         }
@@ -189,7 +194,13 @@ impl Executor {
                     .and_then(|v| v.as_object().cloned())
                     .map(|m| {
                         m.into_iter()
-                            .map(|(k, v)| if k == "mesh" { ("servicemesh".to_string(), v) } else { (k, v) })
+                            .map(|(k, v)| {
+                                if k == "mesh" {
+                                    ("servicemesh".to_string(), v)
+                                } else {
+                                    (k, v)
+                                }
+                            })
                             .collect()
                     })
                     .unwrap_or_default();
@@ -270,20 +281,31 @@ impl Executor {
                 // reads the cluster again.
                 let observed = planned.take();
                 async move {
-                let cluster = match observed {
-                    Some(c) => c,
-                    None => self.gcp.container.get_cluster(project, location, name).await?,
-                };
-                if cluster.resource_labels.get(key).map(String::as_str) == Some(value) {
-                    return Ok(None);
-                }
-                let mut labels = cluster.resource_labels.clone();
-                labels.insert(key.to_string(), value.to_string());
-                self.gcp
-                    .container
-                    .set_resource_labels(project, location, name, &labels, &cluster.label_fingerprint)
-                    .await
-                    .map(Some)
+                    let cluster = match observed {
+                        Some(c) => c,
+                        None => {
+                            self.gcp
+                                .container
+                                .get_cluster(project, location, name)
+                                .await?
+                        }
+                    };
+                    if cluster.resource_labels.get(key).map(String::as_str) == Some(value) {
+                        return Ok(None);
+                    }
+                    let mut labels = cluster.resource_labels.clone();
+                    labels.insert(key.to_string(), value.to_string());
+                    self.gcp
+                        .container
+                        .set_resource_labels(
+                            project,
+                            location,
+                            name,
+                            &labels,
+                            &cluster.label_fingerprint,
+                        )
+                        .await
+                        .map(Some)
                 }
             },
         )

@@ -294,7 +294,13 @@ impl GoogleApi {
     }
 
     /// Charges the request to its project's per-minute quota (see [`quota`]).
-    fn charge_quota(&self, now: Instant, api: Api, req: &Request, rest: &str) -> Result<(), ApiError> {
+    fn charge_quota(
+        &self,
+        now: Instant,
+        api: Api,
+        req: &Request,
+        rest: &str,
+    ) -> Result<(), ApiError> {
         let Some(project) = quota::project_of(rest) else {
             return Ok(());
         };

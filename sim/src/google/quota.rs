@@ -195,7 +195,8 @@ fn exhausted(
     }));
     // Whole seconds, rounded up, so a client that waits them lands in the next interval.
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-    e.headers.push(("Retry-After".into(), secs.max(1).to_string()));
+    e.headers
+        .push(("Retry-After".into(), secs.max(1).to_string()));
     e
 }
 

@@ -55,7 +55,6 @@ fn install_of_50_clusters_sends_at_most_400_google_requests_and_none_is_throttle
         .into_iter()
         .filter(|r| r.server == "google")
         .collect();
-    eprintln!("fleet-50 install: {} Google requests", google.len());
     let throttled = google.iter().filter(|r| r.status == 429).count();
     assert_eq!(throttled, 0, "{:#?}", google_breakdown(&sb));
     assert!(

@@ -23,12 +23,15 @@ struct Snapshot {
     feature: Option<Feature>,
 }
 
+/// The last read of one (project, feature), behind the lock its waiters share.
+type Slot = Arc<Mutex<Option<Snapshot>>>;
+
 /// Shared (cheap to clone) reader of fleet features under a per-project read budget.
 #[derive(Debug, Clone)]
 pub struct FleetPoller {
     hub: GkeHubApi,
     /// One lock per project: concurrent waiters of a project share one read.
-    projects: Arc<std::sync::Mutex<HashMap<(String, String), Arc<Mutex<Option<Snapshot>>>>>>,
+    projects: Arc<std::sync::Mutex<HashMap<(String, String), Slot>>>,
     min_interval: Duration,
 }
 

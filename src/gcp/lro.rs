@@ -409,11 +409,15 @@ mod tests {
     }
 
     #[test]
-    fn poll_delays() {
+    fn poll_delays_double_to_the_ceiling_and_jitter_stays_within_twice_each() {
         let p = PollPolicy::default();
-        assert_eq!(p.delay(0), Duration::from_millis(100));
-        assert_eq!(p.delay(1), Duration::from_millis(200));
-        assert_eq!(p.delay(5), Duration::from_secs(2));
-        assert_eq!(p.delay(60), Duration::from_secs(2));
+        assert_eq!(p.delay(0), Duration::from_secs(1));
+        assert_eq!(p.delay(1), Duration::from_secs(2));
+        assert_eq!(p.delay(5), Duration::from_secs(5));
+        assert_eq!(p.delay(60), Duration::from_secs(5));
+        for (n, d) in p.delays().take(8).enumerate() {
+            let base = p.delay(n as u32);
+            assert!(d >= base && d < base * 2, "poll {n}: {d:?} vs {base:?}");
+        }
     }
 }

@@ -136,3 +136,42 @@ async fn end_state(sb: &TestSandbox) -> (usize, usize, bool) {
         .is_some();
     (memberships, labelled, feature)
 }
+
+/// Writes whose answer is lost after they were made (the `lost` fault): the fleet feature
+/// and membership creates are repeated and answered ALREADY_EXISTS, which is success once the
+/// existing resource is read back; the label write is repeated on a stale fingerprint and
+/// re-planned from a new read. The install converges with nothing created twice.
+#[test]
+fn writes_whose_answer_was_lost_are_repeated_safely_and_converge() {
+    let config = crate::install::fast("fleet-3")
+        .fault("POST /gkehub/*/memberships:lost,rate=0.5")
+        .unwrap()
+        .fault("POST /gkehub/*/features:lost,rate=0.5")
+        .unwrap()
+        .fault("POST /container/*:setResourceLabels:lost,rate=0.5")
+        .unwrap()
+        .seed(3);
+    let sb = TestSandbox::with(config);
+    let o = crate::install::install(&sb, &all_clusters(&sb), &["--yes"]);
+    assert_success(&o, "install under lost answers");
+    let (memberships, labelled, feature) = sb.block_on(end_state(&sb));
+    assert_eq!((memberships, labelled, feature), (3, 3, true));
+    // The repeats happened and were answered as repeats of writes that were made.
+    let posts: Vec<_> = sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.server == "google" && r.method == "POST")
+        .collect();
+    let already = posts
+        .iter()
+        .filter(|r| {
+            r.status == 409 && (r.path.contains("/memberships") || r.path.contains("/features"))
+        })
+        .count();
+    let stale_labels = posts
+        .iter()
+        .filter(|r| r.status == 400 && r.path.contains(":setResourceLabels"))
+        .count();
+    assert!(already > 0, "no create was repeated: {posts:#?}");
+    assert!(stale_labels > 0, "no label write was repeated: {posts:#?}");
+}

@@ -178,6 +178,15 @@ impl Default for PollPolicy {
 }
 
 impl PollPolicy {
+    /// Tests against the simulator with short simulated durations: 100 ms doubling to 1 s.
+    pub fn fast() -> Self {
+        PollPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            ..PollPolicy::default()
+        }
+    }
+
     /// The delay before poll number `n + 1` (0-based `n`), without jitter.
     pub fn delay(&self, n: u32) -> Duration {
         capped_exponential(self.initial, 2.0, n, self.max)

@@ -402,7 +402,7 @@ impl Handler for GoogleApi {
                 e
             }
             FaultKind::Internal => ApiError::new(500, "INTERNAL", "Internal error encountered."),
-            FaultKind::Unavailable | FaultKind::Drop => {
+            FaultKind::Unavailable | FaultKind::Drop | FaultKind::Lost => {
                 ApiError::new(503, "UNAVAILABLE", "The service is currently unavailable.")
             }
         };

@@ -310,6 +310,11 @@ mod tests {
     fn parses_fault_defaults_and_rejects_bad_ones() {
         let f = Fault::parse("*:drop").unwrap();
         assert_eq!((f.kind, f.rate, f.method), (FaultKind::Drop, 1.0, None));
+        let f = Fault::parse("POST /gkehub/*:lost,rate=0.5").unwrap();
+        assert_eq!(
+            (f.kind, f.rate, f.method.as_deref()),
+            (FaultKind::Lost, 0.5, Some("POST"))
+        );
         assert!(Fault::parse("*:404").is_err());
         assert!(Fault::parse("*:503,rate=2").is_err());
         assert!(Fault::parse("*:503,bogus=1").is_err());

@@ -12,6 +12,7 @@ mod credentials;
 #[cfg(feature = "sandbox")]
 mod docs;
 mod enable_dataplane;
+mod fleet_scale;
 mod gcloud_fidelity;
 mod golden_replay;
 mod install;

@@ -93,8 +93,11 @@ pub enum FaultKind {
     TooManyRequests,
     /// 500 INTERNAL.
     Internal,
-    /// The connection is closed without a response.
+    /// The connection is closed without a response, before the request is processed.
     Drop,
+    /// The request is processed, then the connection is closed without the response (the
+    /// answer is lost: a client cannot tell whether its write was made).
+    Lost,
 }
 
 impl FaultKind {
@@ -104,7 +107,7 @@ impl FaultKind {
             FaultKind::Unavailable => Some(503),
             FaultKind::TooManyRequests => Some(429),
             FaultKind::Internal => Some(500),
-            FaultKind::Drop => None,
+            FaultKind::Drop | FaultKind::Lost => None,
         }
     }
 }
@@ -123,10 +126,10 @@ pub struct Fault {
 }
 
 impl Fault {
-    /// Parses `[METHOD ]ROUTE_GLOB:503|429|500|drop[,rate=R]`.
+    /// Parses `[METHOD ]ROUTE_GLOB:503|429|500|drop|lost[,rate=R]`.
     pub fn parse(spec: &str) -> Result<Fault> {
         let (route_part, action) = spec.rsplit_once(':').with_context(|| {
-            format!("--fault {spec:?}: expected ROUTE_GLOB:503|429|500|drop[,rate=R]")
+            format!("--fault {spec:?}: expected ROUTE_GLOB:503|429|500|drop|lost[,rate=R]")
         })?;
         let mut parts = action.split(',');
         let kind = match parts.next().unwrap_or_default().trim() {
@@ -134,8 +137,11 @@ impl Fault {
             "429" => FaultKind::TooManyRequests,
             "500" => FaultKind::Internal,
             "drop" => FaultKind::Drop,
+            "lost" => FaultKind::Lost,
             other => {
-                bail!("--fault {spec:?}: unknown fault {other:?} (expected 503, 429, 500 or drop)")
+                bail!(
+                    "--fault {spec:?}: unknown fault {other:?} (expected 503, 429, 500, drop or lost)"
+                )
             }
         };
         let mut rate = 1.0;
@@ -304,6 +310,11 @@ mod tests {
     fn parses_fault_defaults_and_rejects_bad_ones() {
         let f = Fault::parse("*:drop").unwrap();
         assert_eq!((f.kind, f.rate, f.method), (FaultKind::Drop, 1.0, None));
+        let f = Fault::parse("POST /gkehub/*:lost,rate=0.5").unwrap();
+        assert_eq!(
+            (f.kind, f.rate, f.method.as_deref()),
+            (FaultKind::Lost, 0.5, Some("POST"))
+        );
         assert!(Fault::parse("*:404").is_err());
         assert!(Fault::parse("*:503,rate=2").is_err());
         assert!(Fault::parse("*:503,bogus=1").is_err());

@@ -315,6 +315,18 @@ async fn dispatch(
             }
             return Err(DroppedConnection);
         }
+        Some(FaultKind::Lost) => {
+            let response = handler.handle(request.clone()).await;
+            if let Some(log) = &ctx.request_log {
+                log.record(
+                    &server_name,
+                    &request.method,
+                    &path_and_query,
+                    response.status,
+                );
+            }
+            return Err(DroppedConnection);
+        }
         Some(kind) => handler.fault_response(kind),
         None => handler.handle(request.clone()).await,
     };

@@ -31,6 +31,9 @@ pub struct Scenario {
     /// Simulated durations (not part of the scenario files; set with `timing.*`).
     #[serde(skip)]
     pub timing: Timing,
+    /// Per-minute request quotas of the Google APIs (set with `quota.*`).
+    #[serde(skip)]
+    pub quotas: crate::google::quota::Quotas,
     /// Proxy versions of managed revisions that differ from the defaults (set with
     /// `revision.NAME.proxy_version`).
     #[serde(skip)]
@@ -120,6 +123,8 @@ impl Scenario {
     /// - `project.id=ID`, `project.number=N`, `principal=user:…`;
     /// - `servicemesh_feature=true|false`;
     /// - `timing.NAME_ms=MS` (see [`Timing`]);
+    /// - `quota.API.read_per_min=N`, `quota.API.write_per_min=N` (see
+    ///   [`crate::google::quota`]);
     /// - `revision.NAME.proxy_version=V` (a managed revision's proxy version);
     /// - `workload.NS/NAME.ready=false|true` — Pods of workload NAME in NS (a Deployment,
     ///   StatefulSet, DaemonSet or Job) created after start crash-loop, in every cluster.
@@ -130,6 +135,9 @@ impl Scenario {
             "false" | "off" | "no" => Ok(false),
             _ => Err(bad()),
         };
+        if let Some(name) = key.strip_prefix("quota.") {
+            return self.quotas.apply_set(name, value);
+        }
         if let Some(name) = key.strip_prefix("timing.") {
             if self.timing.apply_set(name, value)? {
                 return Ok(());

@@ -43,7 +43,8 @@ pub struct SandboxArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
 
-    /// Inject failures: `[METHOD ]ROUTE_GLOB:503|429|500|drop[,rate=R]`, e.g.
+    /// Inject failures: `[METHOD ]ROUTE_GLOB:503|429|500|drop|lost[,rate=R]` (drop: the
+    /// connection closes before the request is processed; lost: after), e.g.
     /// `'/container/*:503,rate=0.1'`. Repeatable.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,

@@ -7,12 +7,13 @@ use std::sync::Arc;
 use crate::environment::Environment;
 use crate::error::Error;
 use crate::gcp::auth::{CredentialOptions, resolve_chain};
-use crate::gcp::{GcpClients, RetryPolicy, TraceFn};
+use crate::gcp::{GcpClients, PollPolicy, RetryPolicy, TraceFn};
 use crate::output::{Printer, Verbosity};
 
 /// Clients authenticated by the first credential source of the chain that answers.
 ///
-/// `ASM_RETRY_POLICY=fast` shortens retry backoffs (tests, benchmarks, local endpoints).
+/// `ASM_RETRY_POLICY=fast` shortens retry backoffs and operation polls (tests, local
+/// endpoints).
 pub async fn google_clients(
     env: &Environment,
     creds: &CredentialOptions,
@@ -23,11 +24,11 @@ pub async fn google_clients(
         printer.warning(&format!("ignoring {ignored}"));
     }
     printer.progress(&format!("Using credentials: {}", creds.describe()));
-    let retry = match env.var("ASM_RETRY_POLICY") {
-        Some("fast") => RetryPolicy::fast(),
-        _ => RetryPolicy::standard(),
+    let (retry, poll) = match env.var("ASM_RETRY_POLICY") {
+        Some("fast") => (RetryPolicy::fast(), PollPolicy::fast()),
+        _ => (RetryPolicy::standard(), PollPolicy::default()),
     };
-    let gcp = GcpClients::from_credentials(env, &creds, retry)?;
+    let gcp = GcpClients::from_credentials(env, &creds, retry)?.with_poll_policy(poll);
     match request_trace(printer) {
         Some(trace) => Ok(gcp.with_trace(trace)),
         None => Ok(gcp),

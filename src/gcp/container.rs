@@ -238,7 +238,9 @@ impl ContainerApi {
             "resourceLabels": labels,
             "labelFingerprint": label_fingerprint,
         });
-        let op: Value = self.http.post(&url, &body, false).await?;
+        // Guarded by the fingerprint: a repeat of a write that was made fails with
+        // FAILED_PRECONDITION, and the caller re-reads the labels.
+        let op: Value = self.http.post(&url, &body, true).await?;
         Ok(self.op(project, location, op))
     }
 

@@ -115,18 +115,17 @@ impl CrmApi {
     }
 
     /// `POST v1/projects/P:setIamPolicy` with the policy (its etag guards against concurrent
-    /// changes: a stale one fails with 409 ABORTED). Returns the new policy.
+    /// changes: a stale one fails with 409 ABORTED). Returns the new policy. Safe to repeat
+    /// after a lost answer: a repeat of a write that was made fails on the etag.
     pub async fn set_iam_policy(&self, project: &str, policy: &IamPolicy) -> GcpResult<IamPolicy> {
         let url = self.url(&format!("v1/projects/{project}:setIamPolicy"));
         let mut policy = policy.clone();
         policy.version = 3;
-        self.http
-            .post(&url, &json!({"policy": policy}), false)
-            .await
+        self.http.post(&url, &json!({"policy": policy}), true).await
     }
 
     /// Adds `member` to `role` with get → modify → set, redoing the whole cycle on 409
-    /// ABORTED up to `attempts` times. Returns whether a change was made.
+    /// ABORTED (a stale etag) or a lost answer, up to `attempts` times. Returns whether a change was made.
     pub async fn add_iam_binding(
         &self,
         project: &str,
@@ -134,22 +133,18 @@ impl CrmApi {
         member: &str,
         attempts: u32,
     ) -> GcpResult<bool> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
+        let retry = crate::retry::RetryPolicy {
+            max_attempts: attempts.max(1),
+            ..self.http.retry_policy().clone()
+        };
+        crate::retry::read_modify_write(&retry, || async {
             let mut policy = self.get_iam_policy(project).await?;
             if !policy.add_binding(role, member) {
                 return Ok(false);
             }
-            match self.set_iam_policy(project, &policy).await {
-                Ok(_) => return Ok(true),
-                Err(e) if e.is_aborted() && attempt < attempts.max(1) => {
-                    let delay = self.http.retry_policy().backoff(attempt - 1);
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+            self.set_iam_policy(project, &policy).await.map(|_| true)
+        })
+        .await
     }
 
     /// `POST v1/projects/P:testIamPermissions`: the subset of `permissions` the caller has.

@@ -418,7 +418,9 @@ impl GkeHubApi {
 
     /// `POST v1/projects/P/locations/L/memberships?membershipId=ID` with the GKE
     /// `resourceLink` and, for workload identity, `authority.issuer`. 409 ALREADY_EXISTS is
-    /// returned as an error for the caller to handle.
+    /// returned as an error for the caller to handle. The ID is chosen by the client, so the
+    /// request is safe to repeat after a lost answer: a repeat of a create that was made
+    /// answers ALREADY_EXISTS.
     pub async fn create_membership(
         &self,
         project: &str,
@@ -437,7 +439,7 @@ impl GkeHubApi {
         if let Some(issuer) = issuer {
             body["authority"] = json!({"issuer": issuer});
         }
-        let op: Value = self.http.post(&url, &body, false).await?;
+        let op: Value = self.http.post(&url, &body, true).await?;
         Ok(hub_op("v1", op))
     }
 
@@ -464,7 +466,8 @@ impl GkeHubApi {
             &self.url(&format!("v1/projects/{project}/locations/global/features")),
             &[("featureId", feature)],
         );
-        let op: Value = self.http.post(&url, body, false).await?;
+        // A client-chosen ID: a repeat of a create that was made answers ALREADY_EXISTS.
+        let op: Value = self.http.post(&url, body, true).await?;
         Ok(hub_op("v1", op))
     }
 

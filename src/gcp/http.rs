@@ -1,16 +1,13 @@
 //! The one HTTP client for Google APIs: bearer auth, JSON in/out, `google.rpc.Status` errors,
 //! retries with capped exponential backoff and full jitter, a request counter and traces.
 //!
-//! Retry rules (https://google.aip.dev/194): 429 and 503 always; 500/502/504 and
-//! connection drops after the request was sent only for idempotent calls (GETs, LRO polls);
-//! a failed connect (nothing sent) always. Never 400/401/403/404/409.
+//! Which failures are retried, and how long to wait, is [`crate::retry`]'s decision: 429 and
+//! 503 always; 500/502/504 and connections lost after the request was sent only for calls that
+//! are safe to repeat; a failed connect (nothing sent) always.
 
-use std::collections::hash_map::RandomState;
 use std::fmt;
-use std::future::Future;
-use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use reqwest::Method;
@@ -21,87 +18,7 @@ use serde_json::Value;
 use super::auth::{AccessToken, TokenProvider};
 use crate::error::{Error, exit};
 
-/// When and how often to retry a failed request.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RetryPolicy {
-    /// Total attempts per request (1 = no retries).
-    pub max_attempts: u32,
-    /// Backoff ceiling before the first retry (doubles per retry).
-    pub initial_backoff: Duration,
-    /// Upper bound of any backoff.
-    pub max_backoff: Duration,
-    /// Upper bound on an honoured `Retry-After`.
-    pub max_retry_after: Duration,
-    /// Full jitter (random delay in `[0, backoff]`); off = deterministic (tests).
-    pub jitter: bool,
-    /// Attempts for "API not enabled yet" after enabling it ([`retry_until_api_enabled`]).
-    pub enablement_attempts: u32,
-    /// First delay for those attempts (grows ×1.75, like gcloud).
-    pub enablement_initial: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy::standard()
-    }
-}
-
-impl RetryPolicy {
-    /// Production defaults: 5 attempts, 500 ms doubling to 10 s, full jitter.
-    pub fn standard() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(500),
-            max_backoff: Duration::from_secs(10),
-            max_retry_after: Duration::from_secs(30),
-            jitter: true,
-            enablement_attempts: 6,
-            enablement_initial: Duration::from_secs(1),
-        }
-    }
-
-    /// Tests and benchmarks: same classification, millisecond delays.
-    pub fn fast() -> Self {
-        RetryPolicy {
-            max_attempts: 5,
-            initial_backoff: Duration::from_millis(5),
-            max_backoff: Duration::from_millis(50),
-            max_retry_after: Duration::from_millis(50),
-            jitter: true,
-            enablement_attempts: 6,
-            enablement_initial: Duration::from_millis(10),
-        }
-    }
-
-    /// No retries at all.
-    pub fn none() -> Self {
-        RetryPolicy {
-            max_attempts: 1,
-            enablement_attempts: 1,
-            ..RetryPolicy::fast()
-        }
-    }
-
-    /// The delay before retry number `retry` (0-based): `min(max, initial·2^retry)`, scaled
-    /// by a uniform random factor in `[0, 1]` with jitter on.
-    pub fn backoff(&self, retry: u32) -> Duration {
-        let cap = capped_exponential(self.initial_backoff, 2.0, retry, self.max_backoff);
-        if self.jitter {
-            cap.mul_f64(random_unit())
-        } else {
-            cap
-        }
-    }
-
-    /// The delay before the next try when the server said `Retry-After: after`: the server's
-    /// value (capped by `max_retry_after`) when given, else [`RetryPolicy::backoff`].
-    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
-        match retry_after {
-            Some(d) => d.min(self.max_retry_after),
-            None => self.backoff(retry),
-        }
-    }
-}
+pub use crate::retry::{RetryPolicy, parse_retry_after, retry_until_api_enabled};
 
 /// `min(max, initial · factor^n)`.
 pub fn capped_exponential(initial: Duration, factor: f64, n: u32, max: Duration) -> Duration {
@@ -112,47 +29,6 @@ pub fn capped_exponential(initial: Duration, factor: f64, n: u32, max: Duration)
     } else {
         Duration::from_secs_f64(secs)
     }
-}
-
-/// A uniform random number in `[0, 1)` (std's randomly keyed hasher; good enough for jitter).
-pub fn random_unit() -> f64 {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
-    (h.finish() >> 11) as f64 / (1u64 << 53) as f64
-}
-
-/// How an attempt failed, for [`is_retryable`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// The server answered with this HTTP status.
-    Status(u16),
-    /// No connection could be made: the request was never sent.
-    Connect,
-    /// The connection failed after the request may have been sent (reset, timeout).
-    Transport,
-}
-
-/// Whether a failed attempt may be retried. `idempotent`: GETs, LRO polls and calls whose
-/// repetition is harmless.
-pub fn is_retryable(failure: Failure, idempotent: bool) -> bool {
-    match failure {
-        Failure::Status(429 | 503) => true,
-        Failure::Status(500 | 502 | 504) => idempotent,
-        Failure::Status(_) => false,
-        Failure::Connect => true,
-        Failure::Transport => idempotent,
-    }
-}
-
-/// Parses a `Retry-After` header value in seconds (HTTP dates are ignored).
-pub fn parse_retry_after(value: &str) -> Option<Duration> {
-    value
-        .trim()
-        .parse::<f64>()
-        .ok()
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
 }
 
 pub use crate::transport::{RequestTrace, TraceFn};
@@ -168,6 +44,8 @@ pub struct ApiError {
     pub details: Value,
     /// `METHOD URL` of the failed request (for messages).
     pub request: String,
+    /// How long the server asked the caller to wait (`Retry-After` or `RetryInfo`).
+    pub retry_after: Option<Duration>,
 }
 
 impl ApiError {
@@ -198,13 +76,16 @@ impl ApiError {
             .and_then(|e| e.get("details"))
             .cloned()
             .unwrap_or(Value::Null);
-        ApiError {
+        let mut e = ApiError {
             http_status,
             status,
             message,
             details,
             request: String::new(),
-        }
+            retry_after: None,
+        };
+        e.retry_after = crate::retry::retry_info_delay(&e);
+        e
     }
 
     /// 404 / NOT_FOUND.
@@ -288,7 +169,7 @@ impl ApiError {
             || self.is_service_disabled()
     }
 
-    /// Whether retrying the same request may help (429, 5xx); see [`is_retryable`].
+    /// Whether retrying the same request may help (429, 5xx); see [`crate::retry`].
     pub fn is_transient(&self) -> bool {
         matches!(self.http_status, 429 | 500 | 502 | 503 | 504)
     }
@@ -421,6 +302,11 @@ impl GcpError {
     /// 403 PERMISSION_DENIED.
     pub fn is_permission_denied(&self) -> bool {
         self.api().is_some_and(ApiError::is_permission_denied)
+    }
+
+    /// 400 FAILED_PRECONDITION.
+    pub fn is_failed_precondition(&self) -> bool {
+        self.api().is_some_and(ApiError::is_failed_precondition)
     }
 
     /// 403 SERVICE_DISABLED: which service.
@@ -640,7 +526,8 @@ impl GoogleHttp {
         })
     }
 
-    /// Like [`GoogleHttp::send`] but returns the raw JSON.
+    /// Like [`GoogleHttp::send`] but returns the raw JSON. `idempotent`: the request is safe
+    /// to repeat even if it may have been processed (see [`crate::retry`]).
     pub async fn send_value(
         &self,
         method: Method,
@@ -648,84 +535,81 @@ impl GoogleHttp {
         body: Option<&Value>,
         idempotent: bool,
     ) -> GcpResult<Value> {
+        let attempts = AtomicU32::new(0);
+        let (method, attempts) = (&method, &attempts);
+        crate::retry::google(&self.retry, idempotent, || async move {
+            let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
+            self.attempt(method, url, body, attempt).await
+        })
+        .await
+    }
+
+    /// One attempt of a request.
+    async fn attempt(
+        &self,
+        method: &Method,
+        url: &str,
+        body: Option<&Value>,
+        attempt: u32,
+    ) -> GcpResult<Value> {
         let request = format!("{method} {url}");
-        let mut attempt: u32 = 0;
-        loop {
-            attempt += 1;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let fresh = match &self.provider {
-                Some(p) => Some(p.token().await?),
-                None => None,
-            };
-            let token = fresh.as_ref().unwrap_or(&self.token);
-            let started = Instant::now();
-            let mut req = self
-                .client
-                .request(method.clone(), url)
-                .bearer_auth(token.expose())
-                .header(ACCEPT, "application/json");
-            if let Some(b) = body {
-                req = req.json(b);
-            }
-            let sent = req.send().await;
-            let (failure, outcome, retry_after) = match sent {
-                Ok(resp) => {
-                    let status = resp.status().as_u16();
-                    let retry_after = resp
-                        .headers()
-                        .get(RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(parse_retry_after);
-                    match resp.bytes().await {
-                        Ok(bytes) => {
-                            self.emit(&method, url, Some(status), started, attempt, None);
-                            if (200..300).contains(&status) {
-                                return decode_body(&request, &bytes);
-                            }
-                            let mut err = ApiError::from_response(status, &bytes);
-                            err.request = request.clone();
-                            (Failure::Status(status), GcpError::from(err), retry_after)
-                        }
-                        Err(e) => {
-                            let message = e.to_string();
-                            self.emit(&method, url, None, started, attempt, Some(&message));
-                            (
-                                Failure::Transport,
-                                GcpError::Transport {
-                                    request: request.clone(),
-                                    message,
-                                    connect: false,
-                                },
-                                None,
-                            )
-                        }
-                    }
-                }
-                Err(e) => {
-                    let connect = e.is_connect();
-                    let message = error_chain(&e);
-                    self.emit(&method, url, None, started, attempt, Some(&message));
-                    let failure = if connect {
-                        Failure::Connect
-                    } else {
-                        Failure::Transport
-                    };
-                    (
-                        failure,
-                        GcpError::Transport {
-                            request: request.clone(),
-                            message,
-                            connect,
-                        },
-                        None,
-                    )
-                }
-            };
-            if attempt >= self.retry.max_attempts || !is_retryable(failure, idempotent) {
-                return Err(outcome);
-            }
-            tokio::time::sleep(self.retry.delay(attempt - 1, retry_after)).await;
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let fresh = match &self.provider {
+            Some(p) => Some(p.token().await?),
+            None => None,
+        };
+        let token = fresh.as_ref().unwrap_or(&self.token);
+        let started = Instant::now();
+        let mut req = self
+            .client
+            .request(method.clone(), url)
+            .bearer_auth(token.expose())
+            .header(ACCEPT, "application/json");
+        if let Some(b) = body {
+            req = req.json(b);
         }
+        let resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) => {
+                let message = error_chain(&e);
+                self.emit(method, url, None, started, attempt, Some(&message));
+                let connect =
+                    crate::retry::classify_transport(&e) == crate::retry::Transport::NotSent;
+                return Err(GcpError::Transport {
+                    request,
+                    message,
+                    connect,
+                });
+            }
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_retry_after);
+        let bytes = match resp.bytes().await {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                let message = e.to_string();
+                self.emit(method, url, None, started, attempt, Some(&message));
+                return Err(GcpError::Transport {
+                    request,
+                    message,
+                    connect: false,
+                });
+            }
+        };
+        self.emit(method, url, Some(status), started, attempt, None);
+        if (200..300).contains(&status) {
+            return decode_body(&request, &bytes);
+        }
+        let mut err = ApiError::from_response(status, &bytes);
+        err.request = request;
+        if retry_after.is_some() {
+            err.retry_after = retry_after;
+        }
+        Err(GcpError::from(err))
     }
 
     fn emit(
@@ -774,33 +658,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = s.source();
     }
     text
-}
-
-/// Runs `call` again while it fails with "API not enabled yet" (right after enabling an
-/// API, Google needs a moment to propagate): up to `policy.enablement_attempts` attempts,
-/// sleeping `enablement_initial · 1.75^n` (capped at 30 s) in between.
-pub async fn retry_until_api_enabled<T, F, Fut>(policy: &RetryPolicy, mut call: F) -> GcpResult<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = GcpResult<T>>,
-{
-    let mut attempt: u32 = 0;
-    loop {
-        attempt += 1;
-        match call().await {
-            Err(e) if e.is_api_not_enabled_yet() && attempt < policy.enablement_attempts => {
-                let delay = capped_exponential(
-                    policy.enablement_initial,
-                    1.75,
-                    attempt - 1,
-                    Duration::from_secs(30),
-                );
-                tracing::debug!(target: "asm::gcp::http", "API not enabled yet, retrying in {delay:?}: {e}");
-                tokio::time::sleep(delay).await;
-            }
-            other => return other,
-        }
-    }
 }
 
 /// Appends `key=value` query pairs (percent-encoded) to `url`.
@@ -894,50 +751,6 @@ mod tests {
     }
 
     #[test]
-    fn retry_classification() {
-        assert!(is_retryable(Failure::Status(429), false));
-        assert!(is_retryable(Failure::Status(503), false));
-        assert!(is_retryable(Failure::Status(500), true));
-        assert!(!is_retryable(Failure::Status(500), false));
-        assert!(is_retryable(Failure::Status(504), true));
-        assert!(!is_retryable(Failure::Status(504), false));
-        for s in [400, 401, 403, 404, 409] {
-            assert!(!is_retryable(Failure::Status(s), true), "{s}");
-        }
-        assert!(is_retryable(Failure::Connect, false));
-        assert!(!is_retryable(Failure::Transport, false));
-        assert!(is_retryable(Failure::Transport, true));
-    }
-
-    #[test]
-    fn backoff_is_capped_and_jittered() {
-        let p = RetryPolicy {
-            jitter: false,
-            ..RetryPolicy::standard()
-        };
-        assert_eq!(p.backoff(0), Duration::from_millis(500));
-        assert_eq!(p.backoff(1), Duration::from_secs(1));
-        assert_eq!(p.backoff(10), Duration::from_secs(10));
-        assert_eq!(p.backoff(1000), Duration::from_secs(10));
-        let j = RetryPolicy::standard();
-        for n in 0..50 {
-            assert!(j.backoff(n % 6) <= Duration::from_secs(10));
-        }
-        assert_eq!(
-            p.delay(0, Some(Duration::from_secs(2))),
-            Duration::from_secs(2)
-        );
-        assert_eq!(
-            p.delay(0, Some(Duration::from_secs(300))),
-            Duration::from_secs(30)
-        );
-        assert_eq!(parse_retry_after(" 3 "), Some(Duration::from_secs(3)));
-        assert_eq!(parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT"), None);
-        let r = random_unit();
-        assert!((0.0..1.0).contains(&r));
-    }
-
-    #[test]
     fn query_encoding() {
         assert_eq!(
             with_query(
@@ -963,27 +776,5 @@ mod tests {
             error: None,
         };
         assert_eq!(t.to_string(), "GET http://h/v1/x 200 12ms (attempt 2)");
-    }
-
-    #[tokio::test]
-    async fn enablement_retry_stops_on_success() {
-        let policy = RetryPolicy::fast();
-        let mut calls = 0;
-        let out: GcpResult<u32> = retry_until_api_enabled(&policy, || {
-            calls += 1;
-            let n = calls;
-            async move {
-                if n < 3 {
-                    Err(GcpError::from(ApiError::from_response(
-                        400,
-                        br#"{"error":{"code":400,"message":"meshconfig.googleapis.com is not enabled","status":"FAILED_PRECONDITION"}}"#,
-                    )))
-                } else {
-                    Ok(n)
-                }
-            }
-        })
-        .await;
-        assert_eq!(out.unwrap(), 3);
     }
 }

@@ -157,7 +157,7 @@ pub fn decode_longrunning(op: &Value) -> OpState {
 /// Polling cadence and deadline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PollPolicy {
-    /// Delay before the second poll (the first is immediate); doubles each time.
+    /// Delay before the first poll; doubles each time.
     pub initial: Duration,
     /// Ceiling of the delay between polls.
     pub max: Duration,
@@ -166,24 +166,54 @@ pub struct PollPolicy {
 }
 
 impl Default for PollPolicy {
-    /// 100 ms doubling to 2 s, 20 minutes.
+    /// 1 s doubling to 5 s (jittered), 20 minutes. GKE and GKE Hub operations take seconds
+    /// at least; polling sooner only adds requests (one per cluster at fleet scale).
     fn default() -> Self {
         PollPolicy {
-            initial: Duration::from_millis(100),
-            max: Duration::from_secs(2),
+            initial: Duration::from_secs(1),
+            max: Duration::from_secs(5),
             timeout: Duration::from_secs(20 * 60),
         }
     }
 }
 
 impl PollPolicy {
-    /// The delay before poll number `n + 1` (0-based `n`).
+    /// Tests against the simulator with short simulated durations: 100 ms doubling to 1 s.
+    pub fn fast() -> Self {
+        PollPolicy {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            ..PollPolicy::default()
+        }
+    }
+
+    /// The delay before poll number `n + 1` (0-based `n`), without jitter.
     pub fn delay(&self, n: u32) -> Duration {
         capped_exponential(self.initial, 2.0, n, self.max)
+    }
+
+    /// The jittered delays before each poll (the first poll included), from `initial`
+    /// doubling to `max`.
+    pub fn delays(&self) -> impl Iterator<Item = Duration> + use<> {
+        let policy = crate::retry::RetryPolicy {
+            max_attempts: u32::MAX,
+            initial_backoff: self.initial,
+            max_backoff: self.max,
+            jitter: true,
+            ..crate::retry::RetryPolicy::standard()
+        };
+        backon::BackoffBuilder::build(policy.backoff())
     }
 }
 
 pub use crate::transport::ProgressFn;
+
+/// Whether an operation's `response` holds a resource's fields, not just its name.
+fn carries_resource(response: &Value) -> bool {
+    response
+        .as_object()
+        .is_some_and(|m| m.contains_key("name") && m.keys().any(|k| k != "name" && k != "@type"))
+}
 
 /// Waits for operations of every style.
 #[derive(Debug, Clone)]
@@ -209,7 +239,7 @@ impl LroPoller {
     }
 
     /// Waits for `op` under the policy's timeout. Returns: GKE — the final operation;
-    /// Service Usage — the `response`; Hub — the resource named by `response.name`
+    /// Service Usage — the `response`; Hub — the resource (the `response`, or the one named by `response.name`
     /// (fetched with the same API version), or the `response` if it has no name.
     pub async fn wait(&self, op: Operation) -> GcpResult<Value> {
         let deadline = Instant::now() + self.policy.timeout;
@@ -226,22 +256,41 @@ impl LroPoller {
     ) -> GcpResult<Value> {
         let started = Instant::now();
         let mut current = op;
-        let mut polls: u32 = 0;
-        // A google.longrunning op that is already done needs no poll; a GKE op is
-        // polled once (first poll immediately), like gcloud.
-        let mut need_poll =
+        // A google.longrunning op that is already done needs no poll; a GKE op is always
+        // polled (its first answer is the operation as started). Operations take seconds, so
+        // the first poll comes after the policy's initial delay, not at once: at fleet scale
+        // each avoided poll is one per cluster.
+        let need_poll =
             matches!(current, Operation::Gke { .. }) || current.state() == OpState::Running;
+        if !need_poll {
+            return match current.state() {
+                OpState::Done(result) => self.finish(&current, result).await,
+                OpState::Failed { message, details } => Err(GcpError::OperationFailed {
+                    operation: current.name().to_string(),
+                    message,
+                    details,
+                }),
+                OpState::Running => Ok(Value::Null),
+            };
+        }
+        let mut delays = self.policy.delays();
         loop {
-            if need_poll {
+            let delay = delays.next().unwrap_or(self.policy.max);
+            if Instant::now() + delay > deadline {
+                return Err(GcpError::Timeout {
+                    what: format!("operation {}", current.name()),
+                    after: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(delay).await;
+            {
                 if let Some(p) = progress {
                     p(&format!("waiting for operation {}", current.name()));
                 }
                 let url = current.poll_url(&self.endpoints);
                 let raw: Value = self.http.get(&url).await?;
                 current = current.with_raw(raw);
-                polls += 1;
             }
-            need_poll = true;
             match current.state() {
                 OpState::Running => {}
                 OpState::Failed { message, details } => {
@@ -253,19 +302,14 @@ impl LroPoller {
                 }
                 OpState::Done(result) => return self.finish(&current, result).await,
             }
-            let delay = self.policy.delay(polls.saturating_sub(1));
-            if Instant::now() + delay > deadline {
-                return Err(GcpError::Timeout {
-                    what: format!("operation {}", current.name()),
-                    after: started.elapsed(),
-                });
-            }
-            tokio::time::sleep(delay).await;
         }
     }
 
     async fn finish(&self, op: &Operation, result: Value) -> GcpResult<Value> {
         match op {
+            // The response is the resource itself when it carries more than its name;
+            // fetched only when it does not (one read less per operation at fleet scale).
+            Operation::Hub { .. } if carries_resource(&result) => Ok(result),
             Operation::Hub { version, .. } => match result.get("name").and_then(Value::as_str) {
                 Some(name) if !name.is_empty() => {
                     let url = self
@@ -374,11 +418,15 @@ mod tests {
     }
 
     #[test]
-    fn poll_delays() {
+    fn poll_delays_double_to_the_ceiling_and_jitter_stays_within_twice_each() {
         let p = PollPolicy::default();
-        assert_eq!(p.delay(0), Duration::from_millis(100));
-        assert_eq!(p.delay(1), Duration::from_millis(200));
-        assert_eq!(p.delay(5), Duration::from_secs(2));
-        assert_eq!(p.delay(60), Duration::from_secs(2));
+        assert_eq!(p.delay(0), Duration::from_secs(1));
+        assert_eq!(p.delay(1), Duration::from_secs(2));
+        assert_eq!(p.delay(5), Duration::from_secs(5));
+        assert_eq!(p.delay(60), Duration::from_secs(5));
+        for (n, d) in p.delays().take(8).enumerate() {
+            let base = p.delay(n as u32);
+            assert!(d >= base && d < base * 2, "poll {n}: {d:?} vs {base:?}");
+        }
     }
 }

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod container;
 pub mod crm;
 pub mod endpoints;
+pub mod fleet_poll;
 pub mod gkehub;
 pub mod http;
 pub mod lro;
@@ -26,6 +27,10 @@ pub use lro::{LroPoller, Operation, PollPolicy};
 use crate::environment::Environment;
 use crate::error::Error;
 
+/// The per-project budget of fleet-wide polls: one read of a project's feature per second at
+/// most, however many clusters wait (a small share of GKE Hub's per-minute read quota).
+pub const FLEET_POLL_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Every Google API client asm uses, sharing one HTTP client and request counter.
 #[derive(Debug, Clone)]
 pub struct GcpClients {
@@ -37,6 +42,8 @@ pub struct GcpClients {
     pub gkehub: gkehub::GkeHubApi,
     pub meshconfig: meshconfig::MeshConfigApi,
     pub lro: LroPoller,
+    /// Fleet-wide feature reads shared by every waiter (one read per poll per project).
+    pub fleet_poll: fleet_poll::FleetPoller,
 }
 
 impl GcpClients {
@@ -76,6 +83,10 @@ impl GcpClients {
             crm: crm::CrmApi::new(http.clone(), endpoints.clone()),
             gkehub: gkehub::GkeHubApi::new(http.clone(), endpoints.clone()),
             meshconfig: meshconfig::MeshConfigApi::new(http.clone(), endpoints.clone()),
+            fleet_poll: fleet_poll::FleetPoller::new(
+                gkehub::GkeHubApi::new(http.clone(), endpoints.clone()),
+                FLEET_POLL_INTERVAL,
+            ),
             lro: LroPoller::new(http.clone(), endpoints.clone(), poll),
             http,
             endpoints,

@@ -35,7 +35,13 @@ pub enum KubeError {
         what: String,
         status: Box<::kube::core::Status>,
     },
-    /// Transport, TLS, auth plugin, decoding: anything without an API status.
+    /// The connection failed: none made, or lost after the request was sent (`kind`).
+    Transport {
+        what: String,
+        message: String,
+        kind: crate::retry::Transport,
+    },
+    /// TLS, auth plugin, decoding: anything else without an API status.
     Client { what: String, message: String },
     /// A manifest or configuration asm was given is unusable.
     Invalid { message: String },
@@ -49,9 +55,16 @@ impl KubeError {
         let what = what.into();
         match err {
             ::kube::Error::Api(status) => KubeError::Api { what, status },
-            other => KubeError::Client {
-                what,
-                message: error_chain(&other),
+            other => match crate::retry::classify_transport(&other) {
+                crate::retry::Transport::Other => KubeError::Client {
+                    what,
+                    message: error_chain(&other),
+                },
+                kind => KubeError::Transport {
+                    what,
+                    message: error_chain(&other),
+                    kind,
+                },
             },
         }
     }
@@ -106,7 +119,7 @@ impl KubeError {
                     Error::apply("ASM-E451", message)
                 }
             }
-            KubeError::Client { what, message } => Error::apply(
+            KubeError::Client { what, message } | KubeError::Transport { what, message, .. } => Error::apply(
                 "ASM-E450",
                 format!("{what}: {message}"),
             )

@@ -1,5 +1,4 @@
-//! Watch-based waits with deadlines (`kube::runtime::wait::await_condition`: one list+watch,
-//! no gap between a GET and a watch), reporting what they wait for while they wait: one
+//! Watch-based waits with deadlines (one list+watch, no gap between a GET and a watch), reporting what they wait for while they wait: one
 //! object ([`wait_for`]) or a set of objects ([`wait_for_list`]), and the waits plans name —
 //! CRD Established, a condition, a LoadBalancer address, a DataPlaneControl `Ready`, a
 //! ControlPlaneRevision `ProvisioningFinished`.
@@ -8,12 +7,13 @@ use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::Duration;
 
+use backon::BackoffBuilder;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::DynamicObject;
 use kube::core::GroupVersionKind;
-use kube::runtime::wait::{Condition, await_condition, conditions};
+use kube::runtime::wait::{Condition, conditions};
 use kube::runtime::watcher;
 use kube::{Api, Client, Resource, ResourceExt};
 use serde::Serialize;
@@ -23,12 +23,13 @@ use tokio::time::Instant;
 
 use super::apply::{dynamic_api, resolve_resource};
 use super::{KubeError, KubeResult, error_chain};
+use crate::retry::{RetryPolicy, classify_kube};
 use crate::transport::ProgressFn;
 
 /// How often a wait repeats its progress line.
 pub const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
-/// Consecutive watch failures tolerated before a wait gives up early.
+/// Consecutive watch failures (with no event in between) tolerated before a wait gives up.
 const MAX_WATCH_ERRORS: u32 = 3;
 
 /// Whether `obj` has `status.conditions[type == condition_type].status == "True"`.
@@ -58,51 +59,19 @@ where
     K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
     C: Condition<K> + Clone,
 {
-    let started = Instant::now();
-    if let Some(p) = progress {
-        p(&format!("waiting for {what}"));
-    }
-    let mut ticker = tokio::time::interval_at(started + PROGRESS_EVERY, PROGRESS_EVERY);
-    let mut errors = 0;
-    loop {
-        let fut = await_condition(api.clone(), name, cond.clone());
-        tokio::pin!(fut);
-        let outcome = loop {
-            tokio::select! {
-                res = &mut fut => break res,
-                _ = tokio::time::sleep_until(deadline) => {
-                    return Err(KubeError::Timeout { what: what.to_string(), after: started.elapsed() });
-                }
-                _ = ticker.tick() => {
-                    if let Some(p) = progress {
-                        p(&format!("still waiting for {what} ({}s)", started.elapsed().as_secs()));
-                    }
-                }
-            }
-        };
-        match outcome {
-            Ok(obj) => return Ok(obj),
-            Err(e) => {
-                errors += 1;
-                let message = error_chain(&e);
-                tracing::debug!(target: "asm::kube::wait", "watch for {what} failed: {message}");
-                if errors >= MAX_WATCH_ERRORS {
-                    return Err(KubeError::Client {
-                        what: format!("watch {what}"),
-                        message,
-                    });
-                }
-                let pause = Duration::from_millis(200 * u64::from(errors));
-                if Instant::now() + pause >= deadline {
-                    return Err(KubeError::Timeout {
-                        what: what.to_string(),
-                        after: started.elapsed(),
-                    });
-                }
-                tokio::time::sleep(pause).await;
-            }
-        }
-    }
+    let config = watcher::Config::default().fields(&format!("metadata.name={name}"));
+    watch_until(
+        api,
+        config,
+        what,
+        |current| {
+            let obj = current.values().find(|o| o.name_any() == name);
+            cond.matches_object(obj).then(|| obj.cloned())
+        },
+        deadline,
+        progress,
+    )
+    .await
 }
 
 /// Waits until CustomResourceDefinition `name` is `Established`.
@@ -167,6 +136,39 @@ pub async fn wait_for_list<K>(
 where
     K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
 {
+    watch_until(
+        api,
+        config,
+        what,
+        |current| {
+            let objects: Vec<K> = current.values().cloned().collect();
+            done(&objects).then_some(())
+        },
+        deadline,
+        progress,
+    )
+    .await
+}
+
+/// The objects a watch holds, by namespace and name.
+type Current<K> = BTreeMap<(String, String), K>;
+
+/// One list+watch of `config`'s objects until `check` returns `Some` for the current set
+/// (checked after the initial list and after every change), or `deadline`. A failing watch
+/// restarts after the retry policy's backoff; it gives up after [`MAX_WATCH_ERRORS`] failures
+/// in a row (any event received in between resets the count) or at once on a failure that
+/// repeating cannot cure (e.g. 403).
+async fn watch_until<K, R>(
+    api: Api<K>,
+    config: watcher::Config,
+    what: &str,
+    mut check: impl FnMut(&Current<K>) -> Option<R>,
+    deadline: Instant,
+    progress: Option<&ProgressFn>,
+) -> KubeResult<R>
+where
+    K: Clone + Debug + Send + DeserializeOwned + Resource + 'static,
+{
     let started = Instant::now();
     if let Some(p) = progress {
         p(&format!("waiting for {what}"));
@@ -175,9 +177,10 @@ where
     let stream = watcher(api, config);
     tokio::pin!(stream);
     let key = |o: &K| (o.namespace().unwrap_or_default(), o.name_any());
-    let mut current: BTreeMap<(String, String), K> = BTreeMap::new();
-    let mut relisting: BTreeMap<(String, String), K> = BTreeMap::new();
-    let mut errors = 0;
+    let mut current: Current<K> = BTreeMap::new();
+    let mut relisting: Current<K> = BTreeMap::new();
+    let policy = RetryPolicy::kubernetes();
+    let mut errors = WatchErrors::new(&policy);
     loop {
         let event = tokio::select! {
             e = stream.next() => e,
@@ -197,40 +200,98 @@ where
                 message: "the watch ended".into(),
             });
         };
+        let event = match event {
+            Ok(event) => {
+                errors.progress();
+                event
+            }
+            Err(e) => {
+                let failure = watch_failure(what, e);
+                tracing::debug!(target: "asm::kube::wait", "{failure}");
+                let Some(pause) = errors.failed(&failure) else {
+                    return Err(failure);
+                };
+                if Instant::now() + pause >= deadline {
+                    return Err(KubeError::Timeout {
+                        what: what.to_string(),
+                        after: started.elapsed(),
+                    });
+                }
+                tokio::time::sleep(pause).await;
+                continue;
+            }
+        };
         match event {
-            Ok(watcher::Event::Init) => relisting.clear(),
-            Ok(watcher::Event::InitApply(o)) => {
+            watcher::Event::Init => {
+                relisting.clear();
+                continue;
+            }
+            watcher::Event::InitApply(o) => {
                 relisting.insert(key(&o), o);
                 continue;
             }
-            Ok(watcher::Event::InitDone) => {
-                errors = 0;
-                current = std::mem::take(&mut relisting);
-            }
-            Ok(watcher::Event::Apply(o)) => {
+            watcher::Event::InitDone => current = std::mem::take(&mut relisting),
+            watcher::Event::Apply(o) => {
                 current.insert(key(&o), o);
             }
-            Ok(watcher::Event::Delete(o)) => {
+            watcher::Event::Delete(o) => {
                 current.remove(&key(&o));
             }
-            Err(e) => {
-                errors += 1;
-                let message = error_chain(&e);
-                tracing::debug!(target: "asm::kube::wait", "watch for {what} failed: {message}");
-                if errors >= MAX_WATCH_ERRORS {
-                    return Err(KubeError::Client {
-                        what: format!("watch {what}"),
-                        message,
-                    });
-                }
-                tokio::time::sleep(Duration::from_millis(200 * u64::from(errors))).await;
-                continue;
-            }
         }
-        let objects: Vec<K> = current.values().cloned().collect();
-        if done(&objects) {
-            return Ok(());
+        if let Some(r) = check(&current) {
+            return Ok(r);
         }
+    }
+}
+
+/// A watch's failure as a [`KubeError`] (classified like any other Kubernetes failure).
+fn watch_failure(what: &str, e: watcher::Error) -> KubeError {
+    let what = format!("watch {what}");
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => KubeError::from_kube(what, e),
+        watcher::Error::WatchError(status) => KubeError::Api { what, status },
+        other => KubeError::Client {
+            what,
+            message: error_chain(&other),
+        },
+    }
+}
+
+/// Consecutive watch failures and the backoff between them; progress resets both.
+struct WatchErrors<'a> {
+    policy: &'a RetryPolicy,
+    consecutive: u32,
+    backoff: backon::ExponentialBackoff,
+}
+
+impl<'a> WatchErrors<'a> {
+    fn new(policy: &'a RetryPolicy) -> Self {
+        WatchErrors {
+            policy,
+            consecutive: 0,
+            backoff: policy.backoff().build(),
+        }
+    }
+
+    /// An event arrived: the watch works again.
+    fn progress(&mut self) {
+        if self.consecutive > 0 {
+            *self = WatchErrors::new(self.policy);
+        }
+    }
+
+    /// The pause before restarting after `failure`, or `None` to give up.
+    fn failed(&mut self, failure: &KubeError) -> Option<Duration> {
+        self.consecutive += 1;
+        let verdict = classify_kube(failure);
+        // A watch only reads: a lost connection is as retryable as a refused one.
+        if !verdict.allows(true) || self.consecutive >= MAX_WATCH_ERRORS {
+            return None;
+        }
+        let planned = self.backoff.next()?;
+        Some(self.policy.honour(planned, verdict.retry_after()))
     }
 }
 
@@ -344,6 +405,31 @@ pub async fn wait_control_plane_revision(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn watch_error_count_resets_on_progress_and_stops_at_once_on_forbidden() {
+        let policy = RetryPolicy::kubernetes();
+        let mut w = WatchErrors::new(&policy);
+        let lost = KubeError::Transport {
+            what: "watch x".into(),
+            message: "connection closed".into(),
+            kind: crate::retry::Transport::Lost,
+        };
+        // Far more failures than MAX_WATCH_ERRORS, each followed by an event.
+        for _ in 0..(MAX_WATCH_ERRORS * 4) {
+            assert!(w.failed(&lost).is_some());
+            w.progress();
+        }
+        for _ in 1..MAX_WATCH_ERRORS {
+            assert!(w.failed(&lost).is_some());
+        }
+        assert!(w.failed(&lost).is_none());
+        let forbidden = KubeError::Api {
+            what: "watch x".into(),
+            status: Box::new(::kube::core::Status::failure("no", "Forbidden").with_code(403)),
+        };
+        assert!(WatchErrors::new(&policy).failed(&forbidden).is_none());
+    }
 
     #[test]
     fn conditions() {

@@ -10,13 +10,13 @@ use tokio::time::Instant;
 
 use crate::error::{Error, exit};
 use crate::gcp::gkehub::{gke_issuer, gke_resource_link};
-use crate::gcp::http::retry_until_api_enabled;
 use crate::gcp::{GcpClients, GcpError, Operation};
 use crate::kube::KubeContext;
 use crate::kube::apply::{ApplyOptions, apply};
 use crate::kube::wait::{wait_control_plane_revision, wait_crd_established};
 use crate::output::Printer;
 use crate::plan::Action;
+use crate::retry::{self, RetryPolicy, Verdict, retry_until_api_enabled};
 use crate::spec::{ClusterRef, MeshSpec};
 use crate::transport::ProgressFn;
 
@@ -116,7 +116,19 @@ impl Executor {
                         self.wait_op(id, op).await?;
                         Ok(())
                     }
-                    Err(e) if e.is_already_exists() => Ok(()),
+                    // Created by an earlier attempt whose answer was lost, or by someone else:
+                    // done once it is read back (the servicemesh feature has no spec to match).
+                    Err(e) if e.is_already_exists() => {
+                        match self
+                            .gcp
+                            .gkehub
+                            .get_feature(project.as_str(), "servicemesh")
+                            .await?
+                        {
+                            Some(_) => Ok(()),
+                            None => Err(e.into()),
+                        }
+                    }
                     Err(e) => Err(e.into()),
                 }
             }
@@ -163,14 +175,35 @@ impl Executor {
                 id: membership,
             } => {
                 let fleet = self.spec.fleet_project.as_str();
-                let existing = self
+                // Keep whatever spec is there; change only the management field. The spec is
+                // read from the fleet-wide feature every cluster's step shares (v1
+                // `membershipSpecs`, whose servicemesh spec is named `mesh` where v2 says
+                // `servicemesh`), not with one read per membership.
+                let mut spec: Map<String, Value> = self
                     .gcp
-                    .gkehub
-                    .get_membership_feature(fleet, location, membership, "servicemesh")
-                    .await?;
-                // Keep whatever spec is there; change only the management field.
-                let mut spec: Map<String, Value> =
-                    existing.map(|m| m.spec.clone()).unwrap_or_default();
+                    .fleet_poll
+                    .feature(fleet, "servicemesh")
+                    .await?
+                    .and_then(|f| {
+                        let suffix = format!("/locations/{location}/memberships/{membership}");
+                        f.membership_specs
+                            .into_iter()
+                            .find(|(k, _)| k.ends_with(&suffix))
+                            .map(|(_, v)| v)
+                    })
+                    .and_then(|v| v.as_object().cloned())
+                    .map(|m| {
+                        m.into_iter()
+                            .map(|(k, v)| {
+                                if k == "mesh" {
+                                    ("servicemesh".to_string(), v)
+                                } else {
+                                    (k, v)
+                                }
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
                 let sm = spec
                     .entry("servicemesh".to_string())
                     .or_insert_with(|| json!({}));
@@ -212,68 +245,75 @@ impl Executor {
     }
 
     /// A GKE mutation, retried while the cluster is busy with another operation (GKE runs
-    /// one at a time per cluster; a killed earlier run may have left one running).
+    /// one at a time per cluster, answering FAILED_PRECONDITION; a killed earlier run may
+    /// have left one running), until the deadline.
     async fn gke_mutation<F, Fut>(&self, call: F) -> Result<Operation, Error>
     where
-        F: Fn() -> Fut,
+        F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<Operation, GcpError>>,
     {
-        let mut delay = Duration::from_millis(500);
-        loop {
-            match call().await {
-                Ok(op) => return Ok(op),
-                Err(e) if busy(&e) && Instant::now() + delay < self.deadline => {
-                    tokio::time::sleep(delay).await;
-                    delay = (delay * 2).min(Duration::from_secs(10));
-                }
-                Err(e) => return Err(e.into()),
+        let busy = |e: &GcpError| {
+            if e.is_failed_precondition() {
+                Verdict::Retry { after: None }
+            } else {
+                Verdict::Stop
             }
-        }
+        };
+        retry::run_until(&RetryPolicy::gke_busy(), self.deadline, false, busy, call)
+            .await
+            .map_err(Error::from)
     }
 
+    /// Sets one resource label: read the cluster, write the labels with its fingerprint, and
+    /// on a stale fingerprint (or a busy cluster, or a lost answer) read again and re-plan —
+    /// a write that was made shows up in the re-read.
     async fn set_label(&self, id: &str, i: usize, key: &str, value: &str) -> Result<(), Error> {
         let c = self.cluster(i)?.clone();
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let cluster = self
-                .gcp
-                .container
-                .get_cluster(c.project.as_str(), c.location.as_str(), c.name.as_str())
-                .await?;
-            if cluster.resource_labels.get(key).map(String::as_str) == Some(value) {
-                return Ok(());
-            }
-            let mut labels = cluster.resource_labels.clone();
-            labels.insert(key.to_string(), value.to_string());
-            let sent = self
-                .gke_mutation(|| {
-                    self.gcp.container.set_resource_labels(
-                        c.project.as_str(),
-                        c.location.as_str(),
-                        c.name.as_str(),
-                        &labels,
-                        &cluster.label_fingerprint,
-                    )
-                })
-                .await;
-            match sent {
-                Ok(op) => {
-                    self.wait_op(id, op).await?;
-                    return Ok(());
+        let (project, location, name) = (c.project.as_str(), c.location.as_str(), c.name.as_str());
+        let mut planned = self.handles.gke.get(i).cloned().flatten();
+        let op = retry::run_until(
+            &RetryPolicy::gke_busy(),
+            self.deadline,
+            true,
+            retry::classify_guarded_write,
+            || {
+                // The first try writes on the fingerprint read while planning; any retry
+                // reads the cluster again.
+                let observed = planned.take();
+                async move {
+                    let cluster = match observed {
+                        Some(c) => c,
+                        None => {
+                            self.gcp
+                                .container
+                                .get_cluster(project, location, name)
+                                .await?
+                        }
+                    };
+                    if cluster.resource_labels.get(key).map(String::as_str) == Some(value) {
+                        return Ok(None);
+                    }
+                    let mut labels = cluster.resource_labels.clone();
+                    labels.insert(key.to_string(), value.to_string());
+                    self.gcp
+                        .container
+                        .set_resource_labels(
+                            project,
+                            location,
+                            name,
+                            &labels,
+                            &cluster.label_fingerprint,
+                        )
+                        .await
+                        .map(Some)
                 }
-                // A stale fingerprint: someone changed the labels; read them again.
-                Err(e)
-                    if attempt < 5
-                        && (e.message.contains("ABORTED")
-                            || e.message.contains("FAILED_PRECONDITION")
-                            || e.message.to_lowercase().contains("fingerprint")) =>
-                {
-                    continue;
-                }
-                Err(e) => return Err(e),
-            }
+            },
+        )
+        .await?;
+        if let Some(op) = op {
+            self.wait_op(id, op).await?;
         }
+        Ok(())
     }
 
     async fn register(
@@ -297,54 +337,31 @@ impl Executor {
         .await
     }
 
+    /// The control-plane state of `location/membership` as the fleet's servicemesh Feature
+    /// reports it (`membershipStates`, what `gcloud container fleet mesh describe` shows),
+    /// from the fleet-wide read every waiter shares.
     async fn fleet_state(
         &self,
         location: &str,
         membership: &str,
     ) -> Result<ControlPlaneState, Error> {
         let fleet = self.spec.fleet_project.as_str();
-        let mf = self
-            .gcp
-            .gkehub
-            .get_membership_feature(fleet, location, membership, "servicemesh")
-            .await?;
-        let v2 = mf
-            .and_then(|m| serde_json::to_value(&m).ok())
-            .and_then(|v| {
-                v.pointer("/state/servicemesh/controlPlaneManagement")
-                    .and_then(ControlPlaneState::from_json)
-            });
-        if let Some(s) = &v2
-            && s.ready()
-        {
-            return Ok(s.clone());
-        }
-        // The v1 feature's membershipStates (what `fleet mesh describe` shows).
-        let v1 = self
-            .gcp
-            .gkehub
-            .get_feature(fleet, "servicemesh")
-            .await?
+        let feature = self.gcp.fleet_poll.feature(fleet, "servicemesh").await?;
+        let suffix = format!("/locations/{location}/memberships/{membership}");
+        Ok(feature
             .and_then(|f| serde_json::to_value(&f).ok())
             .and_then(|v| {
                 v.get("membershipStates")
                     .and_then(Value::as_object)
                     .and_then(|m| {
                         m.iter()
-                            .find(|(k, _)| {
-                                k.ends_with(&format!(
-                                    "/locations/{location}/memberships/{membership}"
-                                ))
-                            })
+                            .find(|(k, _)| k.ends_with(&suffix))
                             .and_then(|(_, s)| {
                                 s.pointer("/servicemesh/controlPlaneManagement")
                                     .and_then(ControlPlaneState::from_json)
                             })
                     })
-            });
-        Ok(v1
-            .filter(ControlPlaneState::ready)
-            .or(v2)
+            })
             .unwrap_or_default())
     }
 
@@ -358,7 +375,7 @@ impl Executor {
         let c = self.cluster(i)?.clone();
         let ctx = self.kube(i)?;
         let started = Instant::now();
-        let mut delay = Duration::from_millis(200);
+        let mut delays = self.gcp.fleet_poll.delays();
         let mut last: String;
         let progress = self.progress(id);
         progress(&format!(
@@ -383,6 +400,7 @@ impl Executor {
                 .trim()
                 .to_string();
             }
+            let delay = delays.next().unwrap_or(Duration::from_secs(5));
             if Instant::now() + delay > self.deadline {
                 return Err(timeout_error(
                     &format!("the managed control plane of cluster {}", c.name),
@@ -391,7 +409,6 @@ impl Executor {
                 ));
             }
             tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_secs(5));
         }
     }
 
@@ -460,12 +477,4 @@ pub(crate) async fn register_membership(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// Whether GKE refused because another operation is running on the cluster.
-fn busy(e: &GcpError) -> bool {
-    e.api().is_some_and(|a| {
-        (a.status == "FAILED_PRECONDITION" || a.http_status == 409 || a.http_status == 400)
-            && a.message.to_lowercase().contains("operation")
-    })
 }

@@ -119,8 +119,8 @@ pub async fn missing(ctx: &KubeContext, needed: &[Permission]) -> KubeResult<Vec
                 },
                 ..Default::default()
             };
-            // A review changes nothing: retried like a read.
-            crate::steps::observe::kube_retry(|| async {
+            // A review stores nothing: asking again after a lost answer is harmless.
+            super::observe::kube_retry(|| async {
                 api.create(&PostParams::default(), &review)
                     .await
                     .map(|r| r.status.is_some_and(|s| s.allowed))

@@ -17,7 +17,6 @@ use crate::kube::apply::{dynamic_api, get_opt, resolve_resource};
 use crate::kube::wait::has_true_condition;
 use crate::kube::{KubeContext, KubeError, KubeResult, client_for_gke, client_from_kubeconfig};
 use crate::spec::{ClusterRef, KubeAccess, MeshSpec};
-use std::time::Duration;
 
 use super::control_plane::{ASM_OPTIONS, CPR_CRD, NAMESPACE, TAGS_ANNOTATION};
 use super::{
@@ -167,11 +166,7 @@ pub async fn observe_reusing(
             (p.clone(), r)
         }
     }));
-    let clusters = join_all(spec.clusters.iter().map(|c| async move {
-        gcp.container
-            .get_cluster_opt(c.project.as_str(), c.location.as_str(), c.name.as_str())
-            .await
-    }));
+    let clusters = read_clusters(gcp, &spec.clusters);
     let (number, services, memberships, feature, permissions, clusters) = tokio::join!(
         number,
         services,
@@ -224,6 +219,44 @@ pub async fn observe_reusing(
         },
         handles,
     )
+}
+
+/// The GKE clusters of `clusters` (same order; `None` when absent). A project with several of
+/// them is read with one list (a fleet-wide read instead of one GET per cluster); a list the
+/// caller may not make, or one cluster, falls back to GETs.
+async fn read_clusters(
+    gcp: &GcpClients,
+    clusters: &[ClusterRef],
+) -> Vec<crate::gcp::GcpResult<Option<Cluster>>> {
+    let mut per_project: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in clusters {
+        *per_project.entry(c.project.as_str()).or_default() += 1;
+    }
+    let lists: BTreeMap<&str, Vec<Cluster>> = join_all(
+        per_project
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(p, _)| async move { (*p, gcp.container.list_clusters(p, None).await) }),
+    )
+    .await
+    .into_iter()
+    .filter_map(|(p, r)| r.ok().map(|l| (p, l)))
+    .collect();
+    join_all(clusters.iter().map(|c| {
+        let listed = lists.get(c.project.as_str());
+        async move {
+            if let Some(list) = listed {
+                return Ok(list
+                    .iter()
+                    .find(|g| g.name == c.name.as_str() && g.location == c.location.as_str())
+                    .cloned());
+            }
+            gcp.container
+                .get_cluster_opt(c.project.as_str(), c.location.as_str(), c.name.as_str())
+                .await
+        }
+    }))
+    .await
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -313,38 +346,14 @@ async fn observe_cluster(
     )
 }
 
-/// Whether a Kubernetes failure may go away on retry (429, 5xx, transport).
-pub fn kube_transient(e: &KubeError) -> bool {
-    match e {
-        KubeError::Api { status, .. } => matches!(status.code, 429 | 500 | 502 | 503 | 504),
-        KubeError::Client { .. } => true,
-        _ => false,
-    }
-}
-
-/// Runs an idempotent Kubernetes call (a read or a server-side apply) up to 5 times while
-/// it fails transiently, with capped exponential backoff and jitter.
-pub async fn kube_retry<T, F, Fut>(mut call: F) -> KubeResult<T>
+/// Runs an idempotent Kubernetes call (a read or a server-side apply) under the Kubernetes
+/// retry policy ([`crate::retry::kube`]).
+pub async fn kube_retry<T, F, Fut>(call: F) -> KubeResult<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = KubeResult<T>>,
 {
-    const ATTEMPTS: u32 = 5;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match call().await {
-            Err(e) if attempt < ATTEMPTS && kube_transient(&e) => {
-                let cap =
-                    Duration::from_millis(100 * 2u64.pow(attempt - 1)).min(Duration::from_secs(2));
-                let jitter = crate::gcp::http::random_unit();
-                let delay = cap.mul_f64(0.5 + jitter / 2.0);
-                tracing::debug!(target: "asm::steps", "transient Kubernetes error, retrying in {delay:?}: {e}");
-                tokio::time::sleep(delay).await;
-            }
-            other => return other,
-        }
-    }
+    crate::retry::kube(&crate::retry::RetryPolicy::kubernetes(), call).await
 }
 
 /// Reads the in-cluster state. A read the caller may not make (403) is recorded in

@@ -7,11 +7,13 @@
 //! 1. the bearer token (401 UNAUTHENTICATED when missing or wrong): an access token the
 //!    sandbox issued, or a JWT self-signed with a registered service-account key (see
 //!    [`crate::tokens`]);
-//! 2. the project (unknown projects are answered like forbidden ones: 403);
-//! 3. the API being enabled in the project (403 SERVICE_DISABLED);
-//! 4. the permission of the route (403 PERMISSION_DENIED with ErrorInfo
+//! 2. the project's per-minute request quota of the API (429 RESOURCE_EXHAUSTED with
+//!    `Retry-After`; see [`quota`]);
+//! 3. the project (unknown projects are answered like forbidden ones: 403);
+//! 4. the API being enabled in the project (403 SERVICE_DISABLED);
+//! 5. the permission of the route (403 PERMISSION_DENIED with ErrorInfo
 //!    `IAM_PERMISSION_DENIED`), from the table below;
-//! 5. only then the resource itself (404, 409, 400 …).
+//! 6. only then the resource itself (404, 409, 400 …).
 //!
 //! # Permissions per route
 //!
@@ -58,6 +60,7 @@ mod crm;
 pub mod errors;
 mod gkehub;
 mod ops;
+pub mod quota;
 mod service_dependencies;
 mod serviceusage;
 mod state;
@@ -92,6 +95,8 @@ pub const SANDBOX_USER: &str = "sandbox-admin@asm-sim.invalid";
 #[derive(Debug)]
 pub struct GoogleApi {
     state: Mutex<State>,
+    /// Per-minute request quotas per project.
+    quota: Mutex<quota::Meter>,
     tokens: Arc<TokenRegistry>,
     /// Lets timer and controller tasks reach the API without keeping it alive.
     this: Weak<GoogleApi>,
@@ -223,6 +228,7 @@ impl GoogleApi {
         let state = State::from_scenario(&scenario, &clusters);
         let api = Arc::new_cyclic(|this| GoogleApi {
             state: Mutex::new(state),
+            quota: Mutex::new(quota::Meter::new(scenario.quotas.clone())),
             tokens,
             this: this.clone(),
         });
@@ -266,6 +272,9 @@ impl GoogleApi {
             return (ApiError::unauthenticated().into_response(), Vec::new());
         }
         let now = Instant::now();
+        if let Err(e) = self.charge_quota(now, api, req, rest) {
+            return (e.into_response(), Vec::new());
+        }
         let mut st = self.lock();
         st.settle(now);
         let mut ctx = Ctx {
@@ -282,6 +291,31 @@ impl GoogleApi {
         let timers = std::mem::take(&mut ctx.timers);
         drop(st);
         (result.unwrap_or_else(ApiError::into_response), timers)
+    }
+
+    /// Charges the request to its project's per-minute quota (see [`quota`]).
+    fn charge_quota(
+        &self,
+        now: Instant,
+        api: Api,
+        req: &Request,
+        rest: &str,
+    ) -> Result<(), ApiError> {
+        let Some(project) = quota::project_of(rest) else {
+            return Ok(());
+        };
+        let number = self.lock().project_number.clone();
+        let mut meter = match self.quota.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        meter.charge(
+            now,
+            project,
+            &number,
+            api.service(),
+            !quota::is_read(&req.method, rest),
+        )
     }
 
     /// `POST /oauth2/token`: a `jwt-bearer` grant → an opaque access token (RFC 7523).
@@ -368,7 +402,7 @@ impl Handler for GoogleApi {
                 e
             }
             FaultKind::Internal => ApiError::new(500, "INTERNAL", "Internal error encountered."),
-            FaultKind::Unavailable | FaultKind::Drop => {
+            FaultKind::Unavailable | FaultKind::Drop | FaultKind::Lost => {
                 ApiError::new(503, "UNAVAILABLE", "The service is currently unavailable.")
             }
         };

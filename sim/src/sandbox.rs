@@ -269,6 +269,9 @@ impl Sandbox {
             "ASM_SANDBOX_KEY_FILE".into(),
             self.key_file_path().display().to_string(),
         ));
+        if let Some(f) = &self.scenario.fleet_project {
+            env.push(("ASM_SANDBOX_FLEET_PROJECT".into(), f.project_id.clone()));
+        }
         let names: Vec<&str> = self.clusters.iter().map(|c| c.name.as_str()).collect();
         env.push(("ASM_SANDBOX_CLUSTERS".into(), names.join(" ")));
         env

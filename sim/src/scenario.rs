@@ -1,6 +1,6 @@
 //! Scenarios are data: the starting state of a simulated project and its clusters.
-//! `fresh`, `installed`, `missing-permission`, `in-cluster` and `installed-workloads` are
-//! YAML files under `sim/scenarios/`; `fleet-N` is `fresh` with N clusters. `--set
+//! `fresh`, `installed`, `missing-permission`, `in-cluster`, `installed-workloads` and
+//! `cross-project` are YAML files under `sim/scenarios/`; `fleet-N` is `fresh` with N clusters. `--set
 //! key=value` tunes any of them. In a cluster's `objects`, the string
 //! `${MANAGED_REVISION}` stands for the managed revision of the cluster's channel (after
 //! the knobs), so `installed-workloads` follows `--set cluster.channel=…`.
@@ -27,6 +27,10 @@ pub struct Scenario {
     pub denied_permissions: Vec<String>,
     /// Whether the fleet `servicemesh` feature exists.
     pub servicemesh_feature: bool,
+    /// The project hosting the fleet when it is not the clusters' project (memberships
+    /// and features live there); `None`: the clusters' project hosts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_project: Option<FleetProjectSpec>,
     pub clusters: Vec<ClusterSpec>,
     /// Simulated durations (not part of the scenario files; set with `timing.*`).
     #[serde(skip)]
@@ -35,6 +39,17 @@ pub struct Scenario {
     /// `revision.NAME.proxy_version`).
     #[serde(skip)]
     pub proxy_versions: BTreeMap<String, String>,
+}
+
+/// A fleet host project other than the clusters' project. Its policy holds its own GKE Hub
+/// and service mesh service agents (`service-NUMBER@gcp-sa-gkehub…`, `…@gcp-sa-servicemesh…`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetProjectSpec {
+    pub project_id: String,
+    /// int64 as the APIs send it: a string of digits.
+    pub project_number: String,
+    /// Full service names.
+    pub enabled_services: Vec<String>,
 }
 
 /// One GKE cluster of a scenario.
@@ -68,10 +83,10 @@ const INSTALLED: &str = include_str!("../scenarios/installed.yaml");
 const MISSING_PERMISSION: &str = include_str!("../scenarios/missing-permission.yaml");
 const IN_CLUSTER: &str = include_str!("../scenarios/in-cluster.yaml");
 const INSTALLED_WORKLOADS: &str = include_str!("../scenarios/installed-workloads.yaml");
+const CROSS_PROJECT: &str = include_str!("../scenarios/cross-project.yaml");
 
 /// Names accepted by [`Scenario::named`] (for help texts).
-pub const SCENARIO_NAMES: &str =
-    "fresh, installed, missing-permission, in-cluster, installed-workloads, fleet-N (N ≥ 1)";
+pub const SCENARIO_NAMES: &str = "fresh, installed, missing-permission, in-cluster, installed-workloads, cross-project, fleet-N (N ≥ 1)";
 
 /// What `${MANAGED_REVISION}` in a cluster's objects becomes.
 const MANAGED_REVISION_PLACEHOLDER: &str = "${MANAGED_REVISION}";
@@ -85,6 +100,7 @@ impl Scenario {
             "missing-permission" => MISSING_PERMISSION,
             "in-cluster" => IN_CLUSTER,
             "installed-workloads" => INSTALLED_WORKLOADS,
+            "cross-project" => CROSS_PROJECT,
             other => match other.strip_prefix("fleet-").map(str::parse::<usize>) {
                 Some(Ok(n)) if (1..=500).contains(&n) => return Scenario::fleet(n),
                 _ => bail!(

@@ -151,7 +151,7 @@ impl Ctx<'_> {
         resource: &str,
     ) -> Result<(), ApiError> {
         let st = &self.st;
-        if !st.is_project(project) {
+        let Some(p) = st.project(project) else {
             // Google does not reveal whether a project exists to those who may not see it.
             let permission = permission.unwrap_or("resourcemanager.projects.get");
             return Err(ApiError::permission_denied(
@@ -160,14 +160,10 @@ impl Ctx<'_> {
                 permission,
                 resource,
             ));
-        }
-        if !st.enabled.contains(api.service()) {
+        };
+        if !p.enabled.contains(api.service()) {
             let title = state::service_title(api.service()).unwrap_or(api.service());
-            return Err(ApiError::service_disabled(
-                api.service(),
-                title,
-                &st.project_number,
-            ));
+            return Err(ApiError::service_disabled(api.service(), title, &p.number));
         }
         if let Some(permission) = permission
             && st.denied.contains(permission)

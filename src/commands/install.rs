@@ -458,5 +458,6 @@ fn unobserved(spec: &MeshSpec) -> Observed {
             })
             .collect(),
         permissions: BTreeMap::new(),
+        policies: BTreeMap::new(),
     }
 }

@@ -134,22 +134,15 @@ impl CrmApi {
         member: &str,
         attempts: u32,
     ) -> GcpResult<bool> {
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let mut policy = self.get_iam_policy(project).await?;
-            if !policy.add_binding(role, member) {
-                return Ok(false);
-            }
-            match self.set_iam_policy(project, &policy).await {
-                Ok(_) => return Ok(true),
-                Err(e) if e.is_aborted() && attempt < attempts.max(1) => {
-                    let delay = self.http.retry_policy().backoff(attempt - 1);
-                    tokio::time::sleep(delay).await;
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        add_binding_with(
+            || self.get_iam_policy(project),
+            |p| async move { self.set_iam_policy(project, &p).await },
+            role,
+            member,
+            attempts,
+            self.http.retry_policy(),
+        )
+        .await
     }
 
     /// `POST v1/projects/P:testIamPermissions`: the subset of `permissions` the caller has.
@@ -169,6 +162,42 @@ impl CrmApi {
             .post(&url, &json!({"permissions": permissions}), true)
             .await?;
         Ok(a.permissions)
+    }
+}
+
+/// The read-modify-write of an IAM policy through `get` and `set`: adds `member` to `role`
+/// with the etag of the policy read, and on 409 ABORTED (a concurrent change made the etag
+/// stale) reads again and redoes it, up to `attempts` cycles with `retry`'s backoff in
+/// between. Returns whether a change was made (false: the binding was already there).
+pub async fn add_binding_with<G, GF, S, SF>(
+    get: G,
+    set: S,
+    role: &str,
+    member: &str,
+    attempts: u32,
+    retry: &super::RetryPolicy,
+) -> GcpResult<bool>
+where
+    G: Fn() -> GF,
+    GF: std::future::Future<Output = GcpResult<IamPolicy>>,
+    S: Fn(IamPolicy) -> SF,
+    SF: std::future::Future<Output = GcpResult<IamPolicy>>,
+{
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let mut policy = get().await?;
+        if !policy.add_binding(role, member) {
+            return Ok(false);
+        }
+        match set(policy).await {
+            Ok(_) => return Ok(true),
+            Err(e) if e.is_aborted() && attempt < attempts.max(1) => {
+                tracing::debug!(target: "asm::gcp", "IAM policy changed concurrently; reading it again: {e}");
+                tokio::time::sleep(retry.backoff(attempt - 1)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 

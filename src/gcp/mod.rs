@@ -16,6 +16,7 @@ pub mod gkehub;
 pub mod http;
 pub mod lro;
 pub mod meshconfig;
+pub mod privateca;
 pub mod serviceusage;
 
 pub use auth::{AccessToken, Credentials, TokenSource};
@@ -36,6 +37,7 @@ pub struct GcpClients {
     pub crm: crm::CrmApi,
     pub gkehub: gkehub::GkeHubApi,
     pub meshconfig: meshconfig::MeshConfigApi,
+    pub privateca: privateca::PrivateCaApi,
     pub lro: LroPoller,
 }
 
@@ -76,6 +78,7 @@ impl GcpClients {
             crm: crm::CrmApi::new(http.clone(), endpoints.clone()),
             gkehub: gkehub::GkeHubApi::new(http.clone(), endpoints.clone()),
             meshconfig: meshconfig::MeshConfigApi::new(http.clone(), endpoints.clone()),
+            privateca: privateca::PrivateCaApi::new(http.clone(), endpoints.clone()),
             lro: LroPoller::new(http.clone(), endpoints.clone(), poll),
             http,
             endpoints,

@@ -14,6 +14,7 @@ mod docs;
 mod enable_dataplane;
 mod gcloud_fidelity;
 mod golden_replay;
+mod iam_bindings;
 mod install;
 mod install_gateway;
 mod kubectl_create;

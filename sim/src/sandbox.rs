@@ -27,11 +27,12 @@ pub const SERVICE_ACCOUNT_ID: &str = "asm-installer";
 
 /// The path prefix of each simulated Google API on the Google server, with the
 /// `CLOUDSDK_API_ENDPOINT_OVERRIDES_*` suffix gcloud reads it from.
-pub const GOOGLE_SERVICES: [(&str, &str); 4] = [
+pub const GOOGLE_SERVICES: [(&str, &str); 5] = [
     ("CONTAINER", "container"),
     ("GKEHUB", "gkehub"),
     ("SERVICEUSAGE", "serviceusage"),
     ("CLOUDRESOURCEMANAGER", "crm"),
+    ("PRIVATECA", "privateca"),
 ];
 
 /// One simulated cluster of a running sandbox.

@@ -27,6 +27,10 @@ pub struct Scenario {
     pub denied_permissions: Vec<String>,
     /// Whether the fleet `servicemesh` feature exists.
     pub servicemesh_feature: bool,
+    /// CA Service pools (`projects/P/locations/L/caPools/N`, P one of the scenario's
+    /// projects), each with an empty IAM policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_pools: Vec<String>,
     /// The project hosting the fleet when it is not the clusters' project (memberships
     /// and features live there); `None`: the clusters' project hosts it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,6 +43,15 @@ pub struct Scenario {
     /// `revision.NAME.proxy_version`).
     #[serde(skip)]
     pub proxy_versions: BTreeMap<String, String>,
+    /// How many `setIamPolicy` calls carrying an etag meet a concurrent writer (set with
+    /// `iam.concurrent_writes=N`): another principal's change lands first, so the etag
+    /// sent is stale and the call fails with 409 ABORTED.
+    #[serde(skip)]
+    pub iam_concurrent_writes: u32,
+    /// Lifetime of the access tokens the sandbox issues (`token.ttl_s=N`); `None`: the
+    /// hour Google gives them.
+    #[serde(skip)]
+    pub token_ttl: Option<std::time::Duration>,
 }
 
 /// A fleet host project other than the clusters' project. Its policy holds its own GKE Hub
@@ -135,6 +148,10 @@ impl Scenario {
     /// - `deny=perm[,perm…]` (adds denied permissions), `allow=perm` (removes one);
     /// - `project.id=ID`, `project.number=N`, `principal=user:…`;
     /// - `servicemesh_feature=true|false`;
+    /// - `ca_pool=projects/P/locations/L/caPools/N` — a CA Service pool (empty policy);
+    /// - `iam.concurrent_writes=N` — the next N `setIamPolicy` calls with an etag meet a
+    ///   concurrent change (409 ABORTED);
+    /// - `token.ttl_s=N` — access tokens the sandbox issues expire after N seconds;
     /// - `timing.NAME_ms=MS` (see [`Timing`]);
     /// - `revision.NAME.proxy_version=V` (a managed revision's proxy version);
     /// - `workload.NS/NAME.ready=false|true` — Pods of workload NAME in NS (a Deployment,
@@ -260,6 +277,38 @@ impl Scenario {
             }
             "principal" => self.principal = value.to_string(),
             "servicemesh_feature" => self.servicemesh_feature = parse_bool(value)?,
+            "ca_pool" => {
+                let parts: Vec<&str> = value.split('/').collect();
+                let known = |p: &str| {
+                    p == self.project_id
+                        || self
+                            .fleet_project
+                            .as_ref()
+                            .is_some_and(|f| f.project_id == p)
+                };
+                match parts.as_slice() {
+                    ["projects", p, "locations", l, "caPools", n]
+                        if known(p) && !l.is_empty() && !n.is_empty() =>
+                    {
+                        if !self.ca_pools.iter().any(|x| x == value) {
+                            self.ca_pools.push(value.to_string());
+                        }
+                    }
+                    _ => bail!(
+                        "--set ca_pool={value}: expected projects/PROJECT/locations/LOCATION/caPools/NAME in one of the scenario's projects"
+                    ),
+                }
+            }
+            "iam.concurrent_writes" => {
+                self.iam_concurrent_writes = value.parse().map_err(|_| bad())?;
+            }
+            "token.ttl_s" => {
+                let secs: u64 = value.parse().map_err(|_| bad())?;
+                if secs == 0 {
+                    return Err(bad());
+                }
+                self.token_ttl = Some(std::time::Duration::from_secs(secs));
+            }
             _ => bail!("--set {key}: unknown knob"),
         }
         Ok(())

@@ -62,6 +62,10 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                 .st
                 .project_index(project)
                 .ok_or_else(|| ApiError::not_found(format!("Project {project} not found.")))?;
+            if ctx.st.iam_concurrent_writes > 0 && body.pointer("/policy/etag").is_some() {
+                ctx.st.iam_concurrent_writes -= 1;
+                ctx.st.projects[i].iam.concurrent_write();
+            }
             set_policy(&mut ctx.st.projects[i].iam, &body)
         }
         ("POST", Some("testIamPermissions")) => {

@@ -1,7 +1,7 @@
 //! The simulated Google APIs (container v1, gkehub v1/v1beta/v2, serviceusage v1,
-//! cloudresourcemanager v1) behind one [`Handler`], told apart by path prefix:
-//! `/container/`, `/gkehub/`, `/serviceusage/`, `/crm/` (what the sandbox exports as
-//! `CLOUDSDK_API_ENDPOINT_OVERRIDES_*`).
+//! cloudresourcemanager v1, privateca v1 CA pool policies) behind one [`Handler`], told
+//! apart by path prefix: `/container/`, `/gkehub/`, `/serviceusage/`, `/crm/`,
+//! `/privateca/` (what the sandbox exports as `CLOUDSDK_API_ENDPOINT_OVERRIDES_*`).
 //!
 //! Every request goes through the same gate, in the order Google's front end applies it:
 //! 1. the bearer token (401 UNAUTHENTICATED when missing or wrong): an access token the
@@ -30,6 +30,8 @@
 //! | crm | `POST v1/projects/P:getIamPolicy` | `resourcemanager.projects.getIamPolicy` |
 //! | crm | `POST v1/projects/P:setIamPolicy` | `resourcemanager.projects.setIamPolicy` |
 //! | crm | `POST v1/projects/P:testIamPermissions` | (token only) |
+//! | privateca | `GET v1/…/caPools/N:getIamPolicy` | `privateca.caPools.getIamPolicy` |
+//! | privateca | `POST v1/…/caPools/N:setIamPolicy` | `privateca.caPools.setIamPolicy` |
 //! | gkehub | `POST …/memberships?membershipId=` | `gkehub.memberships.create` |
 //! | gkehub | `GET …/memberships/M` | `gkehub.memberships.get` |
 //! | gkehub | `GET …/locations/L\|-/memberships` | `gkehub.memberships.list` |
@@ -58,6 +60,7 @@ mod crm;
 pub mod errors;
 mod gkehub;
 mod ops;
+mod privateca;
 mod service_dependencies;
 mod serviceusage;
 mod state;
@@ -104,6 +107,7 @@ pub(crate) enum Api {
     GkeHub,
     ServiceUsage,
     ResourceManager,
+    PrivateCa,
 }
 
 impl Api {
@@ -114,6 +118,7 @@ impl Api {
             Api::GkeHub => "gkehub.googleapis.com",
             Api::ServiceUsage => "serviceusage.googleapis.com",
             Api::ResourceManager => "cloudresourcemanager.googleapis.com",
+            Api::PrivateCa => "privateca.googleapis.com",
         }
     }
 
@@ -128,6 +133,9 @@ impl Api {
                 format!("Permission '{permission}' denied on resource '{resource}'.")
             }
             Api::ResourceManager => "The caller does not have permission".to_string(),
+            Api::PrivateCa => format!(
+                "Permission '{permission}' denied on resource '{resource}' (or it may not exist)."
+            ),
         }
     }
 }
@@ -249,6 +257,7 @@ impl GoogleApi {
             "gkehub" => Api::GkeHub,
             "serviceusage" => Api::ServiceUsage,
             "crm" => Api::ResourceManager,
+            "privateca" => Api::PrivateCa,
             "oauth2" if rest == "token" && req.method == "POST" => {
                 return (self.oauth_token(req), Vec::new());
             }
@@ -274,6 +283,7 @@ impl GoogleApi {
             Api::GkeHub => gkehub::route(&mut ctx, req, rest),
             Api::ServiceUsage => serviceusage::route(&mut ctx, req, rest),
             Api::ResourceManager => crm::route(&mut ctx, req, rest),
+            Api::PrivateCa => privateca::route(&mut ctx, req, rest),
         };
         let timers = std::mem::take(&mut ctx.timers);
         drop(st);

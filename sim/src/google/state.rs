@@ -50,6 +50,7 @@ pub const SERVICE_CATALOGUE: &[(&str, &str)] = &[
     ("meshconfig.googleapis.com", "Mesh Configuration API"),
     ("monitoring.googleapis.com", "Cloud Monitoring API"),
     ("networksecurity.googleapis.com", "Network Security API"),
+    ("privateca.googleapis.com", "Certificate Authority API"),
     ("networkservices.googleapis.com", "Network Services API"),
     ("serviceusage.googleapis.com", "Service Usage API"),
     ("stackdriver.googleapis.com", "Stackdriver API"),
@@ -190,6 +191,23 @@ pub struct IamPolicy {
 }
 
 impl IamPolicy {
+    /// Another principal's write (`iam.concurrent_writes`): grants
+    /// `user:concurrent-writer-N@example.com` `roles/viewer` and moves the etag on.
+    pub fn concurrent_write(&mut self) {
+        let member = format!("user:concurrent-writer-{}@example.com", self.serial);
+        let mut bindings = self.bindings.as_array().cloned().unwrap_or_default();
+        match bindings.iter_mut().find(|b| b["role"] == "roles/viewer") {
+            Some(b) => {
+                if let Some(m) = b["members"].as_array_mut() {
+                    m.push(json!(member));
+                }
+            }
+            None => bindings.push(json!({"role": "roles/viewer", "members": [member]})),
+        }
+        self.bindings = Value::Array(bindings);
+        self.serial += 1;
+    }
+
     /// The etag: base64 of 8 bytes, like Google's (`BwYAAAAAAAA=`).
     pub fn etag(&self) -> String {
         let mut bytes = [0u8; 8];
@@ -200,8 +218,11 @@ impl IamPolicy {
     }
 
     pub fn json(&self) -> Value {
-        let mut p =
-            json!({"version": self.version, "etag": self.etag(), "bindings": self.bindings});
+        let mut p = json!({"version": self.version, "etag": self.etag()});
+        // Google leaves `bindings` out of an empty policy.
+        if self.bindings.as_array().is_some_and(|b| !b.is_empty()) {
+            p["bindings"] = self.bindings.clone();
+        }
         if let Some(a) = &self.audit_configs {
             p["auditConfigs"] = a.clone();
         }
@@ -280,6 +301,11 @@ pub struct State {
     #[allow(dead_code)]
     pub principal: String,
     pub denied: BTreeSet<String>,
+    /// `setIamPolicy` calls still to meet a concurrent writer (`iam.concurrent_writes`).
+    pub iam_concurrent_writes: u32,
+    /// CA Service pools by full name (`projects/P/locations/L/caPools/N`), with their IAM
+    /// policies.
+    pub ca_pools: BTreeMap<String, IamPolicy>,
     pub clusters: Vec<Cluster>,
     /// Keyed by (location, membership id).
     pub memberships: BTreeMap<(String, String), Membership>,
@@ -329,6 +355,21 @@ impl State {
             fleet,
             principal: scenario.principal.clone(),
             denied: scenario.denied_permissions.iter().cloned().collect(),
+            iam_concurrent_writes: scenario.iam_concurrent_writes,
+            ca_pools: scenario
+                .ca_pools
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let policy = IamPolicy {
+                        version: 1,
+                        bindings: json!([]),
+                        audit_configs: None,
+                        serial: 0x2c3d4e + i as u64,
+                    };
+                    (name.clone(), policy)
+                })
+                .collect(),
             clusters: Vec::new(),
             memberships: BTreeMap::new(),
             features: BTreeMap::new(),

@@ -34,6 +34,7 @@ mod sandbox_scenarios;
 mod saved_plan;
 mod saved_secret_plan;
 mod status;
+mod token_refresh;
 mod trust;
 mod validate;
 mod verbose;

@@ -94,6 +94,9 @@ impl Sandbox {
         // Everything the Google side accepts, the clusters accept too (as GKE does).
         let tokens =
             TokenRegistry::with_token(&token, Principal::user(crate::google::SANDBOX_USER));
+        if let Some(ttl) = scenario.token_ttl {
+            tokens.set_issued_lifetime(ttl);
+        }
         let sa_key = tokens.generate_key(
             &crate::tokens::random_hex(20),
             &service_account_email(&scenario.project_id),

@@ -16,6 +16,7 @@ pub mod gkehub;
 pub mod http;
 pub mod lro;
 pub mod meshconfig;
+pub mod oauth;
 pub mod privateca;
 pub mod serviceusage;
 
@@ -105,6 +106,12 @@ impl GcpClients {
     /// The access token (for Kubernetes clients of GKE clusters).
     pub fn token(&self) -> &AccessToken {
         self.http.token()
+    }
+
+    /// Where the bearer tokens come from (refreshing for key files and ADC), for Kubernetes
+    /// clients of GKE clusters: they must not keep the first token past its life.
+    pub fn bearer(&self) -> crate::transport::BearerSource {
+        self.http.bearer()
     }
 
     /// The `-v` trace callback, if any (for Kubernetes clients built next to these).

@@ -276,7 +276,7 @@ async fn observe_cluster(
         .and_then(|ms| fleet::find_membership(ms, c, number).cloned());
     let kube = async {
         let ctx = match &spec.kube {
-            KubeAccess::Gke => client_for_gke(&cluster, gcp.token(), gcp.trace()),
+            KubeAccess::Gke => client_for_gke(&cluster, &gcp.bearer(), gcp.trace()),
             KubeAccess::Kubeconfig { path, context } => {
                 client_from_kubeconfig(env, path.as_deref(), context.as_deref(), gcp.trace()).await
             }

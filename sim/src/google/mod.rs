@@ -314,11 +314,12 @@ impl GoogleApi {
             return oauth_error("invalid_grant", "Invalid JWT: no issuer.");
         };
         let token = format!("ya29.c.sandbox-{}", crate::tokens::random_hex(16));
-        self.tokens
-            .add_token(&token, Principal::service_account(email));
+        let lifetime = self
+            .tokens
+            .issue_token(&token, Principal::service_account(email));
         Response::json(
             200,
-            &serde_json::json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
+            &serde_json::json!({"access_token": token, "expires_in": lifetime.as_secs(), "token_type": "Bearer"}),
         )
     }
 

@@ -242,13 +242,9 @@ fn bindings_survive_concurrent_policy_writes_by_rereading() {
 }
 
 #[test]
-fn gcp_cas_install_grants_the_pool_roles_and_enables_privateca() {
+fn gcp_cas_install_grants_the_pool_roles_and_rerun_plans_nothing() {
     let pool = "projects/asm-fresh/locations/us-central1/caPools/mesh";
-    let sb = TestSandbox::with(
-        fast("fresh")
-            .set("ca_pool", pool)
-            .set("service.privateca", "enabled"),
-    );
+    let sb = TestSandbox::with(fast("fresh").set("ca_pool", pool));
     let t = crate::install::target(&sb, "cluster-1");
     let plan = plan_json(&sb, &t, &["--ca", "gcp_cas", "--ca-pool", pool]);
     let ids: Vec<String> = binding_actions(&plan).into_iter().map(|(i, _)| i).collect();
@@ -300,17 +296,6 @@ fn gcp_cas_install_grants_the_pool_roles_and_enables_privateca() {
     ] {
         assert!(got.contains(&(role.to_string(), member.clone())), "{got:?}");
     }
-    let o = sb
-        .gcloud(&[
-            "services",
-            "list",
-            "--enabled",
-            "--project",
-            "asm-fresh",
-            "--format=value(config.name)",
-        ])
-        .unwrap();
-    assert!(stdout(&o).contains("privateca.googleapis.com"));
     let plan = plan_json(&sb, &t, &["--ca", "gcp_cas", "--ca-pool", pool]);
     assert_eq!(changes(&plan), 0, "{plan}");
 }
@@ -340,4 +325,34 @@ fn gcloud_add_iam_policy_binding_round_trips_with_a_new_etag() {
     // The fleet host's policy is another one: unchanged.
     let fleet = project_policy(&sb, &fleet_project(&sb));
     assert!(!bindings(&fleet).iter().any(|(_, m)| m == member));
+}
+
+#[test]
+fn cross_project_exports_the_fleet_project_just_before_the_clusters() {
+    let sb = TestSandbox::start("cross-project");
+    let exports = sb.sandbox().exports();
+    let names: Vec<&str> = exports.iter().map(|(k, _)| k.as_str()).collect();
+    let n = names.len();
+    assert_eq!(
+        &names[n - 2..],
+        ["ASM_SANDBOX_FLEET_PROJECT", "ASM_SANDBOX_CLUSTERS"],
+        "{names:?}"
+    );
+    assert_eq!(exports[n - 2].1, "asm-fleet-host");
+    assert_eq!(
+        exports
+            .iter()
+            .find(|(k, _)| k == "ASM_SANDBOX_PROJECT")
+            .map(|(_, v)| v.as_str()),
+        Some("asm-clusters")
+    );
+    // Single-project scenarios have no separate fleet host.
+    let fresh = TestSandbox::start("fresh");
+    assert!(
+        !fresh
+            .sandbox()
+            .exports()
+            .iter()
+            .any(|(k, _)| k == "ASM_SANDBOX_FLEET_PROJECT")
+    );
 }

@@ -148,7 +148,8 @@ impl Scenario {
     /// - `deny=perm[,perm…]` (adds denied permissions), `allow=perm` (removes one);
     /// - `project.id=ID`, `project.number=N`, `principal=user:…`;
     /// - `servicemesh_feature=true|false`;
-    /// - `ca_pool=projects/P/locations/L/caPools/N` — a CA Service pool (empty policy);
+    /// - `ca_pool=projects/P/locations/L/caPools/N` — a CA Service pool (empty policy; the
+    ///   CA Service API is enabled in P);
     /// - `iam.concurrent_writes=N` — the next N `setIamPolicy` calls with an etag meet a
     ///   concurrent change (409 ABORTED);
     /// - `token.ttl_s=N` — access tokens the sandbox issues expire after N seconds;
@@ -292,6 +293,15 @@ impl Scenario {
                     {
                         if !self.ca_pools.iter().any(|x| x == value) {
                             self.ca_pools.push(value.to_string());
+                        }
+                        // A pool exists only where the CA Service API is on.
+                        let api = "privateca.googleapis.com".to_string();
+                        let services = match &mut self.fleet_project {
+                            Some(f) if f.project_id == *p => &mut f.enabled_services,
+                            _ => &mut self.enabled_services,
+                        };
+                        if !services.contains(&api) {
+                            services.push(api);
                         }
                     }
                     _ => bail!(

@@ -100,3 +100,28 @@ pub fn plan(p: &mut Planner) -> Option<String> {
         Step::EnableApis { project, services },
     ))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::spec::{EnableFlags, Management};
+    use crate::steps::tests::spec;
+
+    #[test]
+    fn gcp_cas_also_wants_the_ca_service_api() {
+        let mut s = spec(
+            &["asm-fresh/us-central1-c/cluster-1"],
+            EnableFlags::all(),
+            Management::Automatic,
+        );
+        assert_eq!(wanted(&s), MESH_SERVICES.to_vec());
+        s.ca = CertificateAuthority::PrivateCa {
+            pool: "projects/asm-fresh/locations/us-central1/caPools/p".into(),
+        };
+        let w = wanted(&s);
+        assert_eq!(w.last(), Some(&PRIVATECA_SERVICE));
+        let enabled = MESH_SERVICES.iter().map(|s| s.to_string()).collect();
+        assert_eq!(missing(&w, &enabled), vec![PRIVATECA_SERVICE]);
+    }
+}

@@ -52,7 +52,13 @@
 //! principal has the scenario's permissions.
 //!
 //! The APIs checked for enablement are `container.googleapis.com`, `gkehub.googleapis.com`,
-//! `serviceusage.googleapis.com` and `cloudresourcemanager.googleapis.com`.
+//! `serviceusage.googleapis.com`, `cloudresourcemanager.googleapis.com` and
+//! `privateca.googleapis.com`, each in the project the request names.
+//!
+//! A sandbox has one or two projects ([`state::Project`]): the clusters' project and, in
+//! `cross-project`, a fleet host project. Clusters are only in the first, memberships and
+//! features only in the fleet host (another project's fleet reads as empty); services and
+//! IAM policies belong to each.
 
 mod container;
 mod controller;

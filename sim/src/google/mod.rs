@@ -55,7 +55,7 @@
 //! `serviceusage.googleapis.com`, `cloudresourcemanager.googleapis.com` and
 //! `privateca.googleapis.com`, each in the project the request names.
 //!
-//! A sandbox has one or two projects ([`state::Project`]): the clusters' project and, in
+//! A sandbox has one or two projects (`state::Project`): the clusters' project and, in
 //! `cross-project`, a fleet host project. Clusters are only in the first, memberships and
 //! features only in the fleet host (another project's fleet reads as empty); services and
 //! IAM policies belong to each.

@@ -1,11 +1,15 @@
 //! What the Google and the Kubernetes clients share, so neither depends on the other: the
-//! bearer access token, the `-v` request-trace callback and the progress callback of waits.
+//! bearer access token and where fresh ones come from, the `-v` request-trace callback and
+//! the progress callback of waits.
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::error::Error;
 
 /// An OAuth2 access token. Never printed: `Debug` shows `[REDACTED]`, there is no `Display`.
 #[derive(Clone)]
@@ -37,6 +41,56 @@ impl AccessToken {
 impl fmt::Debug for AccessToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("AccessToken([REDACTED])")
+    }
+}
+
+/// Fetches a current access token (refreshing it when it is about to expire).
+pub trait TokenProvider: Send + Sync + fmt::Debug {
+    fn token(&self) -> BoxFuture<'_, Result<AccessToken, Error>>;
+}
+
+/// Where a client takes its bearer token from before each request: a token used as is, or
+/// a [`TokenProvider`] that hands out a fresh one when the last is about to expire.
+#[derive(Clone, Debug)]
+pub struct BearerSource {
+    fixed: AccessToken,
+    provider: Option<Arc<dyn TokenProvider>>,
+}
+
+impl BearerSource {
+    /// Always `token` (tokens from files, the environment, gcloud).
+    pub fn fixed(token: AccessToken) -> Self {
+        BearerSource {
+            fixed: token,
+            provider: None,
+        }
+    }
+
+    /// `provider`'s current token; `first` is the one fetched when the credentials were
+    /// resolved.
+    pub fn refreshing(first: AccessToken, provider: Arc<dyn TokenProvider>) -> Self {
+        BearerSource {
+            fixed: first,
+            provider: Some(provider),
+        }
+    }
+
+    /// The provider of fresh tokens, if the token refreshes.
+    pub fn provider(&self) -> Option<&Arc<dyn TokenProvider>> {
+        self.provider.as_ref()
+    }
+
+    /// The token resolved first (for a client that cannot refresh).
+    pub fn first(&self) -> &AccessToken {
+        &self.fixed
+    }
+
+    /// The token to send now.
+    pub async fn current(&self) -> Result<AccessToken, Error> {
+        match &self.provider {
+            Some(p) => p.token().await,
+            None => Ok(self.fixed.clone()),
+        }
     }
 }
 

@@ -255,7 +255,7 @@ fn kube_apply_get_diff_and_wait() {
     let g = clients(&sb);
     sb.block_on(async {
         let c = g.container.get_cluster(PROJECT, LOCATION, CLUSTER).await.expect("cluster");
-        let kc = asm::kube::client_for_gke(&c, g.token(), None).expect("kube client");
+        let kc = asm::kube::client_for_gke(&c, &g.bearer(), None).expect("kube client");
         let client = kc.client;
         let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "istio-system"}});
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap",
@@ -307,7 +307,7 @@ fn kube_wait_times_out_with_exit_4() {
             .get_cluster(PROJECT, LOCATION, CLUSTER)
             .await
             .expect("cluster");
-        let kc = asm::kube::client_for_gke(&c, g.token(), None).expect("kube client");
+        let kc = asm::kube::client_for_gke(&c, &g.bearer(), None).expect("kube client");
         let deadline = tokio::time::Instant::now() + Duration::from_millis(500);
         let err =
             asm::kube::wait_crd_established(&kc.client, "missing.example.com", deadline, None)

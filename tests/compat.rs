@@ -283,7 +283,8 @@ fn only_enable_does_the_prerequisites_and_no_control_plane() {
 #[test]
 fn gcp_cas_puts_the_pool_into_asm_opts() {
     for management in ["automatic", "revision"] {
-        let sb = TestSandbox::with(fast("fresh"));
+        // The pool exists: install grants the mesh's roles on it.
+        let sb = TestSandbox::with(fast("fresh").set("ca_pool", POOL));
         let mut a = strs(&["install", "--managed"]);
         a.extend(target(&sb, "cluster-1"));
         a.extend(strs(&[

@@ -47,7 +47,7 @@ fn client(sb: &TestSandbox) -> Client {
             .get_cluster(PROJECT, LOCATION, CLUSTER)
             .await
             .expect("cluster");
-        asm::kube::client_for_gke(&c, g.token(), None)
+        asm::kube::client_for_gke(&c, &g.bearer(), None)
             .expect("kube client")
             .client
     })

@@ -27,11 +27,12 @@ pub const SERVICE_ACCOUNT_ID: &str = "asm-installer";
 
 /// The path prefix of each simulated Google API on the Google server, with the
 /// `CLOUDSDK_API_ENDPOINT_OVERRIDES_*` suffix gcloud reads it from.
-pub const GOOGLE_SERVICES: [(&str, &str); 4] = [
+pub const GOOGLE_SERVICES: [(&str, &str); 5] = [
     ("CONTAINER", "container"),
     ("GKEHUB", "gkehub"),
     ("SERVICEUSAGE", "serviceusage"),
     ("CLOUDRESOURCEMANAGER", "crm"),
+    ("PRIVATECA", "privateca"),
 ];
 
 /// One simulated cluster of a running sandbox.
@@ -95,6 +96,9 @@ impl Sandbox {
         // Everything the Google side accepts, the clusters accept too (as GKE does).
         let tokens =
             TokenRegistry::with_token(&token, Principal::user(crate::google::SANDBOX_USER));
+        if let Some(ttl) = scenario.token_ttl {
+            tokens.set_issued_lifetime(ttl);
+        }
         let sa_key = tokens.generate_key(
             &crate::tokens::random_hex(20),
             &service_account_email(&scenario.project_id),
@@ -278,6 +282,9 @@ impl Sandbox {
             "ASM_SANDBOX_KEY_FILE".into(),
             self.key_file_path().display().to_string(),
         ));
+        if let Some(f) = &self.scenario.fleet_project {
+            env.push(("ASM_SANDBOX_FLEET_PROJECT".into(), f.project_id.clone()));
+        }
         let names: Vec<&str> = self.clusters.iter().map(|c| c.name.as_str()).collect();
         env.push(("ASM_SANDBOX_CLUSTERS".into(), names.join(" ")));
         env

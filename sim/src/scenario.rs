@@ -1,6 +1,6 @@
 //! Scenarios are data: the starting state of a simulated project and its clusters.
-//! `fresh`, `installed`, `missing-permission`, `in-cluster` and `installed-workloads` are
-//! YAML files under `sim/scenarios/`; `fleet-N` is `fresh` with N clusters. `--set
+//! `fresh`, `installed`, `missing-permission`, `in-cluster`, `installed-workloads` and
+//! `cross-project` are YAML files under `sim/scenarios/`; `fleet-N` is `fresh` with N clusters. `--set
 //! key=value` tunes any of them. In a cluster's `objects`, the string
 //! `${MANAGED_REVISION}` stands for the managed revision of the cluster's channel (after
 //! the knobs), so `installed-workloads` follows `--set cluster.channel=…`.
@@ -27,6 +27,14 @@ pub struct Scenario {
     pub denied_permissions: Vec<String>,
     /// Whether the fleet `servicemesh` feature exists.
     pub servicemesh_feature: bool,
+    /// CA Service pools (`projects/P/locations/L/caPools/N`, P one of the scenario's
+    /// projects), each with an empty IAM policy.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ca_pools: Vec<String>,
+    /// The project hosting the fleet when it is not the clusters' project (memberships
+    /// and features live there); `None`: the clusters' project hosts it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fleet_project: Option<FleetProjectSpec>,
     pub clusters: Vec<ClusterSpec>,
     /// Simulated durations (not part of the scenario files; set with `timing.*`).
     #[serde(skip)]
@@ -38,6 +46,26 @@ pub struct Scenario {
     /// `revision.NAME.proxy_version`).
     #[serde(skip)]
     pub proxy_versions: BTreeMap<String, String>,
+    /// How many `setIamPolicy` calls carrying an etag meet a concurrent writer (set with
+    /// `iam.concurrent_writes=N`): another principal's change lands first, so the etag
+    /// sent is stale and the call fails with 409 ABORTED.
+    #[serde(skip)]
+    pub iam_concurrent_writes: u32,
+    /// Lifetime of the access tokens the sandbox issues (`token.ttl_s=N`); `None`: the
+    /// hour Google gives them.
+    #[serde(skip)]
+    pub token_ttl: Option<std::time::Duration>,
+}
+
+/// A fleet host project other than the clusters' project. Its policy holds its own GKE Hub
+/// and service mesh service agents (`service-NUMBER@gcp-sa-gkehub…`, `…@gcp-sa-servicemesh…`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FleetProjectSpec {
+    pub project_id: String,
+    /// int64 as the APIs send it: a string of digits.
+    pub project_number: String,
+    /// Full service names.
+    pub enabled_services: Vec<String>,
 }
 
 /// One GKE cluster of a scenario.
@@ -71,10 +99,10 @@ const INSTALLED: &str = include_str!("../scenarios/installed.yaml");
 const MISSING_PERMISSION: &str = include_str!("../scenarios/missing-permission.yaml");
 const IN_CLUSTER: &str = include_str!("../scenarios/in-cluster.yaml");
 const INSTALLED_WORKLOADS: &str = include_str!("../scenarios/installed-workloads.yaml");
+const CROSS_PROJECT: &str = include_str!("../scenarios/cross-project.yaml");
 
 /// Names accepted by [`Scenario::named`] (for help texts).
-pub const SCENARIO_NAMES: &str =
-    "fresh, installed, missing-permission, in-cluster, installed-workloads, fleet-N (N ≥ 1)";
+pub const SCENARIO_NAMES: &str = "fresh, installed, missing-permission, in-cluster, installed-workloads, cross-project, fleet-N (N ≥ 1)";
 
 /// What `${MANAGED_REVISION}` in a cluster's objects becomes.
 const MANAGED_REVISION_PLACEHOLDER: &str = "${MANAGED_REVISION}";
@@ -88,6 +116,7 @@ impl Scenario {
             "missing-permission" => MISSING_PERMISSION,
             "in-cluster" => IN_CLUSTER,
             "installed-workloads" => INSTALLED_WORKLOADS,
+            "cross-project" => CROSS_PROJECT,
             other => match other.strip_prefix("fleet-").map(str::parse::<usize>) {
                 Some(Ok(n)) if (1..=500).contains(&n) => return Scenario::fleet(n),
                 _ => bail!(
@@ -122,6 +151,11 @@ impl Scenario {
     /// - `deny=perm[,perm…]` (adds denied permissions), `allow=perm` (removes one);
     /// - `project.id=ID`, `project.number=N`, `principal=user:…`;
     /// - `servicemesh_feature=true|false`;
+    /// - `ca_pool=projects/P/locations/L/caPools/N` — a CA Service pool (empty policy; the
+    ///   CA Service API is enabled in P);
+    /// - `iam.concurrent_writes=N` — the next N `setIamPolicy` calls with an etag meet a
+    ///   concurrent change (409 ABORTED);
+    /// - `token.ttl_s=N` — access tokens the sandbox issues expire after N seconds;
     /// - `timing.NAME_ms=MS` (see [`Timing`]);
     /// - `quota.API.read_per_min=N`, `quota.API.write_per_min=N` (see
     ///   [`crate::google::quota`]);
@@ -252,6 +286,47 @@ impl Scenario {
             }
             "principal" => self.principal = value.to_string(),
             "servicemesh_feature" => self.servicemesh_feature = parse_bool(value)?,
+            "ca_pool" => {
+                let parts: Vec<&str> = value.split('/').collect();
+                let known = |p: &str| {
+                    p == self.project_id
+                        || self
+                            .fleet_project
+                            .as_ref()
+                            .is_some_and(|f| f.project_id == p)
+                };
+                match parts.as_slice() {
+                    ["projects", p, "locations", l, "caPools", n]
+                        if known(p) && !l.is_empty() && !n.is_empty() =>
+                    {
+                        if !self.ca_pools.iter().any(|x| x == value) {
+                            self.ca_pools.push(value.to_string());
+                        }
+                        // A pool exists only where the CA Service API is on.
+                        let api = "privateca.googleapis.com".to_string();
+                        let services = match &mut self.fleet_project {
+                            Some(f) if f.project_id == *p => &mut f.enabled_services,
+                            _ => &mut self.enabled_services,
+                        };
+                        if !services.contains(&api) {
+                            services.push(api);
+                        }
+                    }
+                    _ => bail!(
+                        "--set ca_pool={value}: expected projects/PROJECT/locations/LOCATION/caPools/NAME in one of the scenario's projects"
+                    ),
+                }
+            }
+            "iam.concurrent_writes" => {
+                self.iam_concurrent_writes = value.parse().map_err(|_| bad())?;
+            }
+            "token.ttl_s" => {
+                let secs: u64 = value.parse().map_err(|_| bad())?;
+                if secs == 0 {
+                    return Err(bad());
+                }
+                self.token_ttl = Some(std::time::Duration::from_secs(secs));
+            }
             _ => bail!("--set {key}: unknown knob"),
         }
         Ok(())

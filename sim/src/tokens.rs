@@ -3,7 +3,9 @@
 //!
 //! Two kinds of token are accepted, as Google's front end accepts them:
 //! - opaque access tokens the sandbox issued (the `access-token` file, and tokens the
-//!   simulated OAuth token endpoint mints), each mapped to a principal;
+//!   simulated OAuth token endpoint mints), each mapped to a principal; minted ones expire
+//!   after an hour, or after `--set token.ttl_s=N` (then 401, as Google answers an expired
+//!   token);
 //! - self-signed JWTs (`alg: RS256`, `kid` = a registered key id, `iss` = `sub` = the
 //!   service account's email, an `exp` in the future and a `scope` or `aud`), which is what
 //!   the official client libraries send for a service-account key. The signature is checked
@@ -11,6 +13,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rsa::{KeyPair, KeySize};
@@ -46,11 +49,24 @@ struct RegisteredKey {
     public_key: Vec<u8>,
 }
 
+/// An opaque access token: whom it stands for and, for tokens the token endpoint minted,
+/// when it stops being accepted.
+#[derive(Debug, Clone)]
+struct Issued {
+    principal: Principal,
+    expires: Option<Instant>,
+}
+
 #[derive(Debug, Default)]
 struct Inner {
-    tokens: HashMap<String, Principal>,
+    tokens: HashMap<String, Issued>,
     keys: HashMap<String, RegisteredKey>,
+    /// Lifetime of the tokens the token endpoint mints (`token.ttl_s`); `None`: an hour.
+    issued_lifetime: Option<Duration>,
 }
+
+/// How long Google's access tokens live (`expires_in` of its token endpoint).
+pub const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(3599);
 
 /// The tokens and service-account keys a sandbox accepts.
 #[derive(Debug, Default)]
@@ -88,9 +104,42 @@ impl TokenRegistry {
         }
     }
 
-    /// Accepts the opaque `token` as `principal`.
+    /// Accepts the opaque `token` as `principal`, for ever (the sandbox's own token file).
     pub fn add_token(&self, token: &str, principal: Principal) {
-        self.lock().tokens.insert(token.to_string(), principal);
+        self.lock().tokens.insert(
+            token.to_string(),
+            Issued {
+                principal,
+                expires: None,
+            },
+        );
+    }
+
+    /// Accepts the opaque `token` as `principal` for [`TokenRegistry::issued_lifetime`]
+    /// from now (what the token endpoint mints); returns that lifetime.
+    pub fn issue_token(&self, token: &str, principal: Principal) -> Duration {
+        let mut inner = self.lock();
+        let lifetime = inner.issued_lifetime.unwrap_or(DEFAULT_TOKEN_LIFETIME);
+        inner.tokens.insert(
+            token.to_string(),
+            Issued {
+                principal,
+                expires: Some(Instant::now() + lifetime),
+            },
+        );
+        lifetime
+    }
+
+    /// Makes the tokens minted from now on live `lifetime` (`--set token.ttl_s=N`).
+    pub fn set_issued_lifetime(&self, lifetime: Duration) {
+        self.lock().issued_lifetime = Some(lifetime);
+    }
+
+    /// How long minted tokens live.
+    pub fn issued_lifetime(&self) -> Duration {
+        self.lock()
+            .issued_lifetime
+            .unwrap_or(DEFAULT_TOKEN_LIFETIME)
     }
 
     /// Accepts JWTs signed by key `id` (PKCS#1 public key DER) for service account `email`.
@@ -126,11 +175,14 @@ impl TokenRegistry {
         })
     }
 
-    /// The principal `token` stands for, or `None` (401).
+    /// The principal `token` stands for, or `None` (401: unknown, or expired).
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let inner = self.lock();
-        if let Some(p) = inner.tokens.get(token) {
-            return Some(p.clone());
+        if let Some(t) = inner.tokens.get(token) {
+            if t.expires.is_some_and(|e| Instant::now() >= e) {
+                return None;
+            }
+            return Some(t.principal.clone());
         }
         let claims = verify_jwt(&inner, token)?;
         // An access JWT names what it is for: OAuth scopes or an API audience.
@@ -249,6 +301,22 @@ mod tests {
     use super::testing::{b64, sign};
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn issued_tokens_expire_after_their_lifetime() {
+        let r = TokenRegistry::new();
+        assert_eq!(r.issued_lifetime(), DEFAULT_TOKEN_LIFETIME);
+        r.set_issued_lifetime(Duration::from_millis(50));
+        assert_eq!(
+            r.issue_token("ya29.short", Principal::user("a@b")),
+            Duration::from_millis(50)
+        );
+        r.add_token("ya29.forever", Principal::user("a@b"));
+        assert!(r.authenticate("ya29.short").is_some());
+        std::thread::sleep(Duration::from_millis(80));
+        assert_eq!(r.authenticate("ya29.short"), None);
+        assert!(r.authenticate("ya29.forever").is_some());
+    }
 
     #[test]
     fn opaque_and_self_signed_tokens() {

@@ -34,7 +34,8 @@ pub enum SandboxCommand {
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = "Simulated world")]
 pub struct SandboxArgs {
-    /// Starting state: fresh, installed, missing-permission, or fleet-N (N clusters).
+    /// Starting state: fresh, installed, missing-permission, cross-project, or fleet-N (N
+    /// clusters).
     #[arg(long, default_value = "fresh", value_name = "NAME")]
     pub scenario: String,
 

@@ -468,5 +468,6 @@ fn unobserved(spec: &MeshSpec) -> Observed {
             })
             .collect(),
         permissions: BTreeMap::new(),
+        policies: BTreeMap::new(),
     }
 }

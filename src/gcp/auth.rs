@@ -19,9 +19,12 @@
 //! `with_endpoint`); we pass the environment's value as the endpoint, which is the same value
 //! in the real process.
 //!
-//! Key-file and ADC tokens refresh (the crate caches them until shortly before expiry):
-//! [`Credentials::provider`] is consulted per request by `GoogleHttp`. Tokens from files, the
-//! environment and gcloud are used as given (they last an hour; installs take minutes).
+//! Key-file and ADC tokens refresh: a service-account key exchanges a signed assertion at
+//! its `token_uri` ([`super::oauth`]) and does it again shortly before the token expires;
+//! the other ADC types are cached and refreshed by the crate. [`Credentials::provider`] is
+//! consulted per request by `GoogleHttp` and by the Kubernetes clients of GKE clusters.
+//! Tokens from files, the environment and gcloud are used as given (they last an hour;
+//! installs take minutes).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -155,10 +158,7 @@ impl fmt::Display for TokenSource {
     }
 }
 
-/// Fetches a current access token (refreshing it when it is about to expire).
-pub trait TokenProvider: Send + Sync + fmt::Debug {
-    fn token(&self) -> BoxFuture<'_, Result<AccessToken, Error>>;
-}
+pub use crate::transport::TokenProvider;
 
 /// A token together with where it came from and whom it stands for.
 #[derive(Debug, Clone)]
@@ -647,8 +647,8 @@ fn service_account_email(json: &Value, path: &Path, what: &str) -> Result<String
         .to_string())
 }
 
-/// `--key-file`: a service-account key, signed into self-signed JWT access tokens by
-/// `google-cloud-auth` (no token endpoint is called, no gcloud configuration changes).
+/// `--key-file`: a service-account key, read by this process and exchanged at its token
+/// endpoint for access tokens (no gcloud configuration changes).
 async fn key_file_credentials(path: &Path, expected: Option<&str>) -> Result<Credentials, Error> {
     let json = read_json_file(path, "service-account key file").await?;
     let email = service_account_email(&json, path, "service-account key file")?;
@@ -667,28 +667,31 @@ async fn key_file_credentials(path: &Path, expected: Option<&str>) -> Result<Cre
     service_account_credentials(json, path, TokenSource::KeyFile(path.to_path_buf()), email).await
 }
 
+/// A service-account key (`--key-file`, or an ADC file of that type): tokens from the key's
+/// token endpoint, refreshed before they expire ([`super::oauth::KeyTokenProvider`]). The
+/// first one is fetched now, so that a broken key fails before any work.
 async fn service_account_credentials(
     json: Value,
     path: &Path,
     source: TokenSource,
     email: String,
 ) -> Result<Credentials, Error> {
-    use google_cloud_auth::credentials::service_account::{AccessSpecifier, Builder};
-    let display = path.display().to_string();
-    let bad_key = move |_: String| {
-        // The crate's messages may quote PEM lines; say what is wrong without them.
-        Error::usage(
-            "ASM-E405",
-            format!(
-                "the private key in {display} cannot be used (it must be an RSA key in PKCS#8 PEM, as Google issues it)"
-            ),
-        )
-    };
-    let creds = Builder::new(json)
-        .with_access_specifier(AccessSpecifier::from_scopes([CLOUD_PLATFORM_SCOPE]))
-        .build_access_token_credentials()
-        .map_err(|e| bad_key(e.to_string()))?;
-    first_token(creds, source, Some(email), bad_key).await
+    let provider = super::oauth::KeyTokenProvider::new(&json, CLOUD_PLATFORM_SCOPE, source.to_string())
+        .map_err(|why| {
+            // Never the key's content: only what is wrong with it.
+            Error::usage(
+                "ASM-E405",
+                format!("the service-account key file {} {why}", path.display()),
+            )
+            .with_hint("download a new key: `gcloud iam service-accounts keys create FILE --iam-account EMAIL`")
+        })?;
+    let token = provider.current().await?;
+    Ok(Credentials {
+        token,
+        source,
+        principal: Some(email),
+        provider: Some(Arc::new(provider)),
+    })
 }
 
 /// The impersonated service account named by a `service_account_impersonation_url`.

@@ -133,17 +133,14 @@ impl CrmApi {
         member: &str,
         attempts: u32,
     ) -> GcpResult<bool> {
-        let retry = crate::retry::RetryPolicy {
-            max_attempts: attempts.max(1),
-            ..self.http.retry_policy().clone()
-        };
-        crate::retry::read_modify_write(&retry, || async {
-            let mut policy = self.get_iam_policy(project).await?;
-            if !policy.add_binding(role, member) {
-                return Ok(false);
-            }
-            self.set_iam_policy(project, &policy).await.map(|_| true)
-        })
+        add_binding_with(
+            || self.get_iam_policy(project),
+            |p| async move { self.set_iam_policy(project, &p).await },
+            role,
+            member,
+            attempts,
+            self.http.retry_policy(),
+        )
         .await
     }
 
@@ -165,6 +162,40 @@ impl CrmApi {
             .await?;
         Ok(a.permissions)
     }
+}
+
+/// The read-modify-write of an IAM policy through `get` and `set`: adds `member` to `role`
+/// with the etag of the policy read, and on 409 ABORTED (a concurrent change made the etag
+/// stale) reads again and redoes it, up to `attempts` cycles with `retry`'s backoff in
+/// between. Returns whether a change was made (false: the binding was already there).
+pub async fn add_binding_with<G, GF, S, SF>(
+    get: G,
+    set: S,
+    role: &str,
+    member: &str,
+    attempts: u32,
+    retry: &crate::retry::RetryPolicy,
+) -> GcpResult<bool>
+where
+    G: Fn() -> GF,
+    GF: std::future::Future<Output = GcpResult<IamPolicy>>,
+    S: Fn(IamPolicy) -> SF,
+    SF: std::future::Future<Output = GcpResult<IamPolicy>>,
+{
+    let retry = crate::retry::RetryPolicy {
+        max_attempts: attempts.max(1),
+        ..retry.clone()
+    };
+    let (get, set) = (&get, &set);
+    // A stale etag (409 ABORTED) means someone else wrote first: read again, add again.
+    crate::retry::read_modify_write(&retry, move || async move {
+        let mut policy = get().await?;
+        if !policy.add_binding(role, member) {
+            return Ok(false);
+        }
+        set(policy).await.map(|_| true)
+    })
+    .await
 }
 
 #[cfg(test)]

@@ -13,16 +13,19 @@ pub enum Service {
     CloudResourceManager,
     /// `meshconfig.googleapis.com` (no gcloud override exists; asm's own variable).
     MeshConfig,
+    /// `privateca.googleapis.com` (Certificate Authority Service).
+    PrivateCa,
 }
 
 impl Service {
     /// Every service.
-    pub const ALL: [Service; 5] = [
+    pub const ALL: [Service; 6] = [
         Service::Container,
         Service::GkeHub,
         Service::ServiceUsage,
         Service::CloudResourceManager,
         Service::MeshConfig,
+        Service::PrivateCa,
     ];
 
     /// The production base URL, e.g. `https://container.googleapis.com/`.
@@ -33,6 +36,7 @@ impl Service {
             Service::ServiceUsage => "https://serviceusage.googleapis.com/",
             Service::CloudResourceManager => "https://cloudresourcemanager.googleapis.com/",
             Service::MeshConfig => "https://meshconfig.googleapis.com/",
+            Service::PrivateCa => "https://privateca.googleapis.com/",
         }
     }
 
@@ -44,6 +48,7 @@ impl Service {
             Service::ServiceUsage => "CLOUDSDK_API_ENDPOINT_OVERRIDES_SERVICEUSAGE",
             Service::CloudResourceManager => "CLOUDSDK_API_ENDPOINT_OVERRIDES_CLOUDRESOURCEMANAGER",
             Service::MeshConfig => "ASM_API_ENDPOINT_OVERRIDES_MESHCONFIG",
+            Service::PrivateCa => "CLOUDSDK_API_ENDPOINT_OVERRIDES_PRIVATECA",
         }
     }
 }
@@ -56,6 +61,7 @@ pub struct Endpoints {
     serviceusage: String,
     crm: String,
     meshconfig: String,
+    privateca: String,
 }
 
 impl Default for Endpoints {
@@ -66,6 +72,7 @@ impl Default for Endpoints {
             serviceusage: Service::ServiceUsage.default_base().into(),
             crm: Service::CloudResourceManager.default_base().into(),
             meshconfig: Service::MeshConfig.default_base().into(),
+            privateca: Service::PrivateCa.default_base().into(),
         }
     }
 }
@@ -99,6 +106,7 @@ impl Endpoints {
             Service::ServiceUsage => &mut self.serviceusage,
             Service::CloudResourceManager => &mut self.crm,
             Service::MeshConfig => &mut self.meshconfig,
+            Service::PrivateCa => &mut self.privateca,
         }
     }
 
@@ -110,6 +118,7 @@ impl Endpoints {
             Service::ServiceUsage => &self.serviceusage,
             Service::CloudResourceManager => &self.crm,
             Service::MeshConfig => &self.meshconfig,
+            Service::PrivateCa => &self.privateca,
         }
     }
 

@@ -465,6 +465,15 @@ impl GoogleHttp {
         &self.token
     }
 
+    /// Where this client's bearer tokens come from (refreshing when it has a provider), for
+    /// Kubernetes clients of GKE clusters.
+    pub fn bearer(&self) -> crate::transport::BearerSource {
+        match &self.provider {
+            Some(p) => crate::transport::BearerSource::refreshing((*self.token).clone(), p.clone()),
+            None => crate::transport::BearerSource::fixed((*self.token).clone()),
+        }
+    }
+
     /// `GET url` → `T`.
     pub async fn get<T: DeserializeOwned>(&self, url: &str) -> GcpResult<T> {
         self.send(Method::GET, url, None, true).await

@@ -17,6 +17,8 @@ pub mod gkehub;
 pub mod http;
 pub mod lro;
 pub mod meshconfig;
+pub mod oauth;
+pub mod privateca;
 pub mod serviceusage;
 
 pub use auth::{AccessToken, Credentials, TokenSource};
@@ -41,6 +43,7 @@ pub struct GcpClients {
     pub crm: crm::CrmApi,
     pub gkehub: gkehub::GkeHubApi,
     pub meshconfig: meshconfig::MeshConfigApi,
+    pub privateca: privateca::PrivateCaApi,
     pub lro: LroPoller,
     /// Fleet-wide feature reads shared by every waiter (one read per poll per project).
     pub fleet_poll: fleet_poll::FleetPoller,
@@ -83,6 +86,7 @@ impl GcpClients {
             crm: crm::CrmApi::new(http.clone(), endpoints.clone()),
             gkehub: gkehub::GkeHubApi::new(http.clone(), endpoints.clone()),
             meshconfig: meshconfig::MeshConfigApi::new(http.clone(), endpoints.clone()),
+            privateca: privateca::PrivateCaApi::new(http.clone(), endpoints.clone()),
             fleet_poll: fleet_poll::FleetPoller::new(
                 gkehub::GkeHubApi::new(http.clone(), endpoints.clone()),
                 FLEET_POLL_INTERVAL,
@@ -113,6 +117,12 @@ impl GcpClients {
     /// The access token (for Kubernetes clients of GKE clusters).
     pub fn token(&self) -> &AccessToken {
         self.http.token()
+    }
+
+    /// Where the bearer tokens come from (refreshing for key files and ADC), for Kubernetes
+    /// clients of GKE clusters: they must not keep the first token past its life.
+    pub fn bearer(&self) -> crate::transport::BearerSource {
+        self.http.bearer()
     }
 
     /// The `-v` trace callback, if any (for Kubernetes clients built next to these).

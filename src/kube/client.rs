@@ -1,17 +1,20 @@
 //! Building a `kube::Client` for a cluster: from a GKE cluster (endpoint + CA + Google
-//! token, no kubeconfig or auth plugin) or from a kubeconfig and context.
+//! token, refreshed before it expires; no kubeconfig or auth plugin) or from a kubeconfig
+//! and context.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use kube::client::ClientBuilder;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
 
+use super::bearer::BearerLayer;
 use super::trace::TraceLayer;
 use super::{KubeError, KubeResult};
 use crate::environment::Environment;
-use crate::transport::{AccessToken, TraceFn};
+use crate::transport::{AccessToken, BearerSource, TokenProvider, TraceFn};
 
 /// A client together with what it points at (for messages and plans).
 #[derive(Clone)]
@@ -93,8 +96,21 @@ pub fn config_for_endpoint(
 /// ([`TraceLayer`]: method, URL without userinfo, status, duration). Must be called inside a
 /// tokio runtime.
 pub fn build_client(config: Config, trace: Option<TraceFn>) -> Result<Client, kube::Error> {
+    build_client_with(config, None, trace)
+}
+
+/// [`build_client`] with every request's `Authorization` taken from `bearer` (a refreshing
+/// token source) when given.
+pub fn build_client_with(
+    config: Config,
+    bearer: Option<Arc<dyn TokenProvider>>,
+    trace: Option<TraceFn>,
+) -> Result<Client, kube::Error> {
     let cluster_url = config.cluster_url.clone();
-    let builder = ClientBuilder::try_from(config)?;
+    let mut builder = ClientBuilder::try_from(config)?;
+    if let Some(provider) = bearer {
+        builder = builder.with_layer(&BearerLayer::new(provider));
+    }
     Ok(match trace {
         Some(t) => builder
             .with_layer(&TraceLayer::new(t).with_base(&cluster_url))
@@ -117,10 +133,12 @@ pub struct ClusterEndpoint {
 
 /// A client for a GKE cluster from its endpoint and CA (a [`ClusterEndpoint`], or anything
 /// that converts into one, like the GKE API's cluster), authenticating with the Google
-/// access token; requests traced to `trace` when given. Must be called inside a tokio runtime.
+/// access token of `bearer` — asked before every request when it refreshes, so the client
+/// outlives any one token; requests traced to `trace` when given. Must be called inside a
+/// tokio runtime.
 pub fn client_for_gke(
     cluster: impl Into<ClusterEndpoint>,
-    token: &AccessToken,
+    bearer: &BearerSource,
     trace: Option<TraceFn>,
 ) -> KubeResult<KubeContext> {
     let cluster: ClusterEndpoint = cluster.into();
@@ -133,8 +151,12 @@ pub fn client_for_gke(
         });
     }
     let url = cluster.server_url.clone();
-    let config = config_for_endpoint(&url, &cluster.ca_certificate, token, "default")?;
-    let client = build_client(config, trace)
+    let mut config = config_for_endpoint(&url, &cluster.ca_certificate, bearer.first(), "default")?;
+    if bearer.provider().is_some() {
+        // The layer sets the header per request; a fixed one would go stale.
+        config.auth_info.token = None;
+    }
+    let client = build_client_with(config, bearer.provider().cloned(), trace)
         .map_err(|e| KubeError::from_kube(format!("client for cluster {}", cluster.name), e))?;
     Ok(KubeContext {
         client,

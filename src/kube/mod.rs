@@ -8,6 +8,7 @@
 //! convert the rest with `Error::from` into a coded [`crate::error::Error`].
 
 pub mod apply;
+pub mod bearer;
 pub mod client;
 pub mod delete;
 pub mod lease;

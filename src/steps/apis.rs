@@ -1,12 +1,30 @@
 //! Google APIs the mesh needs on the fleet project, enabled in one batch.
 
 use crate::plan::{Check, CheckStatus, Op, Target};
+use crate::spec::{CertificateAuthority, MeshSpec};
 
 use super::{MESH_SERVICES, Planner, Step, codes, estimate};
 
-/// Services of [`MESH_SERVICES`] missing from `enabled`, in that order.
-pub fn missing<'s>(enabled: &std::collections::BTreeSet<String>) -> Vec<&'s str> {
-    MESH_SERVICES
+/// The CA Service API, needed with `--ca gcp_cas` (the pool's IAM policy and the
+/// workloads' certificate requests go through it).
+pub const PRIVATECA_SERVICE: &str = "privateca.googleapis.com";
+
+/// The services `spec` needs on the fleet project: [`MESH_SERVICES`], and the CA Service
+/// API for `--ca gcp_cas`.
+pub fn wanted(spec: &MeshSpec) -> Vec<&'static str> {
+    let mut out = MESH_SERVICES.to_vec();
+    if matches!(spec.ca, CertificateAuthority::PrivateCa { .. }) {
+        out.push(PRIVATECA_SERVICE);
+    }
+    out
+}
+
+/// Services of `wanted` missing from `enabled`, in that order.
+pub fn missing<'s>(
+    wanted: &[&'s str],
+    enabled: &std::collections::BTreeSet<String>,
+) -> Vec<&'s str> {
+    wanted
         .iter()
         .copied()
         .filter(|s| !enabled.contains(*s))
@@ -32,13 +50,14 @@ pub fn plan(p: &mut Planner) -> Option<String> {
             return None;
         }
     };
-    let missing = missing(&enabled);
+    let wanted = wanted(p.spec);
+    let missing = missing(&wanted, &enabled);
     if missing.is_empty() {
         p.check(Check::new(
             codes::APIS,
             CheckStatus::Ok,
             None,
-            format!("APIs enabled on {project}: {}", MESH_SERVICES.join(", ")),
+            format!("APIs enabled on {project}: {}", wanted.join(", ")),
         ));
         return None;
     }
@@ -80,4 +99,29 @@ pub fn plan(p: &mut Planner) -> Option<String> {
         estimate::ENABLE_APIS,
         Step::EnableApis { project, services },
     ))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::spec::{EnableFlags, Management};
+    use crate::steps::tests::spec;
+
+    #[test]
+    fn gcp_cas_also_wants_the_ca_service_api() {
+        let mut s = spec(
+            &["asm-fresh/us-central1-c/cluster-1"],
+            EnableFlags::all(),
+            Management::Automatic,
+        );
+        assert_eq!(wanted(&s), MESH_SERVICES.to_vec());
+        s.ca = CertificateAuthority::PrivateCa {
+            pool: "projects/asm-fresh/locations/us-central1/caPools/p".into(),
+        };
+        let w = wanted(&s);
+        assert_eq!(w.last(), Some(&PRIVATECA_SERVICE));
+        let enabled = MESH_SERVICES.iter().map(|s| s.to_string()).collect();
+        assert_eq!(missing(&w, &enabled), vec![PRIVATECA_SERVICE]);
+    }
 }

@@ -21,6 +21,7 @@ use crate::spec::{ClusterRef, MeshSpec};
 use crate::transport::ProgressFn;
 
 use super::control_plane::{CPR_CRD, MANAGEMENT_AUTOMATIC, NAMESPACE};
+use super::iam_bindings::PolicyResource;
 use super::observe::{Handles, kube_retry, list_cprs};
 use super::{ControlPlaneState, Step};
 
@@ -240,6 +241,30 @@ impl Executor {
             }
             Step::WaitRevision { cluster, revision } => {
                 self.wait_revision(id, *cluster, revision).await
+            }
+            Step::AddIamBinding {
+                resource,
+                role,
+                member,
+            } => {
+                // Concurrent writers make the etag stale (409 ABORTED): each one costs a
+                // fresh read-modify-write.
+                const ATTEMPTS: u32 = 5;
+                match resource {
+                    PolicyResource::Project(p) => {
+                        self.gcp
+                            .crm
+                            .add_iam_binding(p.as_str(), role, member, ATTEMPTS)
+                            .await?
+                    }
+                    PolicyResource::CaPool(pool) => {
+                        self.gcp
+                            .privateca
+                            .add_pool_iam_binding(pool, role, member, ATTEMPTS)
+                            .await?
+                    }
+                };
+                Ok(())
             }
         }
     }

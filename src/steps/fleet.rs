@@ -165,7 +165,8 @@ pub fn membership_id(memberships: &[MembershipObs], cluster: &ClusterRef) -> Str
 }
 
 /// Registration of cluster `i` to the fleet.
-pub fn plan_membership(p: &mut Planner, i: usize, cp: &mut ClusterPlan, apis: Option<&str>) {
+/// `deps`: what registration waits for (the APIs, the GKE Hub agent's binding).
+pub fn plan_membership(p: &mut Planner, i: usize, cp: &mut ClusterPlan, deps: &[String]) {
     let c = p.cluster(i).clone();
     let label = p.label(i);
     let fleet = p.spec.fleet_project.clone();
@@ -229,7 +230,7 @@ pub fn plan_membership(p: &mut Planner, i: usize, cp: &mut ClusterPlan, apis: Op
         )
         .hint(format!("{action_id} registers it as {id}")),
     );
-    let mut deps: Vec<String> = apis.map(str::to_string).into_iter().collect();
+    let mut deps: Vec<String> = deps.to_vec();
     // Fleet workload identity needs the cluster's workload identity first.
     deps.extend(cp.workload_identity.clone());
     let id_done = p.action(

@@ -7,8 +7,10 @@ use super::{Planner, codes};
 
 /// Every permission the mesh commands may need; `testIamPermissions` is asked for these
 /// on each project involved.
-pub const CANDIDATES: [&str; 11] = [
+pub const CANDIDATES: [&str; 13] = [
     "resourcemanager.projects.get",
+    "resourcemanager.projects.getIamPolicy",
+    "resourcemanager.projects.setIamPolicy",
     "serviceusage.services.list",
     "serviceusage.services.enable",
     "container.clusters.get",
@@ -23,6 +25,9 @@ pub const CANDIDATES: [&str; 11] = [
 
 /// A role that grants `permission` (for hints).
 pub fn role_for(permission: &str) -> &'static str {
+    if permission.starts_with("resourcemanager.projects.") && permission.ends_with("IamPolicy") {
+        return "roles/resourcemanager.projectIamAdmin";
+    }
     match permission.split('.').next().unwrap_or_default() {
         "gkehub" => "roles/gkehub.admin",
         "container" => "roles/container.admin",

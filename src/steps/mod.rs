@@ -12,6 +12,7 @@ pub mod dataplane;
 pub mod fleet;
 pub mod gateway;
 pub mod iam;
+pub mod iam_bindings;
 pub mod kube_actions;
 pub mod kube_permissions;
 pub mod mesh;
@@ -71,6 +72,13 @@ pub enum Step {
     WaitCrd { cluster: usize },
     /// Wait for ControlPlaneRevision `revision` to be `ProvisioningFinished=True`.
     WaitRevision { cluster: usize, revision: String },
+    /// Read-modify-write of `resource`'s IAM policy (guarded by its etag) adding `member`
+    /// to `role`.
+    AddIamBinding {
+        resource: iam_bindings::PolicyResource,
+        role: String,
+        member: String,
+    },
 }
 
 /// The plan type of the mesh commands.
@@ -243,6 +251,9 @@ pub struct Observed {
     pub clusters: Vec<ClusterObs>,
     /// Granted permissions (`testIamPermissions`) by project.
     pub permissions: BTreeMap<String, Result<BTreeSet<String>, String>>,
+    /// IAM policies of the resources [`iam_bindings::resources`] names, by
+    /// [`iam_bindings::PolicyResource::name`].
+    pub policies: BTreeMap<String, Result<iam_bindings::PolicyObs, String>>,
 }
 
 /// Stable check codes.
@@ -262,6 +273,7 @@ pub mod codes {
     pub const PROJECT: &str = "ASM-C203";
     pub const MEMBERSHIP: &str = "ASM-C204";
     pub const FEATURE: &str = "ASM-C205";
+    pub const IAM_BINDINGS: &str = "ASM-C206";
 }
 
 /// Planning state shared by the capability modules.
@@ -376,13 +388,20 @@ pub fn plan_mesh(spec: &MeshSpec, obs: &Observed) -> MeshPlan {
     let mut p = Planner::new(spec, obs);
     let fleet = fleet::plan_project(&mut p);
     let apis = apis::plan(&mut p);
+    let bindings = iam_bindings::plan(&mut p, apis.as_deref());
     let feature = fleet::plan_feature(&mut p, apis.as_deref());
     for i in 0..spec.clusters.len() {
         let mut cp = cluster::plan(&mut p, i, fleet.project_number.as_deref());
         if !cp.usable {
             continue;
         }
-        fleet::plan_membership(&mut p, i, &mut cp, apis.as_deref());
+        // The fleet's service agents act on this cluster's project once bound there.
+        let project = iam_bindings::PolicyResource::Project(spec.clusters[i].project.clone());
+        let project_bindings = bindings.get(&project).cloned().unwrap_or_default();
+        let mut membership_deps: Vec<String> = apis.clone().into_iter().collect();
+        membership_deps.extend(project_bindings.iter().cloned());
+        fleet::plan_membership(&mut p, i, &mut cp, &membership_deps);
+        cp.fleet_deps.extend(bindings.values().flatten().cloned());
         if let Some(f) = &feature {
             cp.fleet_deps.push(f.clone());
         }
@@ -409,6 +428,7 @@ pub fn is_enable_step(step: &Step) -> bool {
             | Step::EnableWorkloadIdentity { .. }
             | Step::SetClusterLabel { .. }
             | Step::RegisterMembership { .. }
+            | Step::AddIamBinding { .. }
     )
 }
 
@@ -457,6 +477,7 @@ pub mod estimate {
     pub const WAIT_MANAGED: Duration = Duration::from_secs(300);
     pub const WAIT_CRD: Duration = Duration::from_secs(60);
     pub const WAIT_REVISION: Duration = Duration::from_secs(180);
+    pub const IAM_BINDING: Duration = Duration::from_secs(2);
 }
 
 #[cfg(test)]

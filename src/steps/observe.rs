@@ -12,6 +12,7 @@ use serde_json::Value;
 use crate::environment::Environment;
 use crate::gcp::GcpClients;
 use crate::gcp::container::Cluster;
+use crate::gcp::crm::IamPolicy;
 use crate::gcp::gkehub::{Feature, Membership, MembershipFeature};
 use crate::kube::apply::{dynamic_api, get_opt, resolve_resource};
 use crate::kube::wait::has_true_condition;
@@ -21,8 +22,9 @@ use crate::spec::{ClusterRef, KubeAccess, MeshSpec};
 use super::control_plane::{ASM_OPTIONS, CPR_CRD, NAMESPACE, TAGS_ANNOTATION};
 use super::{
     ClusterObs, ControlPlaneState, CprObs, FeatureObs, FleetObs, GkeObs, KubeObs,
-    MembershipFeatureObs, MembershipObs, Observed, fleet, iam,
+    MembershipFeatureObs, MembershipObs, Observed, fleet, iam, iam_bindings,
 };
+use iam_bindings::{PolicyObs, PolicyResource};
 
 /// Connections made while observing, reused by the executor.
 #[derive(Debug, Clone, Default)]
@@ -85,6 +87,19 @@ fn membership_feature_obs(mf: &MembershipFeature) -> MembershipFeatureObs {
             .get("updateTime")
             .and_then(Value::as_str)
             .map(str::to_string),
+    }
+}
+
+/// The unconditional bindings of a policy and its etag.
+fn policy_obs(p: &IamPolicy) -> PolicyObs {
+    PolicyObs {
+        bindings: p
+            .bindings
+            .iter()
+            .filter(|b| b.condition.is_none())
+            .flat_map(|b| b.members.iter().map(|m| (b.role.clone(), m.clone())))
+            .collect(),
+        etag: p.etag.clone(),
     }
 }
 
@@ -166,13 +181,28 @@ pub async fn observe_reusing(
             (p.clone(), r)
         }
     }));
+    let policies = join_all(
+        iam_bindings::resources(spec)
+            .into_iter()
+            .map(|r| async move {
+                let read = match &r {
+                    PolicyResource::Project(p) => gcp.crm.get_iam_policy(p.as_str()).await,
+                    PolicyResource::CaPool(pool) => gcp.privateca.get_pool_iam_policy(pool).await,
+                };
+                (
+                    r.name(),
+                    read.map(|p| policy_obs(&p)).map_err(|e| message(&e)),
+                )
+            }),
+    );
     let clusters = read_clusters(gcp, &spec.clusters);
-    let (number, services, memberships, feature, permissions, clusters) = tokio::join!(
+    let (number, services, memberships, feature, permissions, policies, clusters) = tokio::join!(
         number,
         services,
         memberships,
         feature,
         permissions,
+        policies,
         clusters
     );
 
@@ -216,6 +246,7 @@ pub async fn observe_reusing(
             fleet: fleet_obs,
             clusters: cluster_obs,
             permissions,
+            policies: policies.into_iter().collect(),
         },
         handles,
     )
@@ -303,7 +334,7 @@ async fn observe_cluster(
     let kube = async {
         let ctx = match (existing, &spec.kube) {
             (Some(ctx), _) => Ok(ctx.clone()),
-            (None, KubeAccess::Gke) => client_for_gke(&cluster, gcp.token(), gcp.trace()),
+            (None, KubeAccess::Gke) => client_for_gke(&cluster, &gcp.bearer(), gcp.trace()),
             (None, KubeAccess::Kubeconfig { path, context }) => {
                 client_from_kubeconfig(env, path.as_deref(), context.as_deref(), gcp.trace()).await
             }
@@ -580,9 +611,8 @@ pub fn fingerprint(spec: &MeshSpec, obs: &Observed) -> BTreeMap<String, String> 
     m.insert(
         format!("project {fleet}: mesh APIs enabled"),
         or_err(&obs.fleet.enabled_services, |s| {
-            let on: Vec<&str> = super::MESH_SERVICES
-                .iter()
-                .copied()
+            let on: Vec<&str> = super::apis::wanted(spec)
+                .into_iter()
                 .filter(|x| s.contains(*x))
                 .collect();
             if on.is_empty() {
@@ -618,6 +648,12 @@ pub fn fingerprint(spec: &MeshSpec, obs: &Observed) -> BTreeMap<String, String> 
             ),
         }),
     );
+    for (resource, policy) in &obs.policies {
+        m.insert(
+            format!("{resource}: IAM policy"),
+            or_err(policy, |p| format!("etag={}", p.etag)),
+        );
+    }
     for (project, granted) in &obs.permissions {
         m.insert(
             format!("project {project}: permissions granted"),

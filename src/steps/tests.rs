@@ -70,6 +70,7 @@ pub fn fresh(spec: &MeshSpec) -> Observed {
         },
         clusters: spec.clusters.iter().map(|_| fresh_cluster()).collect(),
         permissions: all_granted(spec),
+        policies: BTreeMap::new(),
     }
 }
 

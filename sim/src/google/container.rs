@@ -38,6 +38,9 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                 Some("container.clusters.list"),
                 &resource,
             )?;
+            if !ctx.st.is_home(project) {
+                return ok(&json!({}));
+            }
             list_clusters(ctx.st, location)
         }
         ("GET", ["operations", name]) => {
@@ -71,7 +74,11 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
             };
             ctx.guard(Api::Container, project, Some(op), &resource)?;
             // `locations/-` finds the cluster wherever it is; mutations then use its real location.
-            let Some(location) = ctx.st.cluster(location, name).map(|c| c.location.clone()) else {
+            let found = ctx
+                .st
+                .cluster(location, name)
+                .filter(|_| ctx.st.is_home(project));
+            let Some(location) = found.map(|c| c.location.clone()) else {
                 return Err(ApiError::not_found(format!("Not found: {resource}.")));
             };
             let location = location.as_str();
@@ -189,7 +196,7 @@ fn update_cluster(ctx: &mut Ctx<'_>, req: &Request, location: &str, name: &str) 
         .pointer("/desiredWorkloadIdentityConfig/workloadPool")
         .and_then(Value::as_str)
     {
-        let expected = format!("{}.svc.id.goog", ctx.st.project_id);
+        let expected = format!("{}.svc.id.goog", ctx.st.home().id);
         if !pool.is_empty() && pool != expected {
             return Err(ApiError::invalid(format!(
                 "Workload Identity Pool \"{pool}\" is not valid; it must be \"{expected}\"."
@@ -234,7 +241,7 @@ fn start_gke_op(
     );
     let target_link = format!(
         "https://container.googleapis.com/v1/projects/{}/zones/{location}/clusters/{name}",
-        ctx.st.project_number
+        ctx.st.home().number
     );
     if let Some(c) = ctx.st.cluster_mut(location, name) {
         c.running_op = Some(op_name.clone());
@@ -302,7 +309,9 @@ fn self_link(st: &State, c: &Cluster) -> String {
     };
     format!(
         "https://container.googleapis.com/v1/projects/{}/{kind}/{}/clusters/{}",
-        st.project_id, c.location, c.name
+        st.home().id,
+        c.location,
+        c.name
     )
 }
 
@@ -355,8 +364,8 @@ pub fn cluster_json(st: &State, c: &Cluster) -> Value {
         "labelFingerprint": c.label_fingerprint,
         "ipAllocationPolicy": {"useIpAliases": true, "clusterIpv4CidrBlock": "10.4.0.0/14", "servicesIpv4CidrBlock": "34.118.224.0/20"},
         "networkConfig": {
-            "network": format!("projects/{}/global/networks/default", st.project_id),
-            "subnetwork": format!("projects/{}/regions/{region}/subnetworks/default", st.project_id),
+            "network": format!("projects/{}/global/networks/default", st.home().id),
+            "subnetwork": format!("projects/{}/regions/{region}/subnetworks/default", st.home().id),
         },
         "releaseChannel": match &c.channel { Some(ch) => json!({"channel": ch}), None => json!({}) },
         "selfLink": self_link(st, c),
@@ -391,7 +400,9 @@ pub fn cluster_json(st: &State, c: &Cluster) -> Value {
         {
             fleet["membership"] = json!(format!(
                 "//gkehub.googleapis.com/projects/{}/locations/{}/memberships/{}",
-                st.project_number, m.location, m.id
+                st.fleet_host().number,
+                m.location,
+                m.id
             ));
             fleet["preRegistered"] = json!(false);
         }

@@ -107,7 +107,7 @@ fn sync_membership_objects(api: &GoogleApi) {
     let work: Vec<MembershipWork> = {
         let mut st = api.lock();
         let st = &mut *st;
-        let project = st.project_id.clone();
+        let project = st.fleet_host().id.clone();
         let mut work = Vec::new();
         for c in &mut st.clusters {
             let Some(member) = c.member.clone() else {

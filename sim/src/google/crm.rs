@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use super::errors::{ApiError, ApiResult, ok};
-use super::state::rfc3339;
+use super::state::{IamPolicy, Project, rfc3339};
 use super::{Api, Ctx};
 use crate::http::Request;
 
@@ -32,13 +32,13 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                 Some("resourcemanager.projects.get"),
                 &resource,
             )?;
-            let st = &ctx.st;
+            let p = project_of(ctx, project)?;
             ok(&json!({
-                "projectNumber": st.project_number,
-                "projectId": st.project_id,
+                "projectNumber": p.number,
+                "projectId": p.id,
                 "lifecycleState": "ACTIVE",
-                "name": st.project_id,
-                "createTime": rfc3339(st.project_create_time),
+                "name": p.id,
+                "createTime": rfc3339(p.create_time),
                 "parent": {"type": "organization", "id": "433637338589"},
             }))
         }
@@ -49,7 +49,7 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                 Some("resourcemanager.projects.getIamPolicy"),
                 &resource,
             )?;
-            ok(&ctx.st.iam.json())
+            ok(&project_of(ctx, project)?.iam.json())
         }
         ("POST", Some("setIamPolicy")) => {
             ctx.guard(
@@ -58,7 +58,15 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                 Some("resourcemanager.projects.setIamPolicy"),
                 &resource,
             )?;
-            set_policy(ctx, &body)
+            let i = ctx
+                .st
+                .project_index(project)
+                .ok_or_else(|| ApiError::not_found(format!("Project {project} not found.")))?;
+            if ctx.st.iam_concurrent_writes > 0 && body.pointer("/policy/etag").is_some() {
+                ctx.st.iam_concurrent_writes -= 1;
+                ctx.st.projects[i].iam.concurrent_write();
+            }
+            set_policy(&mut ctx.st.projects[i].iam, &body)
         }
         ("POST", Some("testIamPermissions")) => {
             ctx.guard(Api::ResourceManager, project, None, &resource)?;
@@ -86,14 +94,23 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
     }
 }
 
-fn set_policy(ctx: &mut Ctx<'_>, body: &Value) -> ApiResult {
+/// The project `p` names (the guard has already answered 403 for unknown ones).
+fn project_of<'a>(ctx: &'a Ctx<'_>, p: &str) -> Result<&'a Project, ApiError> {
+    ctx.st
+        .project(p)
+        .ok_or_else(|| ApiError::not_found(format!("Project {p} not found.")))
+}
+
+/// `setIamPolicy` on `iam`: the etag, when sent, must be current (else 409 ABORTED); the
+/// bindings replace the old ones (the default update mask `bindings,etag`).
+pub fn set_policy(iam: &mut IamPolicy, body: &Value) -> ApiResult {
     let Some(policy) = body.get("policy").filter(|p| p.is_object()) else {
         return Err(ApiError::invalid(
             "Request contains an invalid argument: policy is required.",
         ));
     };
     if let Some(etag) = policy.get("etag").and_then(Value::as_str)
-        && etag != ctx.st.iam.etag()
+        && etag != iam.etag()
     {
         return Err(ApiError::aborted(
             "There were concurrent policy changes. Please retry the whole read-modify-write with exponential backoff.",
@@ -126,7 +143,6 @@ fn set_policy(ctx: &mut Ctx<'_>, body: &Value) -> ApiResult {
             ));
         }
     }
-    let iam = &mut ctx.st.iam;
     iam.bindings = bindings;
     iam.version = version.max(1);
     if let Some(a) = policy.get("auditConfigs") {

@@ -34,6 +34,9 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
     let (version, project, location) = (*version, *project, *location);
     let parent = format!("projects/{project}/locations/{location}");
     let method = req.method.as_str();
+    if ctx.st.is_project(project) && !ctx.st.is_fleet(project) {
+        return other_project(ctx, req, project, &parent, tail);
+    }
     match (method, tail) {
         ("GET", ["memberships"]) => {
             ctx.guard(
@@ -161,7 +164,7 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                     };
                     let target = format!(
                         "projects/{}/locations/global/features/{feature}",
-                        ctx.st.project_id
+                        ctx.st.fleet_host().id
                     );
                     hub_op(ctx, version, "global", "delete", target, effect)
                 }
@@ -185,6 +188,40 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
             }
         }
         _ => Err(super::not_found_url(req)),
+    }
+}
+
+/// A project of the sandbox that hosts no fleet: its lists are empty, its resources absent,
+/// and it takes no new ones (the sandbox has one fleet).
+fn other_project(
+    ctx: &mut Ctx<'_>,
+    req: &Request,
+    project: &str,
+    parent: &str,
+    tail: &[&str],
+) -> ApiResult {
+    let (permission, list) = match (req.method.as_str(), tail) {
+        ("GET", ["memberships"]) => ("gkehub.memberships.list", true),
+        ("GET", ["features"]) => ("gkehub.features.list", true),
+        ("GET", ["memberships", ..]) => ("gkehub.memberships.get", false),
+        ("GET", ["features", ..]) => ("gkehub.features.get", false),
+        ("GET", ["operations", ..]) => ("gkehub.operations.get", false),
+        _ => {
+            return Err(ApiError::new(
+                400,
+                "FAILED_PRECONDITION",
+                format!("Project {project} hosts no fleet in this sandbox."),
+            ));
+        }
+    };
+    let resource = format!("{parent}/{}", tail.join("/"));
+    ctx.guard(Api::GkeHub, project, Some(permission), &resource)?;
+    if list {
+        ok(&json!({}))
+    } else {
+        Err(ApiError::not_found(format!(
+            "Resource '{resource}' was not found"
+        )))
     }
 }
 
@@ -214,7 +251,7 @@ fn hub_op(
     );
     let name = format!(
         "projects/{}/locations/{location}/operations/{id}",
-        ctx.st.project_id
+        ctx.st.fleet_host().id
     );
     let style = OpStyle::Hub {
         version: version.to_string(),
@@ -260,7 +297,7 @@ fn resolve_cluster(st: &State, link: &str) -> Result<String, ApiError> {
         )));
     };
     match st.cluster(&l, &n) {
-        Some(c) if st.is_project(&p) => Ok(c.name.clone()),
+        Some(c) if st.is_home(&p) => Ok(c.name.clone()),
         _ => Err(ApiError::not_found(format!(
             "GKE cluster projects/{p}/locations/{l}/clusters/{n} was not found."
         ))),
@@ -432,7 +469,7 @@ fn create_feature(
     }
     let name = format!(
         "projects/{}/locations/global/features/{id}",
-        ctx.st.project_id
+        ctx.st.fleet_host().id
     );
     if ctx.st.features.contains_key(id) {
         return Err(ApiError::already_exists(format!(
@@ -441,10 +478,16 @@ fn create_feature(
     }
     // The servicemesh feature needs the Mesh Config API; gcloud waits and retries on this
     // exact wording ("<api> … is not enabled").
-    if id == "servicemesh" && !ctx.st.enabled.contains("meshconfig.googleapis.com") {
+    if id == "servicemesh"
+        && !ctx
+            .st
+            .fleet_host()
+            .enabled
+            .contains("meshconfig.googleapis.com")
+    {
         return Err(ApiError::precondition(format!(
             "The servicemesh Feature requires the API meshconfig.googleapis.com, which is not enabled for project {}. Enable it and retry.",
-            ctx.st.project_number
+            ctx.st.fleet_host().number
         )));
     }
     let body = body_json(req)?;
@@ -553,7 +596,7 @@ fn update_feature(ctx: &mut Ctx<'_>, req: &Request, version: &str, feature: &str
     }
     let target = format!(
         "projects/{}/locations/global/features/{feature}",
-        ctx.st.project_id
+        ctx.st.fleet_host().id
     );
     let effect = Effect::FeatureUpdated {
         feature: feature.to_string(),
@@ -700,7 +743,7 @@ fn membership_feature(
             };
             let target = format!(
                 "projects/{}/locations/{location}/memberships/{id}/features/{feature}",
-                ctx.st.project_id
+                ctx.st.fleet_host().id
             );
             hub_op(
                 ctx,
@@ -742,13 +785,13 @@ pub fn membership_json(st: &State, m: &Membership) -> Value {
     if let Some(issuer) = &m.issuer {
         v["authority"] = json!({
             "issuer": issuer,
-            "workloadIdentityPool": format!("{}.svc.id.goog", st.project_id),
+            "workloadIdentityPool": format!("{}.svc.id.goog", st.fleet_host().id),
             "identityProvider": format!("https://gkehub.googleapis.com/{name}"),
         });
     }
     if let Some(c) = cluster {
         v["monitoringConfig"] = json!({
-            "projectId": st.project_id,
+            "projectId": st.home().id,
             "location": c.location,
             "cluster": c.name,
             "kubernetesMetricsPrefix": "kubernetes.io",
@@ -798,10 +841,10 @@ fn mesh_state(st: &State, m: &Membership) -> (Value, Value) {
 /// project number.
 pub fn feature_json(st: &State, feature: &str) -> Value {
     let Some(f) = st.features.get(feature) else {
-        return json!({"name": format!("projects/{}/locations/global/features/{feature}", st.project_id)});
+        return json!({"name": format!("projects/{}/locations/global/features/{feature}", st.fleet_host().id)});
     };
     let mut v = json!({
-        "name": format!("projects/{}/locations/global/features/{feature}", st.project_id),
+        "name": format!("projects/{}/locations/global/features/{feature}", st.fleet_host().id),
         "resourceState": {"state": f.state},
         "spec": {},
     });
@@ -847,7 +890,7 @@ pub fn feature_json(st: &State, feature: &str) -> Value {
 pub fn membership_feature_json(st: &State, feature: &str, location: &str, id: &str) -> Value {
     let name = format!(
         "projects/{}/locations/{location}/memberships/{id}/features/{feature}",
-        st.project_id
+        st.fleet_host().id
     );
     let spec = st
         .membership_specs

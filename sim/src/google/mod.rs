@@ -1,7 +1,7 @@
 //! The simulated Google APIs (container v1, gkehub v1/v1beta/v2, serviceusage v1,
-//! cloudresourcemanager v1) behind one [`Handler`], told apart by path prefix:
-//! `/container/`, `/gkehub/`, `/serviceusage/`, `/crm/` (what the sandbox exports as
-//! `CLOUDSDK_API_ENDPOINT_OVERRIDES_*`).
+//! cloudresourcemanager v1, privateca v1 CA pool policies) behind one [`Handler`], told
+//! apart by path prefix: `/container/`, `/gkehub/`, `/serviceusage/`, `/crm/`,
+//! `/privateca/` (what the sandbox exports as `CLOUDSDK_API_ENDPOINT_OVERRIDES_*`).
 //!
 //! Every request goes through the same gate, in the order Google's front end applies it:
 //! 1. the bearer token (401 UNAUTHENTICATED when missing or wrong): an access token the
@@ -32,6 +32,8 @@
 //! | crm | `POST v1/projects/P:getIamPolicy` | `resourcemanager.projects.getIamPolicy` |
 //! | crm | `POST v1/projects/P:setIamPolicy` | `resourcemanager.projects.setIamPolicy` |
 //! | crm | `POST v1/projects/P:testIamPermissions` | (token only) |
+//! | privateca | `GET v1/…/caPools/N:getIamPolicy` | `privateca.caPools.getIamPolicy` |
+//! | privateca | `POST v1/…/caPools/N:setIamPolicy` | `privateca.caPools.setIamPolicy` |
 //! | gkehub | `POST …/memberships?membershipId=` | `gkehub.memberships.create` |
 //! | gkehub | `GET …/memberships/M` | `gkehub.memberships.get` |
 //! | gkehub | `GET …/locations/L\|-/memberships` | `gkehub.memberships.list` |
@@ -52,7 +54,13 @@
 //! principal has the scenario's permissions.
 //!
 //! The APIs checked for enablement are `container.googleapis.com`, `gkehub.googleapis.com`,
-//! `serviceusage.googleapis.com` and `cloudresourcemanager.googleapis.com`.
+//! `serviceusage.googleapis.com`, `cloudresourcemanager.googleapis.com` and
+//! `privateca.googleapis.com`, each in the project the request names.
+//!
+//! A sandbox has one or two projects (`state::Project`): the clusters' project and, in
+//! `cross-project`, a fleet host project. Clusters are only in the first, memberships and
+//! features only in the fleet host (another project's fleet reads as empty); services and
+//! IAM policies belong to each.
 
 mod container;
 mod controller;
@@ -60,6 +68,7 @@ mod crm;
 pub mod errors;
 mod gkehub;
 mod ops;
+mod privateca;
 pub mod quota;
 mod service_dependencies;
 mod serviceusage;
@@ -109,6 +118,7 @@ pub(crate) enum Api {
     GkeHub,
     ServiceUsage,
     ResourceManager,
+    PrivateCa,
 }
 
 impl Api {
@@ -119,6 +129,7 @@ impl Api {
             Api::GkeHub => "gkehub.googleapis.com",
             Api::ServiceUsage => "serviceusage.googleapis.com",
             Api::ResourceManager => "cloudresourcemanager.googleapis.com",
+            Api::PrivateCa => "privateca.googleapis.com",
         }
     }
 
@@ -133,6 +144,9 @@ impl Api {
                 format!("Permission '{permission}' denied on resource '{resource}'.")
             }
             Api::ResourceManager => "The caller does not have permission".to_string(),
+            Api::PrivateCa => format!(
+                "Permission '{permission}' denied on resource '{resource}' (or it may not exist)."
+            ),
         }
     }
 }
@@ -156,7 +170,7 @@ impl Ctx<'_> {
         resource: &str,
     ) -> Result<(), ApiError> {
         let st = &self.st;
-        if !st.is_project(project) {
+        let Some(p) = st.project(project) else {
             // Google does not reveal whether a project exists to those who may not see it.
             let permission = permission.unwrap_or("resourcemanager.projects.get");
             return Err(ApiError::permission_denied(
@@ -165,14 +179,10 @@ impl Ctx<'_> {
                 permission,
                 resource,
             ));
-        }
-        if !st.enabled.contains(api.service()) {
+        };
+        if !p.enabled.contains(api.service()) {
             let title = state::service_title(api.service()).unwrap_or(api.service());
-            return Err(ApiError::service_disabled(
-                api.service(),
-                title,
-                &st.project_number,
-            ));
+            return Err(ApiError::service_disabled(api.service(), title, &p.number));
         }
         if let Some(permission) = permission
             && st.denied.contains(permission)
@@ -259,6 +269,7 @@ impl GoogleApi {
             "gkehub" => Api::GkeHub,
             "serviceusage" => Api::ServiceUsage,
             "crm" => Api::ResourceManager,
+            "privateca" => Api::PrivateCa,
             "oauth2" if rest == "token" && req.method == "POST" => {
                 return (self.oauth_token(req), Vec::new());
             }
@@ -287,6 +298,7 @@ impl GoogleApi {
             Api::GkeHub => gkehub::route(&mut ctx, req, rest),
             Api::ServiceUsage => serviceusage::route(&mut ctx, req, rest),
             Api::ResourceManager => crm::route(&mut ctx, req, rest),
+            Api::PrivateCa => privateca::route(&mut ctx, req, rest),
         };
         let timers = std::mem::take(&mut ctx.timers);
         drop(st);
@@ -304,7 +316,11 @@ impl GoogleApi {
         let Some(project) = quota::project_of(rest) else {
             return Ok(());
         };
-        let number = self.lock().project_number.clone();
+        let number = self
+            .lock()
+            .project(project)
+            .map(|p| p.number.clone())
+            .unwrap_or_else(|| project.to_string());
         let mut meter = match self.quota.lock() {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
@@ -342,11 +358,12 @@ impl GoogleApi {
             return oauth_error("invalid_grant", "Invalid JWT: no issuer.");
         };
         let token = format!("ya29.c.sandbox-{}", crate::tokens::random_hex(16));
-        self.tokens
-            .add_token(&token, Principal::service_account(email));
+        let lifetime = self
+            .tokens
+            .issue_token(&token, Principal::service_account(email));
         Response::json(
             200,
-            &serde_json::json!({"access_token": token, "expires_in": 3599, "token_type": "Bearer"}),
+            &serde_json::json!({"access_token": token, "expires_in": lifetime.as_secs(), "token_type": "Bearer"}),
         )
     }
 

@@ -49,6 +49,8 @@ pub enum Effect {
         update: Value,
     },
     EnableServices {
+        /// Index of the project in `State::projects`.
+        project: usize,
         ids: Vec<String>,
         batch: bool,
     },
@@ -148,7 +150,7 @@ impl Operation {
                     "zone": location,
                     "operationType": op_type,
                     "status": if self.done() { "DONE" } else { "RUNNING" },
-                    "selfLink": format!("https://container.googleapis.com/v1/projects/{}/zones/{location}/operations/{}", st.project_number, self.name),
+                    "selfLink": format!("https://container.googleapis.com/v1/projects/{}/zones/{location}/operations/{}", st.home().number, self.name),
                     "targetLink": target_link,
                     "startTime": rfc3339(self.start),
                 });
@@ -244,7 +246,7 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
             cluster,
             update,
         } => {
-            let project_id = st.project_id.clone();
+            let project_id = st.home().id.clone();
             let Some(c) = st.cluster_mut(&location, &cluster) else {
                 return Err(ApiError::not_found(format!(
                     "Cluster {cluster} was deleted."
@@ -255,13 +257,22 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
             c.running_op = None;
             Ok(Value::Null)
         }
-        Effect::EnableServices { ids, batch } => {
+        Effect::EnableServices {
+            project,
+            ids,
+            batch,
+        } => {
+            let Some(p) = st.projects.get_mut(project) else {
+                return Err(ApiError::not_found(
+                    "project deleted while enabling services",
+                ));
+            };
             // Dependencies are enabled too; the response names only the requested ones.
-            st.enabled
+            p.enabled
                 .extend(super::service_dependencies::with_dependencies(&ids));
             let services: Vec<Value> = ids
                 .iter()
-                .map(|id| serviceusage::service_json(st, id))
+                .map(|id| serviceusage::service_json(p, id))
                 .collect();
             Ok(if batch {
                 json!({"@type": "type.googleapis.com/google.api.serviceusage.v1.BatchEnableServicesResponse", "services": services})
@@ -284,12 +295,13 @@ pub fn apply_effect(st: &mut State, effect: Effect) -> Result<Value, ApiError> {
             m.state = "READY";
             m.update_time = SystemTime::now();
             let m = m.clone();
+            let fleet_id = st.fleet_host().id.clone();
             if let Some(c) = m
                 .cluster
                 .as_deref()
                 .and_then(|n| st.clusters.iter_mut().find(|c| c.name == n))
             {
-                c.fleet_project = Some(st.project_id.clone());
+                c.fleet_project = Some(fleet_id);
             }
             Ok(with_type(
                 gkehub::membership_json(st, &m),

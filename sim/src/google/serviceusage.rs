@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use super::errors::{ApiError, ApiResult, ok};
 use super::ops::{Effect, OpStyle, Operation};
-use super::state::{SERVICE_CATALOGUE, State, service_title, uuid_like};
+use super::state::{Project, SERVICE_CATALOGUE, service_title, uuid_like};
 use super::{Api, Ctx};
 use crate::http::Request;
 
@@ -27,7 +27,9 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
         },
         (method, ["v1", "projects", project, services, tail @ ..]) => {
             let project = *project;
-            let parent = format!("projects/{}", ctx.st.project_number);
+            // Unknown projects fail in the guard; this index only serves known ones.
+            let pi = ctx.st.project_index(project).unwrap_or(0);
+            let parent = format!("projects/{}", ctx.st.projects[pi].number);
             let (collection, verb) = services
                 .split_once(':')
                 .map_or((*services, None), |(c, v)| (c, Some(v)));
@@ -42,7 +44,7 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                         Some("serviceusage.services.list"),
                         &parent,
                     )?;
-                    list(ctx.st, req)
+                    list(&ctx.st.projects[pi], req)
                 }
                 ("GET", Some("batchGet"), []) => {
                     ctx.guard(
@@ -63,8 +65,8 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                     let mut out = Vec::new();
                     for n in names {
                         let id = n.rsplit('/').next().unwrap_or_default().to_string();
-                        known(ctx.st, &id)?;
-                        out.push(service_json(ctx.st, &id));
+                        known(&ctx.st.projects[pi], &id)?;
+                        out.push(service_json(&ctx.st.projects[pi], &id));
                     }
                     ok(&json!({"services": out}))
                 }
@@ -96,9 +98,9 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                         )));
                     }
                     for id in &ids {
-                        known(ctx.st, id)?;
+                        known(&ctx.st.projects[pi], id)?;
                     }
-                    enable(ctx, ids, true)
+                    enable(ctx, pi, ids, true)
                 }
                 (method, verb, [service_and_verb]) if verb.is_none() => {
                     let (id, verb) = service_and_verb
@@ -113,8 +115,8 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                                 Some("serviceusage.services.get"),
                                 &resource,
                             )?;
-                            known(ctx.st, id)?;
-                            ok(&service_json(ctx.st, id))
+                            known(&ctx.st.projects[pi], id)?;
+                            ok(&service_json(&ctx.st.projects[pi], id))
                         }
                         ("POST", Some("enable")) => {
                             ctx.guard(
@@ -123,8 +125,8 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                                 Some("serviceusage.services.enable"),
                                 &resource,
                             )?;
-                            known(ctx.st, id)?;
-                            enable(ctx, vec![id.to_string()], false)
+                            known(&ctx.st.projects[pi], id)?;
+                            enable(ctx, pi, vec![id.to_string()], false)
                         }
                         ("POST", Some("disable")) => {
                             ctx.guard(
@@ -133,17 +135,15 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
                                 Some("serviceusage.services.disable"),
                                 &resource,
                             )?;
-                            known(ctx.st, id)?;
-                            ctx.st.enabled.remove(id);
+                            known(&ctx.st.projects[pi], id)?;
+                            ctx.st.projects[pi].enabled.remove(id);
                             let seed = ctx.st.fresh_hex(16);
-                            let name = format!(
-                                "operations/acf.p2-{}-{}",
-                                ctx.st.project_number,
-                                uuid_like(&seed)
-                            );
+                            let p = &ctx.st.projects[pi];
+                            let name =
+                                format!("operations/acf.p2-{}-{}", p.number, uuid_like(&seed));
                             ok(&json!({"name": name, "done": true, "response": {
                                 "@type": "type.googleapis.com/google.api.serviceusage.v1.DisableServiceResponse",
-                                "service": service_json(ctx.st, id)}}))
+                                "service": service_json(p, id)}}))
                         }
                         _ => Err(super::not_found_url(req)),
                     }
@@ -156,8 +156,8 @@ pub fn route(ctx: &mut Ctx<'_>, req: &Request, rest: &str) -> ApiResult {
 }
 
 /// Services that exist: the catalogue and anything the scenario enabled.
-fn known(st: &State, id: &str) -> Result<(), ApiError> {
-    if service_title(id).is_some() || st.enabled.contains(id) {
+fn known(project: &Project, id: &str) -> Result<(), ApiError> {
+    if service_title(id).is_some() || project.enabled.contains(id) {
         return Ok(());
     }
     Err(ApiError::new(
@@ -173,18 +173,22 @@ fn known(st: &State, id: &str) -> Result<(), ApiError> {
     })))
 }
 
-fn enable(ctx: &mut Ctx<'_>, ids: Vec<String>, batch: bool) -> ApiResult {
+fn enable(ctx: &mut Ctx<'_>, project: usize, ids: Vec<String>, batch: bool) -> ApiResult {
     let seed = ctx.st.fresh_hex(16);
     let name = format!(
         "operations/acat.p2-{}-{}",
-        ctx.st.project_number,
+        ctx.st.projects[project].number,
         uuid_like(&seed)
     );
     let duration = ctx.st.timing.serviceusage_op;
     let op = Operation::new(
         OpStyle::ServiceUsage,
         name.clone(),
-        Effect::EnableServices { ids, batch },
+        Effect::EnableServices {
+            project,
+            ids,
+            batch,
+        },
         ctx.now,
         duration,
     );
@@ -192,7 +196,7 @@ fn enable(ctx: &mut Ctx<'_>, ids: Vec<String>, batch: bool) -> ApiResult {
     ok(&op)
 }
 
-fn list(st: &State, req: &Request) -> ApiResult {
+fn list(st: &Project, req: &Request) -> ApiResult {
     let filter = req.query_param("filter").unwrap_or_default();
     let want: Option<&str> = match filter.trim() {
         "" => None,
@@ -268,8 +272,8 @@ fn decode_token(token: &str) -> Option<usize> {
 }
 
 /// A `Service` resource (names use the project number, whatever the request used).
-pub fn service_json(st: &State, id: &str) -> Value {
-    let parent = format!("projects/{}", st.project_number);
+pub fn service_json(st: &Project, id: &str) -> Value {
+    let parent = format!("projects/{}", st.number);
     json!({
         "name": format!("{parent}/services/{id}"),
         "config": {"name": id, "title": service_title(id).unwrap_or(id)},

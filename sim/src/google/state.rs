@@ -50,6 +50,7 @@ pub const SERVICE_CATALOGUE: &[(&str, &str)] = &[
     ("meshconfig.googleapis.com", "Mesh Configuration API"),
     ("monitoring.googleapis.com", "Cloud Monitoring API"),
     ("networksecurity.googleapis.com", "Network Security API"),
+    ("privateca.googleapis.com", "Certificate Authority API"),
     ("networkservices.googleapis.com", "Network Services API"),
     ("serviceusage.googleapis.com", "Service Usage API"),
     ("stackdriver.googleapis.com", "Stackdriver API"),
@@ -67,6 +68,13 @@ pub fn service_title(service: &str) -> Option<&'static str> {
         .find(|(n, _)| *n == service)
         .map(|(_, t)| *t)
 }
+
+/// The service agents of a fleet host project present in its own policy (the APIs that
+/// create them are enabled there): `(service, role)`.
+pub const SERVICE_AGENTS: &[(&str, &str)] = &[
+    ("gkehub", "roles/gkehub.serviceAgent"),
+    ("servicemesh", "roles/anthosservicemesh.serviceAgent"),
+];
 
 /// Where the ControlPlaneRevision CRD stands in one cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -183,6 +191,23 @@ pub struct IamPolicy {
 }
 
 impl IamPolicy {
+    /// Another principal's write (`iam.concurrent_writes`): grants
+    /// `user:concurrent-writer-N@example.com` `roles/viewer` and moves the etag on.
+    pub fn concurrent_write(&mut self) {
+        let member = format!("user:concurrent-writer-{}@example.com", self.serial);
+        let mut bindings = self.bindings.as_array().cloned().unwrap_or_default();
+        match bindings.iter_mut().find(|b| b["role"] == "roles/viewer") {
+            Some(b) => {
+                if let Some(m) = b["members"].as_array_mut() {
+                    m.push(json!(member));
+                }
+            }
+            None => bindings.push(json!({"role": "roles/viewer", "members": [member]})),
+        }
+        self.bindings = Value::Array(bindings);
+        self.serial += 1;
+    }
+
     /// The etag: base64 of 8 bytes, like Google's (`BwYAAAAAAAA=`).
     pub fn etag(&self) -> String {
         let mut bytes = [0u8; 8];
@@ -193,8 +218,11 @@ impl IamPolicy {
     }
 
     pub fn json(&self) -> Value {
-        let mut p =
-            json!({"version": self.version, "etag": self.etag(), "bindings": self.bindings});
+        let mut p = json!({"version": self.version, "etag": self.etag()});
+        // Google leaves `bindings` out of an empty policy.
+        if self.bindings.as_array().is_some_and(|b| !b.is_empty()) {
+            p["bindings"] = self.bindings.clone();
+        }
         if let Some(a) = &self.audit_configs {
             p["auditConfigs"] = a.clone();
         }
@@ -202,18 +230,82 @@ impl IamPolicy {
     }
 }
 
+/// One Google Cloud project of the sandbox: its identity, enabled services and IAM policy.
+#[derive(Debug)]
+pub struct Project {
+    pub id: String,
+    /// int64 as the APIs send it: a string of digits.
+    pub number: String,
+    pub create_time: SystemTime,
+    pub enabled: BTreeSet<String>,
+    pub iam: IamPolicy,
+}
+
+impl Project {
+    fn new(
+        id: &str,
+        number: &str,
+        created: SystemTime,
+        enabled: &[String],
+        bindings: Value,
+    ) -> Project {
+        Project {
+            id: id.to_string(),
+            number: number.to_string(),
+            create_time: created,
+            enabled: enabled.iter().cloned().collect(),
+            iam: IamPolicy {
+                version: 1,
+                bindings,
+                audit_configs: None,
+                // Distinct per project so that one project's etag is stale for another.
+                serial: 0x1a2b3c + number.bytes().map(u64::from).sum::<u64>(),
+            },
+        }
+    }
+
+    /// Whether `p` names this project (by id or number).
+    pub fn is(&self, p: &str) -> bool {
+        p == self.id || p == self.number
+    }
+}
+
+/// The bindings a new project's policy starts with: the GKE service agent, the default
+/// compute and Google APIs service accounts as editors, `owner` as owner, and the service
+/// agents of `agents` (`(service, role)`: `gkehub` → `service-N@gcp-sa-gkehub…`).
+fn default_bindings(number: &str, owner: &str, agents: &[(&str, &str)]) -> Value {
+    let mut bindings = vec![
+        json!({"role": "roles/container.serviceAgent",
+               "members": [format!("serviceAccount:service-{number}@container-engine-robot.iam.gserviceaccount.com")]}),
+        json!({"role": "roles/editor",
+               "members": [format!("serviceAccount:{number}-compute@developer.gserviceaccount.com"),
+                           format!("serviceAccount:{number}@cloudservices.gserviceaccount.com")]}),
+        json!({"role": "roles/owner", "members": [owner]}),
+    ];
+    for (service, role) in agents {
+        bindings.push(json!({"role": role, "members": [
+            format!("serviceAccount:service-{number}@gcp-sa-{service}.iam.gserviceaccount.com")
+        ]}));
+    }
+    Value::Array(bindings)
+}
+
 /// Everything the simulated Google APIs know.
 #[derive(Debug)]
 pub struct State {
-    pub project_id: String,
-    pub project_number: String,
+    /// The clusters' project first, then the fleet host project when it is another one.
+    pub projects: Vec<Project>,
+    /// Index in `projects` of the fleet host project (memberships and features live there).
+    pub fleet: usize,
     /// Who every accepted token stands for (kept for inspection; IAM messages do not name it).
     #[allow(dead_code)]
     pub principal: String,
-    pub project_create_time: SystemTime,
-    pub enabled: BTreeSet<String>,
     pub denied: BTreeSet<String>,
-    pub iam: IamPolicy,
+    /// `setIamPolicy` calls still to meet a concurrent writer (`iam.concurrent_writes`).
+    pub iam_concurrent_writes: u32,
+    /// CA Service pools by full name (`projects/P/locations/L/caPools/N`), with their IAM
+    /// policies.
+    pub ca_pools: BTreeMap<String, IamPolicy>,
     pub clusters: Vec<Cluster>,
     /// Keyed by (location, membership id).
     pub memberships: BTreeMap<(String, String), Membership>,
@@ -240,26 +332,44 @@ impl State {
         let created = now - std::time::Duration::from_secs(86_400 * 30);
         let id = &scenario.project_id;
         let number = &scenario.project_number;
+        let mut projects = vec![Project::new(
+            id,
+            number,
+            created,
+            &scenario.enabled_services,
+            default_bindings(number, &scenario.principal, &[]),
+        )];
+        if let Some(f) = &scenario.fleet_project {
+            projects.push(Project::new(
+                &f.project_id,
+                &f.project_number,
+                created,
+                &f.enabled_services,
+                default_bindings(&f.project_number, &scenario.principal, SERVICE_AGENTS),
+            ));
+        }
+        let fleet = projects.len() - 1;
+        let fleet_id = projects[fleet].id.clone();
         let mut st = State {
-            project_id: id.clone(),
-            project_number: number.clone(),
+            projects,
+            fleet,
             principal: scenario.principal.clone(),
-            project_create_time: created,
-            enabled: scenario.enabled_services.iter().cloned().collect(),
             denied: scenario.denied_permissions.iter().cloned().collect(),
-            iam: IamPolicy {
-                version: 1,
-                bindings: json!([
-                    {"role": "roles/container.serviceAgent",
-                     "members": [format!("serviceAccount:service-{number}@container-engine-robot.iam.gserviceaccount.com")]},
-                    {"role": "roles/editor",
-                     "members": [format!("serviceAccount:{number}-compute@developer.gserviceaccount.com"),
-                                 format!("serviceAccount:{number}@cloudservices.gserviceaccount.com")]},
-                    {"role": "roles/owner", "members": [scenario.principal.clone()]},
-                ]),
-                audit_configs: None,
-                serial: 0x1a2b3c,
-            },
+            iam_concurrent_writes: scenario.iam_concurrent_writes,
+            ca_pools: scenario
+                .ca_pools
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let policy = IamPolicy {
+                        version: 1,
+                        bindings: json!([]),
+                        audit_configs: None,
+                        serial: 0x2c3d4e + i as u64,
+                    };
+                    (name.clone(), policy)
+                })
+                .collect(),
             clusters: Vec::new(),
             memberships: BTreeMap::new(),
             features: BTreeMap::new(),
@@ -326,7 +436,7 @@ impl State {
                         json!({"mesh": {"management": m}}),
                     );
                 }
-                c.fleet_project = Some(id.clone());
+                c.fleet_project = Some(fleet_id.clone());
                 let membership = Membership {
                     location: location.clone(),
                     id: spec.name.clone(),
@@ -342,7 +452,7 @@ impl State {
                         )
                     }),
                     state: "READY",
-                    unique_id: uuid_like(&format!("{id}/{location}/{}", spec.name)),
+                    unique_id: uuid_like(&format!("{fleet_id}/{location}/{}", spec.name)),
                     create_time: created,
                     update_time: created,
                     labels: json!({}),
@@ -357,9 +467,39 @@ impl State {
         st
     }
 
-    /// Whether `p` names this project (by id or number).
+    /// Whether `p` names one of the sandbox's projects (by id or number).
     pub fn is_project(&self, p: &str) -> bool {
-        p == self.project_id || p == self.project_number
+        self.project_index(p).is_some()
+    }
+
+    /// The index in `projects` of the project `p` names (by id or number).
+    pub fn project_index(&self, p: &str) -> Option<usize> {
+        self.projects.iter().position(|x| x.is(p))
+    }
+
+    /// The project `p` names (by id or number).
+    pub fn project(&self, p: &str) -> Option<&Project> {
+        self.projects.iter().find(|x| x.is(p))
+    }
+
+    /// The clusters' project.
+    pub fn home(&self) -> &Project {
+        &self.projects[0]
+    }
+
+    /// The fleet host project (the clusters' project unless the scenario names another).
+    pub fn fleet_host(&self) -> &Project {
+        &self.projects[self.fleet]
+    }
+
+    /// Whether `p` names the clusters' project.
+    pub fn is_home(&self, p: &str) -> bool {
+        self.home().is(p)
+    }
+
+    /// Whether `p` names the fleet host project.
+    pub fn is_fleet(&self, p: &str) -> bool {
+        self.fleet_host().is(p)
     }
 
     /// A fresh number for names and ids.
@@ -373,7 +513,7 @@ impl State {
         let seq = self.next_seq();
         let mut h = Sha256::new();
         h.update(seq.to_be_bytes());
-        h.update(format!("{:?}{}", SystemTime::now(), self.project_number));
+        h.update(format!("{:?}{}", SystemTime::now(), self.home().number));
         let mut s = hex(&h.finalize());
         s.truncate(len);
         s
@@ -399,7 +539,7 @@ impl State {
     pub fn membership_key(&self, location: &str, id: &str) -> String {
         format!(
             "projects/{}/locations/{location}/memberships/{id}",
-            self.project_number
+            self.fleet_host().number
         )
     }
 
@@ -407,7 +547,7 @@ impl State {
     pub fn membership_name(&self, location: &str, id: &str) -> String {
         format!(
             "projects/{}/locations/{location}/memberships/{id}",
-            self.project_id
+            self.fleet_host().id
         )
     }
 
@@ -415,7 +555,7 @@ impl State {
     pub fn parse_membership_key(&self, key: &str) -> Option<(String, String)> {
         let parts: Vec<&str> = key.split('/').collect();
         match parts.as_slice() {
-            ["projects", p, "locations", l, "memberships", m] if self.is_project(p) => {
+            ["projects", p, "locations", l, "memberships", m] if self.is_fleet(p) => {
                 Some((l.to_string(), m.to_string()))
             }
             _ => None,

@@ -1001,3 +1001,141 @@ async fn enabling_mesh_enables_its_dependencies() {
     .await;
     assert_eq!(svc["state"], "DISABLED");
 }
+
+#[tokio::test]
+async fn cross_project_keeps_clusters_and_fleet_in_their_own_projects() {
+    let api = api("cross-project", &[("timing.hub_op_ms", "0")]);
+    // Each project answers with its own number, services and policy.
+    let (s, p) = get(&api, "/crm/v1/projects/asm-clusters").await;
+    assert_eq!(
+        (s, p["projectNumber"].as_str()),
+        (200, Some("618276145903"))
+    );
+    let (s, f) = get(&api, "/crm/v1/projects/asm-fleet-host").await;
+    assert_eq!(
+        (s, f["projectNumber"].as_str()),
+        (200, Some("718276145907"))
+    );
+    let (_, enabled) = get(
+        &api,
+        "/serviceusage/v1/projects/asm-fleet-host/services?filter=state:ENABLED",
+    )
+    .await;
+    assert!(enabled.to_string().contains("gkehub.googleapis.com"));
+    let (_, enabled) = get(
+        &api,
+        "/serviceusage/v1/projects/asm-clusters/services?filter=state:ENABLED",
+    )
+    .await;
+    assert!(!enabled.to_string().contains("gkehub.googleapis.com"));
+    let (s, fp) = call(
+        &api,
+        "POST",
+        "/crm/v1/projects/asm-fleet-host:getIamPolicy",
+        json!({}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    for (agent, role) in [
+        ("gkehub", "roles/gkehub.serviceAgent"),
+        ("servicemesh", "roles/anthosservicemesh.serviceAgent"),
+    ] {
+        let member =
+            format!("serviceAccount:service-718276145907@gcp-sa-{agent}.iam.gserviceaccount.com");
+        assert!(
+            fp["bindings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|b| b["role"] == role && b["members"].to_string().contains(&member)),
+            "{fp}"
+        );
+    }
+    let (_, pp) = call(
+        &api,
+        "POST",
+        "/crm/v1/projects/asm-clusters:getIamPolicy",
+        json!({}),
+    )
+    .await;
+    assert!(!pp.to_string().contains("gcp-sa-gkehub"), "{pp}");
+    // A write to one project's policy leaves the other's etag and bindings alone; the
+    // other project's etag is stale for it.
+    let mut policy = pp.clone();
+    policy["bindings"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({"role": "roles/viewer", "members": ["user:x@example.com"]}));
+    let (s, _) = call(
+        &api,
+        "POST",
+        "/crm/v1/projects/asm-clusters:setIamPolicy",
+        json!({"policy": {"bindings": policy["bindings"], "etag": fp["etag"]}}),
+    )
+    .await;
+    assert_eq!(s, 409);
+    let (s, _) = call(
+        &api,
+        "POST",
+        "/crm/v1/projects/asm-clusters:setIamPolicy",
+        json!({"policy": policy}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, fp2) = call(
+        &api,
+        "POST",
+        "/crm/v1/projects/asm-fleet-host:getIamPolicy",
+        json!({}),
+    )
+    .await;
+    assert_eq!(fp2, fp);
+    // Clusters live in asm-clusters only; the fleet in asm-fleet-host only.
+    let (s, _) = get(
+        &api,
+        "/container/v1/projects/asm-clusters/locations/us-central1-c/clusters/cluster-1",
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = get(
+        &api,
+        "/container/v1/projects/asm-fleet-host/locations/us-central1-c/clusters/cluster-1",
+    )
+    .await;
+    assert_eq!(s, 404);
+    let link = "//container.googleapis.com/projects/asm-clusters/locations/us-central1-c/clusters/cluster-1";
+    let (s, _) = call(
+        &api,
+        "POST",
+        "/gkehub/v1/projects/asm-fleet-host/locations/us-central1/memberships?membershipId=cluster-1",
+        json!({"endpoint": {"gkeCluster": {"resourceLink": link}}}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, ms) = get(
+        &api,
+        "/gkehub/v1/projects/asm-fleet-host/locations/-/memberships",
+    )
+    .await;
+    assert_eq!(ms["resources"].as_array().map(Vec::len), Some(1), "{ms}");
+    assert_eq!(
+        ms["resources"][0]["name"],
+        "projects/asm-fleet-host/locations/us-central1/memberships/cluster-1"
+    );
+    let (s, none) = get(
+        &api,
+        "/gkehub/v1/projects/asm-clusters/locations/-/memberships",
+    )
+    .await;
+    // gkehub is disabled in the clusters' project.
+    assert_eq!(s, 403, "{none}");
+    let (_, c) = get(
+        &api,
+        "/container/v1/projects/asm-clusters/locations/us-central1-c/clusters/cluster-1",
+    )
+    .await;
+    assert_eq!(
+        c["fleet"]["membership"],
+        "//gkehub.googleapis.com/projects/718276145907/locations/us-central1/memberships/cluster-1"
+    );
+}

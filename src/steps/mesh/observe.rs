@@ -208,7 +208,7 @@ pub async fn resolve(
                     format!("cluster {c} does not exist"),
                 )
             })?;
-            let ctx = client_for_gke(&cluster, gcp.token(), trace).map_err(Error::from)?;
+            let ctx = client_for_gke(&cluster, &gcp.bearer(), trace).map_err(Error::from)?;
             let id = ClusterId::for_gke(c.project.as_str(), c.location.as_str(), c.name.as_str())?;
             Ok(Resolved {
                 member: mesh_member(c.name.to_string(), c.to_string(), id, cluster.server_url()),

@@ -242,7 +242,8 @@ async fn observe_cluster(
                     .map_err(|e| e.to_error().message)
             }
             (KubeAccess::Gke, Ok(Some(cluster))) => {
-                client_for_gke(cluster, gcp.token(), gcp.trace()).map_err(|e| e.to_error().message)
+                client_for_gke(cluster, &gcp.bearer(), gcp.trace())
+                    .map_err(|e| e.to_error().message)
             }
             (KubeAccess::Gke, Ok(None)) => Err("the GKE cluster does not exist".to_string()),
             (KubeAccess::Gke, Err(e)) => Err(format!("the GKE cluster could not be read: {e}")),

@@ -10,16 +10,17 @@ use serde_json::Value;
 use super::record::{self, MigrationRecord};
 use super::{ClusterState, Workload};
 use crate::kube::KubeError;
-use crate::kube::apply::{dynamic_api, resolve_resource};
+use crate::kube::apply::resolve_resource;
 use crate::steps::observe::kube_retry;
 use crate::steps::status::observe::snapshot;
 
 async fn list(client: &Client, kind: &str) -> Result<Vec<Value>, String> {
     let gvk = GroupVersionKind::gvk("apps", "v1", kind);
-    let (ar, scope) = kube_retry(|| resolve_resource(client, &gvk))
+    let (ar, _) = kube_retry(|| resolve_resource(client, &gvk))
         .await
         .map_err(|e| e.to_string())?;
-    let api: Api<DynamicObject> = dynamic_api(client, &ar, &scope, None);
+    // Every namespace's.
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &ar);
     let what = format!("list {kind}s");
     kube_retry(|| async {
         api.list(&Default::default())

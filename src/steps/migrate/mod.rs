@@ -729,7 +729,7 @@ fn plan_cluster(spec: &MigrateSpec, obs: &Observed, i: usize, plan: &mut Migrate
         let nid = format!("{id}/{name}");
         let mut after = vec![record_id.clone()];
         if !label_changes.is_empty() || !annotation_changes.is_empty() {
-            let a = set_metadata_action(
+            let mut a = set_metadata_action(
                 format!("{nid}/labels"),
                 cluster,
                 "v1",
@@ -744,6 +744,7 @@ fn plan_cluster(spec: &MigrateSpec, obs: &Observed, i: usize, plan: &mut Migrate
                     (None, None) => format!("namespace {name} is not in the mesh"),
                 },
             );
+            a.depends_on = after.clone();
             after = vec![a.id.clone()];
             np.first.push(np.actions.len());
             np.ends.push(a.id.clone());
@@ -1051,4 +1052,4 @@ pub fn rollout_waits(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

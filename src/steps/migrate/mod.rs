@@ -890,7 +890,7 @@ fn plan_cluster(spec: &MigrateSpec, obs: &Observed, i: usize, plan: &mut Migrate
         let set_id = set.id.clone();
         let mut sub = MigratePlan::default();
         sub.actions.push(set);
-        let waits = rollout_waits(&gid, i, &cref, g, &to, &set_id, &mut sub);
+        let waits = rollout_waits(&gid, i, &cref, g, Some(&to), &set_id, &mut sub);
         gw_plans.push((sub.actions, waits));
     }
 
@@ -1014,7 +1014,7 @@ pub fn rollout_waits(
     cluster: usize,
     cref: &str,
     g: &Workload,
-    revision: &str,
+    revision: Option<&str>,
     after: &str,
     plan: &mut MigratePlan,
 ) -> Vec<String> {
@@ -1031,7 +1031,7 @@ pub fn rollout_waits(
     a.depends_on = vec![after.to_string()];
     let mut last = a.id.clone();
     plan.actions.push(on_cluster(a, cluster));
-    if let Some(labels) = &g.match_labels {
+    if let (Some(revision), Some(labels)) = (revision, &g.match_labels) {
         let mut p = wait_action(
             format!("{gid}/pods"),
             Some(cref),

@@ -22,8 +22,8 @@ use crate::steps::kube_actions::{cluster_label, set_metadata_action};
 use crate::steps::migrate::record::{MigrationRecord, RecordState};
 use crate::steps::migrate::{
     ClusterState, ClusterStep, INJECTION_LABEL, MigratePlan, MigrateStep, Observed, REV_LABEL,
-    Workload, cluster_inputs, codes, istiod_of, live_pods, managed_revisions, off_revision,
-    on_cluster, pods_of, record_action, restart_and_wait, rollout_waits,
+    Workload, cluster_inputs, codes, istiod_of, managed_revisions, off_revision, on_cluster,
+    pods_of, record_action, restart_and_wait, rollout_waits,
 };
 use crate::steps::status::report::{injectors, labels_of, resolve};
 
@@ -198,54 +198,20 @@ fn from_record(
         let gid = format!("{id}/gateway-{}-{}", g.namespace, g.name);
         let mut sub = MigratePlan::default();
         if live.template_labels.get(REV_LABEL) != Some(rev_label) {
-            let what = format!("Deployment {}/{}", g.namespace, g.name);
-            let (step, would, done) = match &g.revision {
-                Some(r) => (
-                    MigrateStep::Undo {
-                        namespace: g.namespace.clone(),
-                        name: g.name.clone(),
-                        revision: r.clone(),
-                    },
-                    format!(
-                        "Would roll back {what} to revision {r} (kubectl rollout undo --to-revision={r})"
-                    ),
-                    format!("Rolled back {what} to revision {r}"),
-                ),
-                None => (
-                    MigrateStep::SetTemplateLabels {
-                        namespace: g.namespace.clone(),
-                        name: g.name.clone(),
-                        labels: [(REV_LABEL.to_string(), Some(rev_label.clone()))].into(),
-                    },
-                    format!("Would set pod-template label {REV_LABEL}={rev_label} on {what}"),
-                    format!("Set pod-template label {REV_LABEL}={rev_label} on {what}"),
-                ),
+            let a = match &g.revision {
+                Some(r) => undo_action(&gid, i, cref, live, r, &[]),
+                None => template_label_action(&gid, i, cref, live, rev_label),
             };
-            sub.actions.push(Action {
-                id: format!("{gid}/undo"),
-                op: Op::Update,
-                cluster: Some(cref.to_string()),
-                target: Target {
-                    api: "apps/v1".into(),
-                    kind: "Deployment".into(),
-                    namespace: Some(g.namespace.clone()),
-                    name: g.name.clone(),
-                },
-                reason: format!(
-                    "its pod template asks for {}, recorded {rev_label}",
-                    live.template_labels
-                        .get(REV_LABEL)
-                        .map_or("no revision", String::as_str)
-                ),
-                depends_on: Vec::new(),
-                would,
-                done,
-                estimate: Duration::from_millis(100),
-                payload: ClusterStep { cluster: i, step },
-            });
+            sub.actions.push(a);
             let undo_id = format!("{gid}/undo");
             ends.extend(rollout_waits(
-                &gid, i, cref, live, rev_label, &undo_id, &mut sub,
+                &gid,
+                i,
+                cref,
+                live,
+                Some(rev_label),
+                &undo_id,
+                &mut sub,
             ));
         } else {
             let pods = pods_of(snap, live);
@@ -313,7 +279,7 @@ fn from_record(
             finished.push(a.id.clone());
             plan.actions.push(on_cluster(a, i));
         }
-        let restart: Vec<&Workload> = state
+        let deployments: Vec<&Workload> = state
             .workloads
             .iter()
             .filter(|w| w.namespace == entry.name && w.kind == "Deployment")
@@ -323,10 +289,36 @@ fn from_record(
                     .iter()
                     .any(|g| g.namespace == w.namespace && g.name == w.name)
             })
-            .filter(|w| off_revision(&pods_of(snap, w), entry.revision.as_deref()))
             .collect();
         let mut sub = MigratePlan::default();
-        let waits = restart_and_wait(
+        let mut waits = Vec::new();
+        let mut restart = Vec::new();
+        for w in deployments {
+            match entry.deployments.get(&w.name).cloned().flatten() {
+                // Rolled out since: back to the recorded ReplicaSet, as kubectl rollout
+                // undo does (its old pods, when they still run, are kept).
+                Some(rev) if w.revision.as_deref() != Some(rev.as_str()) => {
+                    let base = format!("{nid}/deployment-{}", w.name);
+                    let undo = undo_action(&base, i, cref, w, &rev, &after);
+                    let undo_id = undo.id.clone();
+                    sub.actions.push(undo);
+                    waits.extend(rollout_waits(
+                        &base,
+                        i,
+                        cref,
+                        w,
+                        entry.revision.as_deref(),
+                        &undo_id,
+                        &mut sub,
+                    ));
+                }
+                _ if off_revision(&pods_of(snap, w), entry.revision.as_deref()) => {
+                    restart.push(w);
+                }
+                _ => {}
+            }
+        }
+        waits.extend(restart_and_wait(
             &nid,
             i,
             cref,
@@ -341,7 +333,7 @@ fn from_record(
             ),
             &after,
             &mut sub,
-        );
+        ));
         plan.actions.extend(sub.actions);
         if !waits.is_empty() {
             finished = waits;
@@ -472,8 +464,6 @@ fn to_revision(
             finished.push(a.id.clone());
             plan.actions.push(on_cluster(a, i));
         }
-        let pods_ns = live_pods(snap, name);
-        let _ = pods_ns;
         let restart: Vec<&Workload> = state
             .workloads
             .iter()
@@ -498,6 +488,83 @@ fn to_revision(
         if !finished.is_empty() {
             previous = finished;
         }
+    }
+}
+
+/// `kubectl rollout undo deployment/NAME --to-revision=REV` of workload `w`, id `BASE/undo`.
+fn undo_action(
+    base: &str,
+    cluster: usize,
+    cref: &str,
+    w: &Workload,
+    revision: &str,
+    after: &[String],
+) -> Action<ClusterStep> {
+    let what = format!("Deployment {}/{}", w.namespace, w.name);
+    Action {
+        id: format!("{base}/undo"),
+        op: Op::Update,
+        cluster: Some(cref.to_string()),
+        target: Target {
+            api: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some(w.namespace.clone()),
+            name: w.name.clone(),
+        },
+        reason: format!(
+            "it is at rollout revision {}, recorded {revision}",
+            w.revision.as_deref().unwrap_or("?")
+        ),
+        depends_on: after.to_vec(),
+        would: format!(
+            "Would roll back {what} to revision {revision} (kubectl rollout undo --to-revision={revision})"
+        ),
+        done: format!("Rolled back {what} to revision {revision}"),
+        estimate: Duration::from_millis(100),
+        payload: ClusterStep {
+            cluster,
+            step: MigrateStep::Undo {
+                namespace: w.namespace.clone(),
+                name: w.name.clone(),
+                revision: revision.to_string(),
+            },
+        },
+    }
+}
+
+/// Sets gateway `w`'s pod-template `istio.io/rev` back to `rev_label` (no recorded
+/// revision to undo to), id `BASE/undo`.
+fn template_label_action(
+    base: &str,
+    cluster: usize,
+    cref: &str,
+    w: &Workload,
+    rev_label: &str,
+) -> Action<ClusterStep> {
+    let what = format!("Deployment {}/{}", w.namespace, w.name);
+    Action {
+        id: format!("{base}/undo"),
+        op: Op::Update,
+        cluster: Some(cref.to_string()),
+        target: Target {
+            api: "apps/v1".into(),
+            kind: "Deployment".into(),
+            namespace: Some(w.namespace.clone()),
+            name: w.name.clone(),
+        },
+        reason: format!("its pod template asks for another revision than {rev_label}"),
+        depends_on: Vec::new(),
+        would: format!("Would set pod-template label {REV_LABEL}={rev_label} on {what}"),
+        done: format!("Set pod-template label {REV_LABEL}={rev_label} on {what}"),
+        estimate: Duration::from_millis(100),
+        payload: ClusterStep {
+            cluster,
+            step: MigrateStep::SetTemplateLabels {
+                namespace: w.namespace.clone(),
+                name: w.name.clone(),
+                labels: [(REV_LABEL.to_string(), Some(rev_label.to_string()))].into(),
+            },
+        },
     }
 }
 

@@ -135,3 +135,31 @@ fn without_a_record_to_revision_relabels_managed_namespaces() {
     let p = plan_rollback(&s, &observed(&s.mesh, migrated()));
     assert!(p.blocked(), "a record exists: --to-revision refused");
 }
+
+#[test]
+fn a_deployment_rolled_out_since_the_record_is_undone_to_its_recorded_revision() {
+    let mut state = migrated();
+    state.workloads[0].revision = Some("2".into());
+    let s = spec(&["frontend"], None);
+    let p = plan_rollback(&s, &observed(&s.mesh, state));
+    assert_eq!(
+        ids(&p),
+        [
+            "cluster-1/frontend/labels",
+            "cluster-1/frontend/deployment-web/undo",
+            "cluster-1/frontend/deployment-web/rollout",
+            "cluster-1/frontend/deployment-web/pods",
+            "cluster-1/migration-record-rolled-back",
+        ]
+    );
+    let undo = p.actions.iter().find(|a| a.id.ends_with("/undo")).unwrap();
+    assert_eq!(undo.depends_on, ["cluster-1/frontend/labels"]);
+    assert_eq!(
+        undo.payload.step,
+        MigrateStep::Undo {
+            namespace: "frontend".into(),
+            name: "web".into(),
+            revision: "1".into()
+        }
+    );
+}

@@ -167,8 +167,44 @@ fn migrate_all_namespaces_moves_every_injected_pod_and_the_gateway_and_leaves_no
     assert!(all_on(&before, "asm-191-1"), "{before:?}");
     let token = sb.sandbox().token().to_string();
 
-    let o = run(&sb, "migrate", &["--all-namespaces", "--yes", "-v"]);
+    let dir = sb.dir.path().join("out");
+    let o = run(
+        &sb,
+        "migrate",
+        &[
+            "--all-namespaces",
+            "--yes",
+            "-v",
+            "-D",
+            dir.to_str().unwrap(),
+        ],
+    );
     assert_success(&o, "asm migrate --all-namespaces");
+    // The run report records what each relabel and restart replaced.
+    let report: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let prior = |id: &str| {
+        report["actions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["id"] == id)
+            .unwrap_or_else(|| panic!("{id}: {report:#}"))["prior"]
+            .clone()
+    };
+    assert_eq!(
+        prior("cluster-1/legacy/labels")["labels"],
+        serde_json::json!({"istio-injection": "enabled", "istio.io/rev": null})
+    );
+    assert_eq!(
+        prior("cluster-1/legacy/deployment-monolith/restart")["change"],
+        "restarted"
+    );
+    assert_eq!(
+        prior("cluster-1/gateway-istio-system-istio-ingressgateway/revision"),
+        serde_json::json!({"change": "rolled_out", "revision": "1",
+            "template_labels": {"istio.io/rev": "asm-191-1"}})
+    );
     for text in [stdout(&o), stderr(&o)] {
         assert!(!text.contains(&token), "the token leaked: {text}");
     }

@@ -422,14 +422,13 @@ fn kubectl_ok(sb: &TestSandbox, args: &[&str]) {
 
 /// What a migration leaves: namespace labels, pod revisions and the gateway's active
 /// ReplicaSet (its name carries the pod-template hash, equal for equal templates).
-fn end_state(
-    sb: &TestSandbox,
-    revision: &str,
-) -> (
+type EndState = (
     BTreeMap<String, BTreeMap<String, String>>,
     BTreeMap<String, Vec<String>>,
     (String, String),
-) {
+);
+
+fn end_state(sb: &TestSandbox, revision: &str) -> EndState {
     let pods = settled_pods(sb, |p| all_on(p, revision));
     (injection_labels(sb), pods, gateway_replicaset(sb))
 }

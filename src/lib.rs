@@ -94,6 +94,8 @@ where
         Command::InstallGateway(args) => {
             commands::install_gateway::run(*args, &env, &printer).await
         }
+        Command::Migrate(args) => commands::migrate::run(*args, &env, &printer).await,
+        Command::Rollback(args) => commands::rollback::run(*args, &env, &printer).await,
     };
     match outcome {
         Ok(code) => code,

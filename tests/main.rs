@@ -23,11 +23,13 @@ mod kubectl_fidelity;
 mod kubectl_services_rbac;
 mod kubectl_workloads;
 mod lock;
+mod migrate;
 #[cfg(not(feature = "sandbox"))]
 mod no_sandbox;
 mod output_dir;
 mod plan_executors;
 mod remote_secret;
+mod rollback;
 mod runner_contract;
 #[cfg(feature = "sandbox")]
 mod sandbox_cli;

@@ -10,7 +10,9 @@ pub mod gateway;
 pub mod generate;
 pub mod install;
 pub mod lock;
+pub mod migrate;
 pub mod remote_secret;
+pub mod rollback;
 pub mod sandbox;
 pub mod status;
 
@@ -78,8 +80,8 @@ pub enum Command {
     /// Run every precheck of `install --managed` at once and report them; change nothing.
     Validate(Box<install::ValidateArgs>),
     /// Apply a plan saved by `install`, `create-mesh`, `create-remote-secret --apply-to`,
-    /// `enable-dataplane` or `install-gateway` with `--plan-out FILE`, exactly; refuse
-    /// (exit 2) if the state it was made from has changed since.
+    /// `enable-dataplane`, `install-gateway` or `migrate` with `--plan-out FILE`, exactly;
+    /// refuse (exit 2) if the state it was made from has changed since.
     Apply(Box<apply::ApplyArgs>),
     /// Print an istioctl-compatible remote secret giving other clusters' control planes
     /// read access to this cluster, or apply it to other clusters (`--apply-to`).
@@ -99,6 +101,15 @@ pub enum Command {
     /// Deployment, Service, Role/RoleBinding, PodDisruptionBudget and autoscaler, server-side
     /// applied; wait until it is Available, injected and (LoadBalancer) has an address.
     InstallGateway(Box<gateway::InstallGatewayArgs>),
+    /// Move namespaces and gateways from an in-cluster control plane (ASM 1.9+, Mesh CA) to
+    /// the managed one: record what changes, then per namespace relabel, restart its
+    /// Deployments and wait until their pods run the managed revision; stop at the first
+    /// rollout that fails. Shows the plan first.
+    Migrate(Box<migrate::MigrateArgs>),
+    /// Undo `asm migrate` from its record: restore each namespace's labels and annotations,
+    /// restart its Deployments, roll gateways back to their recorded revision, and wait
+    /// until the pods run the old revision. Shows the plan first.
+    Rollback(Box<rollback::RollbackArgs>),
     /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
     /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
     Sandbox(sandbox::SandboxCli),

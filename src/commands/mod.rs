@@ -9,6 +9,8 @@ pub mod google;
 pub mod install;
 pub mod install_gateway;
 pub mod man;
+pub mod migrate;
+pub mod rollback;
 pub mod sandbox;
 pub mod secret_plan;
 pub mod status;

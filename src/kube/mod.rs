@@ -15,6 +15,7 @@ pub mod lease;
 pub mod metadata;
 pub mod remote_kubeconfig;
 pub mod rollout;
+pub mod template;
 pub mod trace;
 pub mod wait;
 

@@ -16,8 +16,10 @@ pub mod iam_bindings;
 pub mod kube_actions;
 pub mod kube_permissions;
 pub mod mesh;
+pub mod migrate;
 pub mod observe;
 pub mod remote_secret;
+pub mod rollback;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};

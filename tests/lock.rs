@@ -199,3 +199,42 @@ fn create_mesh_stops_at_a_lock_held_elsewhere_and_waits_with_lock_timeout() {
     let o = crate::install::asm(&sb, &args);
     assert_success(&o, "create-mesh waiting for the lock");
 }
+
+/// Runs `asm COMMAND -p -l -n cluster-1 EXTRA --yes` and expects exit 6 naming the planted
+/// holder, with no request that writes anything but leases.
+fn stops_at_the_lock(sb: &TestSandbox, command: &str, extra: &[&str]) {
+    let before = sb.mutating_requests().len();
+    let mut all = extra.to_vec();
+    all.push("--yes");
+    let o = crate::migrate::run(sb, command, &all);
+    assert_eq!(o.status.code(), Some(6), "{command}: {}", stderr(&o));
+    assert!(
+        stderr(&o).contains("build-agent-7/4242"),
+        "{command}: {}",
+        stderr(&o)
+    );
+    let writes: Vec<String> = sb.mutating_requests()[before..]
+        .iter()
+        .map(|r| format!("{} {}", r.method, r.path))
+        .collect();
+    assert!(writes.is_empty(), "{command} wrote: {writes:#?}");
+}
+
+#[test]
+fn enable_dataplane_and_install_gateway_stop_at_a_lock_held_elsewhere() {
+    let sb = crate::enable_dataplane::with_workloads(fast("installed"));
+    plant_lease(&sb, "build-agent-7/4242", 0);
+    stops_at_the_lock(&sb, "enable-dataplane", &["--namespace", "shop"]);
+    stops_at_the_lock(
+        &sb,
+        "install-gateway",
+        &["--namespace", "gw", "--enable-namespace-creation"],
+    );
+}
+
+#[test]
+fn migrate_stops_at_a_lock_held_elsewhere() {
+    let sb = crate::migrate::installed(&[]);
+    plant_lease(&sb, "build-agent-7/4242", 0);
+    stops_at_the_lock(&sb, "migrate", &["--all-namespaces"]);
+}

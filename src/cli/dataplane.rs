@@ -65,4 +65,7 @@ pub struct EnableDataplaneArgs {
     /// How long the whole run may take (waits included), e.g. `10m`.
     #[arg(long, default_value = "10m", value_name = "DURATION")]
     pub timeout: String,
+
+    #[command(flatten)]
+    pub lock: super::lock::LockArgs,
 }

@@ -98,4 +98,7 @@ pub struct InstallGatewayArgs {
     /// How long the whole run may take (waits included), e.g. `10m`.
     #[arg(long, default_value = "10m", value_name = "DURATION")]
     pub timeout: String,
+
+    #[command(flatten)]
+    pub lock: super::lock::LockArgs,
 }

@@ -49,4 +49,7 @@ pub struct RollbackArgs {
     /// How long the whole run may take (waits included), e.g. `10m`.
     #[arg(long, default_value = "10m", value_name = "DURATION", help_heading = PLAN_HEADING)]
     pub timeout: String,
+
+    #[command(flatten)]
+    pub lock: super::lock::LockArgs,
 }

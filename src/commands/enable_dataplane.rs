@@ -16,6 +16,7 @@ use crate::cli::apply::ApplyArgs;
 use crate::cli::dataplane::EnableDataplaneArgs;
 use crate::commands::google::google_clients;
 use crate::commands::install::concurrency;
+use crate::commands::install::{check_kube_permissions, lock_clusters};
 use crate::environment::Environment;
 use crate::error::{Result, exit};
 use crate::gcp::GcpClients;
@@ -110,6 +111,7 @@ pub async fn apply_saved(
             .clone()
             .or_else(|| opt_str(i, "timeout"))
             .unwrap_or_else(|| "10m".into()),
+        lock: apply.lock.clone(),
     };
     run_with(args, Some(saved), env, printer).await
 }
@@ -128,6 +130,7 @@ async fn run_with(
 ) -> Result<i32> {
     // Args → spec (every rejection before any request).
     let spec = DataplaneSpec::from_args(&args)?;
+    let lock_timeout = crate::spec::parse_lock_timeout(&args.lock.lock_timeout)?;
     let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
     let printer = &printer;
     let started = Instant::now();
@@ -136,6 +139,8 @@ async fn run_with(
     // Observe, plan.
     let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
     let (obs, handles, plan) = observe_and_plan(&gcp, env, &spec, printer, None).await;
+    let mut plan = plan;
+    check_kube_permissions(&spec.mesh, &handles, &mut plan).await;
 
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = dataplane_fingerprint(&spec, &obs);
@@ -173,6 +178,7 @@ async fn run_with(
     if let Presented::Stopped(code) = runner.present(&plan, None, save).await? {
         return Ok(code);
     }
+    let locks = lock_clusters(&spec.mesh, &plan, &handles, lock_timeout, printer).await?;
     let executor = DataplaneExecutor {
         mesh: Executor {
             gcp: gcp.clone(),
@@ -183,6 +189,7 @@ async fn run_with(
         },
     };
     let exec = runner.execute(&plan, None, |a| executor.run(a)).await;
+    locks.release().await;
 
     // Verify: what is there now.
     let code = exec.exit_code();

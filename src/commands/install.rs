@@ -71,7 +71,11 @@ pub async fn observe_and_plan(
 
 /// Adds a failed `ASM-C110` check for every Kubernetes permission the plan's actions need
 /// that the caller lacks.
-async fn check_kube_permissions(spec: &MeshSpec, handles: &Handles, plan: &mut MeshPlan) {
+pub async fn check_kube_permissions<P>(
+    spec: &MeshSpec,
+    handles: &Handles,
+    plan: &mut crate::plan::Plan<P>,
+) {
     let clusters: Vec<(String, Option<&crate::kube::KubeContext>)> = spec
         .clusters
         .iter()
@@ -341,9 +345,9 @@ fn runner_for<'a>(run: &ApplyRun<'a>) -> Runner<'a> {
 
 /// Takes the lock of every cluster the plan has an action on (after the prechecks and the
 /// confirmation gate: a dry run, a refused run or a plan with nothing to do takes none).
-async fn lock_clusters(
+pub async fn lock_clusters<P>(
     mesh: &MeshSpec,
-    plan: &MeshPlan,
+    plan: &crate::plan::Plan<P>,
     handles: &Handles,
     wait: Duration,
     printer: &Printer,

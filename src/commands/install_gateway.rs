@@ -18,6 +18,7 @@ use crate::cli::apply::ApplyArgs;
 use crate::cli::gateway::{InjectionArg, InstallGatewayArgs, ServiceTypeArg};
 use crate::commands::google::google_clients;
 use crate::commands::install::concurrency;
+use crate::commands::install::{check_kube_permissions, lock_clusters};
 use crate::environment::Environment;
 use crate::error::{Result, exit};
 use crate::gcp::GcpClients;
@@ -159,6 +160,7 @@ pub async fn apply_saved(
             Some(t) => t.clone(),
             None => required_str(saved, "timeout")?,
         },
+        lock: apply.lock.clone(),
     };
     run_with(args, Some(saved), env, printer).await
 }
@@ -176,6 +178,7 @@ async fn run_with(
     printer: &Printer,
 ) -> Result<i32> {
     let spec = GatewaySpec::from_args(&args)?;
+    let lock_timeout = crate::spec::parse_lock_timeout(&args.lock.lock_timeout)?;
     let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
     let printer = &printer;
     let started = Instant::now();
@@ -183,6 +186,8 @@ async fn run_with(
 
     let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
     let (obs, handles, plan) = observe_and_plan(&gcp, env, &spec, printer, None).await?;
+    let mut plan = plan;
+    check_kube_permissions(&spec.mesh, &handles, &mut plan).await;
 
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = gateway_fingerprint(&spec, &obs)?;
@@ -220,6 +225,7 @@ async fn run_with(
     if let Presented::Stopped(code) = runner.present(&plan, Some(&manifests), save).await? {
         return Ok(code);
     }
+    let locks = lock_clusters(&spec.mesh, &plan, &handles, lock_timeout, printer).await?;
     let executor = DataplaneExecutor {
         mesh: Executor {
             gcp: gcp.clone(),
@@ -232,6 +238,7 @@ async fn run_with(
     let exec = runner
         .execute(&plan, Some(&manifests), |a| executor.run(a))
         .await;
+    locks.release().await;
 
     // Verify: what is there now, and the address.
     let code = exec.exit_code();

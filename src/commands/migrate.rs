@@ -17,16 +17,17 @@ use crate::cli::install::TargetArgs;
 use crate::cli::migrate::MigrateArgs;
 use crate::commands::google::google_clients;
 use crate::commands::install::concurrency;
+use crate::commands::install::{check_kube_permissions, lock_clusters};
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
 use crate::plan::saved;
-use crate::spec::{KubeAccess, MeshSpec, OutputFormat};
 use crate::plan::saved::{
     SavedCommand, bool_input, drift_refusal, matches_line, opt_str, str_list,
 };
+use crate::spec::{KubeAccess, MeshSpec, OutputFormat};
 use crate::steps::migrate::execute::MigrateExecutor;
 use crate::steps::migrate::observe::observe_cluster;
 use crate::steps::migrate::saved as saved_plan;
@@ -140,6 +141,7 @@ pub async fn apply_saved(
             .clone()
             .or_else(|| opt_str(i, "timeout"))
             .unwrap_or_else(|| "10m".into()),
+        lock: apply.lock.clone(),
     };
     run_with(args, Some(saved), env, printer).await
 }
@@ -157,6 +159,7 @@ async fn run_with(
     printer: &Printer,
 ) -> Result<i32> {
     let spec = MigrateSpec::from_args(&args)?;
+    let lock_timeout = crate::spec::parse_lock_timeout(&args.lock.lock_timeout)?;
     if args.finish {
         return Err(Error::usage(
             "ASM-E101",
@@ -172,6 +175,8 @@ async fn run_with(
     let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
     let (obs, handles) = observe_clusters(&gcp, env, &spec.mesh, printer).await;
     let plan = plan_migrate(&spec, &obs);
+    let mut plan = plan;
+    check_kube_permissions(&spec.mesh, &handles, &mut plan).await;
 
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = saved_plan::fingerprint(&spec.mesh.clusters, &obs);
@@ -215,12 +220,14 @@ async fn run_with(
     if let Presented::Stopped(code) = runner.present(&plan, None, save).await? {
         return Ok(code);
     }
+    let locks = lock_clusters(&spec.mesh, &plan, &handles, lock_timeout, printer).await?;
     let executor = MigrateExecutor {
         kube: handles.kube.clone(),
         deadline: started + spec.mesh.timeout,
         printer: printer.clone(),
     };
     let exec = runner.execute(&plan, None, |a| executor.run(a)).await;
+    locks.release().await;
 
     let code = exec.exit_code();
     let remaining = if code == exit::SUCCESS {

@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::cli::rollback::RollbackArgs;
 use crate::commands::google::google_clients;
 use crate::commands::install::concurrency;
+use crate::commands::install::{check_kube_permissions, lock_clusters};
 use crate::commands::migrate::observe_clusters;
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
@@ -25,6 +26,7 @@ const BLOCKED_HINT: &str = "fix them as each check's hint says, then run asm rol
 /// Runs `asm rollback`.
 pub async fn run(args: RollbackArgs, env: &Environment, printer: &Printer) -> Result<i32> {
     let spec = RollbackSpec::from_args(&args)?;
+    let lock_timeout = crate::spec::parse_lock_timeout(&args.lock.lock_timeout)?;
     let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
     let printer = &printer;
     let started = Instant::now();
@@ -53,6 +55,8 @@ pub async fn run(args: RollbackArgs, env: &Environment, printer: &Printer) -> Re
         }
     }
     let plan = plan_rollback(&spec, &obs);
+    let mut plan = plan;
+    check_kube_permissions(&spec.mesh, &handles, &mut plan).await;
 
     let runner = Runner {
         command: "rollback",
@@ -72,12 +76,14 @@ pub async fn run(args: RollbackArgs, env: &Environment, printer: &Printer) -> Re
     if let Presented::Stopped(code) = runner.present(&plan, None, || Ok(())).await? {
         return Ok(code);
     }
+    let locks = lock_clusters(&spec.mesh, &plan, &handles, lock_timeout, printer).await?;
     let executor = MigrateExecutor {
         kube: handles.kube.clone(),
         deadline: started + spec.mesh.timeout,
         printer: printer.clone(),
     };
     let exec = runner.execute(&plan, None, |a| executor.run(a)).await;
+    locks.release().await;
 
     let code = exec.exit_code();
     let remaining = if code == exit::SUCCESS {

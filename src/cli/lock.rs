@@ -17,3 +17,12 @@ pub struct LockArgs {
     )]
     pub lock_timeout: String,
 }
+
+impl Default for LockArgs {
+    /// The flag's default: do not wait.
+    fn default() -> Self {
+        LockArgs {
+            lock_timeout: "0s".into(),
+        }
+    }
+}

@@ -129,6 +129,7 @@ mod tests {
 
     fn args() -> EnableDataplaneArgs {
         EnableDataplaneArgs {
+            lock: Default::default(),
             target: TargetArgs {
                 project: Some("asm-installed".into()),
                 location: Some("us-central1-c".into()),

@@ -147,6 +147,7 @@ mod tests {
 
     pub(crate) fn args() -> MigrateArgs {
         MigrateArgs {
+            lock: Default::default(),
             target: TargetArgs {
                 project: Some("asm-incluster".into()),
                 location: Some("us-central1-c".into()),

@@ -9,6 +9,7 @@ pub mod dataplane;
 pub mod gateway;
 pub mod generate;
 pub mod install;
+pub mod migrate;
 pub mod remote_secret;
 pub mod sandbox;
 pub mod status;
@@ -93,6 +94,9 @@ pub enum Command {
     /// Deployment, Service, Role/RoleBinding, PodDisruptionBudget and autoscaler, server-side
     /// applied; wait until it is Available, injected and (LoadBalancer) has an address.
     InstallGateway(Box<gateway::InstallGatewayArgs>),
+    /// Move workloads from an in-cluster control plane to the managed one; `--finish`
+    /// deletes the old control plane once no pod uses it. Shows the plan first.
+    Migrate(Box<migrate::MigrateArgs>),
     /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
     /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
     Sandbox(sandbox::SandboxCli),

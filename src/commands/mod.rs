@@ -9,6 +9,7 @@ pub mod google;
 pub mod install;
 pub mod install_gateway;
 pub mod man;
+pub mod migrate_finish;
 pub mod sandbox;
 pub mod secret_plan;
 pub mod status;

@@ -17,6 +17,7 @@ pub mod kube_permissions;
 pub mod mesh;
 pub mod observe;
 pub mod remote_secret;
+pub mod retire;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -1,0 +1,45 @@
+//! `asm migrate`: move workloads from an in-cluster control plane to the managed one;
+//! `--finish` retires the old control plane.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::install::{OutputArg, TargetArgs, parse_output};
+
+/// `asm migrate`.
+#[derive(Debug, Args, Clone)]
+pub struct MigrateArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// Delete the old in-cluster control plane (istiod and istiod-<rev>: Service,
+    /// Deployment, HorizontalPodAutoscaler, PodDisruptionBudget; its injection and
+    /// validation webhooks and tags) once no pod runs a proxy it injected.
+    #[arg(long)]
+    pub finish: bool,
+
+    /// Show the plan and stop; send no mutating request.
+    #[arg(long = "dry-run", alias = "dry_run")]
+    pub dry_run: bool,
+
+    /// With --dry-run: exit 10 when the plan has changes to make.
+    #[arg(long = "detailed-exitcode")]
+    pub detailed_exitcode: bool,
+
+    /// Write the plan (text and JSON), the run report and a log into DIR.
+    #[arg(short = 'D', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Plan format: `text` or `json` (one object on stdout).
+    #[arg(short = 'o', long = "output", value_parser = parse_output, default_value = "text", value_name = "FORMAT")]
+    pub output: OutputArg,
+
+    /// Apply without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// How long the whole run may take (waits included), e.g. `10m`.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub timeout: String,
+}

@@ -177,7 +177,8 @@ fn next_steps(revs: &BTreeMap<String, String>) -> String {
         ));
     }
     out.push_str(
-        "then restart their workloads (kubectl rollout restart deployment -n NAMESPACE).\n\
+        "then restart their workloads (kubectl rollout restart deployment -n NAMESPACE),\n\
+         or let asm do both, waiting for each rollout: asm migrate --namespace NAMESPACE\n\
          Next, with asm: `asm status` shows which pods run on which revision; \
          `asm enable-dataplane --namespace NAMESPACE` lets Google manage their proxies; \
          `asm install-gateway --namespace GATEWAY_NS` deploys an ingress gateway.\n",

@@ -20,6 +20,7 @@ mod kubectl_create;
 mod kubectl_fidelity;
 mod kubectl_services_rbac;
 mod kubectl_workloads;
+mod migrate_finish;
 #[cfg(not(feature = "sandbox"))]
 mod no_sandbox;
 mod output_dir;

@@ -6,8 +6,8 @@
 //! plan is blocked, listing those pods), a warning per namespace whose labels still select
 //! R, then the deletes — first every webhook configuration that calls R (its injector, the
 //! tags pointing at it, its validation webhook), so no admission request reaches an istiod
-//! that is going away, then the Deployment, Service, HorizontalPodAutoscaler and
-//! PodDisruptionBudget named `istiod-R`, and those named `istiod` when they belong to R.
+//! that is going away, then the Services, HorizontalPodAutoscaler and PodDisruptionBudget,
+//! last the Deployment, each named `istiod-R`, or `istiod` when it belongs to R.
 //! The seed's own command (`kubectl delete … istiod -n istio-system`) misses the
 //! revisioned names and the webhooks.
 
@@ -329,19 +329,44 @@ fn plan_revision(
             webhook_ids.push(action_id);
         }
     }
-    for o in ro
+    // The Deployment goes last: deleting it ends istiod's pods, which changes the status
+    // (and so the resourceVersion, a precondition) of its disruption budget and autoscaler.
+    let objects: Vec<&Value> = ro
         .control_plane
         .iter()
         .filter(|o| istiod_revision(o).as_deref() == Some(rev))
-    {
+        .collect();
+    let (deployments, others): (Vec<&Value>, Vec<&Value>) = objects
+        .into_iter()
+        .partition(|o| str_at(o, "/kind") == Some("Deployment"));
+    let mut other_ids = Vec::new();
+    for o in others {
         let short = match str_at(o, "/kind") {
             Some("HorizontalPodAutoscaler") => "hpa",
             Some("PodDisruptionBudget") => "pdb",
-            Some("Service") => "service",
-            _ => "deployment",
+            _ => "service",
         };
         let action_id = format!("{id}/{short}/{}", name_of(o));
-        push_delete(plan, action_id, cluster, i, o, &reason, webhook_ids.clone());
+        if push_delete(
+            plan,
+            action_id.clone(),
+            cluster,
+            i,
+            o,
+            &reason,
+            webhook_ids.clone(),
+        ) {
+            other_ids.push(action_id);
+        }
+    }
+    let last = if other_ids.is_empty() {
+        webhook_ids
+    } else {
+        other_ids
+    };
+    for o in deployments {
+        let action_id = format!("{id}/deployment/{}", name_of(o));
+        push_delete(plan, action_id, cluster, i, o, &reason, last.clone());
     }
 }
 

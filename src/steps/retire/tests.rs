@@ -136,7 +136,7 @@ fn ids(p: &RetirePlan) -> Vec<&str> {
 }
 
 #[test]
-fn unused_revision_plans_webhooks_then_both_istiod_names() {
+fn unused_revision_plans_webhooks_then_both_istiod_names_then_the_deployment() {
     let p = plan_retire(&spec(), &observed(in_cluster()));
     assert!(!p.blocked(), "{:#?}", p.checks);
     assert_eq!(
@@ -145,24 +145,27 @@ fn unused_revision_plans_webhooks_then_both_istiod_names() {
             "cluster-1/mutating-webhook/istio-sidecar-injector-asm-191-1",
             "cluster-1/mutating-webhook/istio-sidecar-injector",
             "cluster-1/validating-webhook/istio-validator-asm-191-1-istio-system",
-            "cluster-1/deployment/istiod-asm-191-1",
             "cluster-1/service/istiod-asm-191-1",
             "cluster-1/hpa/istiod-asm-191-1",
             "cluster-1/pdb/istiod-asm-191-1",
             "cluster-1/service/istiod",
+            "cluster-1/deployment/istiod-asm-191-1",
         ]
     );
     assert!(p.actions.iter().all(|a| a.op == Op::Delete));
-    let webhooks: Vec<String> = p.actions[..3].iter().map(|a| a.id.clone()).collect();
+    let id_list = |r: std::ops::Range<usize>| -> Vec<String> {
+        p.actions[r].iter().map(|a| a.id.clone()).collect()
+    };
     for a in &p.actions[..3] {
         assert!(a.depends_on.is_empty(), "{}", a.id);
     }
-    for a in &p.actions[3..] {
-        assert_eq!(a.depends_on, webhooks, "{}", a.id);
+    for a in &p.actions[3..7] {
+        assert_eq!(a.depends_on, id_list(0..3), "{}", a.id);
     }
+    assert_eq!(p.actions[7].depends_on, id_list(3..7));
     // The preconditions are the observed object's.
-    let DataplaneStep::Kube { cluster: 0, step } = &p.actions[7].payload else {
-        panic!("{:?}", p.actions[7].payload);
+    let DataplaneStep::Kube { cluster: 0, step } = &p.actions[6].payload else {
+        panic!("{:?}", p.actions[6].payload);
     };
     assert_eq!(
         step,
@@ -219,10 +222,9 @@ fn a_second_run_after_the_deletes_plans_nothing() {
 }
 
 #[test]
-fn a_run_interrupted_after_the_deployment_was_deleted_plans_the_rest() {
+fn a_run_interrupted_after_some_deletes_plans_the_rest() {
     let mut ro = in_cluster();
-    ro.control_plane
-        .retain(|o| o["kind"] != "Deployment" && o["kind"] != "Service");
+    ro.control_plane.retain(|o| o["kind"] != "Service");
     ro.mutating_webhooks
         .retain(|w| w["metadata"]["name"] != "istio-sidecar-injector");
     let p = plan_retire(&spec(), &observed(ro));
@@ -233,6 +235,23 @@ fn a_run_interrupted_after_the_deployment_was_deleted_plans_the_rest() {
             "cluster-1/validating-webhook/istio-validator-asm-191-1-istio-system",
             "cluster-1/hpa/istiod-asm-191-1",
             "cluster-1/pdb/istiod-asm-191-1",
+            "cluster-1/deployment/istiod-asm-191-1",
+        ]
+    );
+}
+
+#[test]
+fn leftovers_without_the_deployment_still_name_the_revision() {
+    // The seed's command deleted the objects named `istiod`; the Deployment is gone too.
+    let mut ro = in_cluster();
+    ro.control_plane
+        .retain(|o| o["kind"] == "PodDisruptionBudget" || o["kind"] == "HorizontalPodAutoscaler");
+    let p = plan_retire(&spec(), &observed(ro));
+    assert_eq!(
+        ids(&p)[3..],
+        [
+            "cluster-1/hpa/istiod-asm-191-1",
+            "cluster-1/pdb/istiod-asm-191-1"
         ]
     );
 }

@@ -87,15 +87,12 @@ where
         Command::InstallGateway(args) => {
             commands::install_gateway::run(*args, &env, &printer).await
         }
+        // `--finish` retires the old control plane (src/commands/migrate_finish.rs).
         Command::Migrate(args) if args.finish => {
             commands::migrate_finish::run(&env, &args, &printer).await
         }
-        // Moving namespaces is `asm migrate` proper, built on its own branch.
-        Command::Migrate(_) => Err(Error::usage(
-            "ASM-E101",
-            "this build of asm only retires the old control plane: asm migrate --finish",
-        )
-        .into()),
+        Command::Migrate(args) => commands::migrate::run(*args, &env, &printer).await,
+        Command::Rollback(args) => commands::rollback::run(*args, &env, &printer).await,
     };
     match outcome {
         Ok(code) => code,

@@ -1,5 +1,4 @@
-//! `asm migrate`: move workloads from an in-cluster control plane to the managed one;
-//! `--finish` retires the old control plane.
+//! `asm migrate`: namespaces and gateways from an in-cluster control plane to the managed one.
 
 use std::path::PathBuf;
 
@@ -13,9 +12,48 @@ pub struct MigrateArgs {
     #[command(flatten)]
     pub target: TargetArgs,
 
-    /// Delete the old in-cluster control plane (istiod and istiod-<rev>: Service,
-    /// Deployment, HorizontalPodAutoscaler, PodDisruptionBudget; its injection and
-    /// validation webhooks and tags) once no pod runs a proxy it injected.
+    /// A namespace to move to the managed control plane, in the order given (one not in the
+    /// mesh yet joins it). Repeatable.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+
+    /// Every namespace whose labels or pods point at a non-managed revision, alphabetically
+    /// (never kube-system, kube-public, kube-node-lease, istio-system, gke-*, nor a namespace
+    /// not in the mesh).
+    #[arg(long = "all-namespaces", conflicts_with = "namespaces")]
+    pub all_namespaces: bool,
+
+    /// The managed revision: `auto` (the cluster's release channel's), asm-managed,
+    /// asm-managed-rapid or asm-managed-stable.
+    #[arg(long, default_value = "auto", value_name = "REVISION")]
+    pub to: String,
+
+    /// Also annotate the namespaces for the Google-managed data plane
+    /// (`mesh.cloud.google.com/proxy: '{"managed":"true"}'`).
+    #[arg(long = "managed-dataplane")]
+    pub managed_dataplane: bool,
+
+    /// Relabel only; restart nothing (pods move at their next restart).
+    #[arg(long = "no-restart")]
+    pub no_restart: bool,
+
+    /// Move gateway Deployments injected by the old revision (the default when there are).
+    #[arg(long, overrides_with = "no_gateways")]
+    pub gateways: bool,
+
+    /// Leave gateway Deployments on the old revision.
+    #[arg(long = "no-gateways")]
+    pub no_gateways: bool,
+
+    /// How many namespaces move at once (each waits for its rollouts before the next).
+    #[arg(long, default_value_t = 1, value_name = "N")]
+    pub parallel: usize,
+
+    /// Also restart StatefulSets and DaemonSets (else listed for a restart by hand).
+    #[arg(long = "restart-all-kinds")]
+    pub restart_all_kinds: bool,
+
+    /// Delete the old in-cluster control plane once no pod uses it.
     #[arg(long)]
     pub finish: bool,
 

@@ -11,6 +11,7 @@ pub mod generate;
 pub mod install;
 pub mod migrate;
 pub mod remote_secret;
+pub mod rollback;
 pub mod sandbox;
 pub mod status;
 
@@ -94,9 +95,15 @@ pub enum Command {
     /// Deployment, Service, Role/RoleBinding, PodDisruptionBudget and autoscaler, server-side
     /// applied; wait until it is Available, injected and (LoadBalancer) has an address.
     InstallGateway(Box<gateway::InstallGatewayArgs>),
-    /// Move workloads from an in-cluster control plane to the managed one; `--finish`
-    /// deletes the old control plane once no pod uses it. Shows the plan first.
+    /// Move namespaces and gateways from an in-cluster control plane (ASM 1.9+, Mesh CA) to
+    /// the managed one: record what changes, then per namespace relabel, restart its
+    /// Deployments and wait until their pods run the managed revision; stop at the first
+    /// rollout that fails. Shows the plan first.
     Migrate(Box<migrate::MigrateArgs>),
+    /// Undo `asm migrate` from its record: restore each namespace's labels and annotations,
+    /// restart its Deployments, roll gateways back to their recorded revision, and wait
+    /// until the pods run the old revision. Shows the plan first.
+    Rollback(Box<rollback::RollbackArgs>),
     /// Run a simulated Google Cloud project with GKE clusters on loopback (no cloud account
     /// needed): `serve` prints shell exports, `exec -- CMD` runs one command inside it.
     Sandbox(sandbox::SandboxCli),

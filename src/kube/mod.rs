@@ -13,6 +13,7 @@ pub mod delete;
 pub mod metadata;
 pub mod remote_kubeconfig;
 pub mod rollout;
+pub mod template;
 pub mod trace;
 pub mod wait;
 

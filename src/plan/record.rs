@@ -46,6 +46,14 @@ pub enum Prior {
     },
     /// The object as it was when deleted (server-set fields stripped), to re-create it.
     Deleted { object: Value },
+    /// A pod-template change of a Deployment (a rollout other than a restart): its rollout
+    /// revision before it (for `kubectl rollout undo --to-revision`) and the template labels
+    /// it replaced (`null` for a label it added).
+    RolledOut {
+        revision: Option<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        template_labels: PriorValues,
+    },
 }
 
 /// What an executed action hands back to the runner: the prior state, when the action

@@ -15,9 +15,11 @@ pub mod iam;
 pub mod kube_actions;
 pub mod kube_permissions;
 pub mod mesh;
+pub mod migrate;
 pub mod observe;
 pub mod remote_secret;
 pub mod retire;
+pub mod rollback;
 pub mod status;
 
 use std::collections::{BTreeMap, BTreeSet};

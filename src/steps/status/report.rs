@@ -225,7 +225,8 @@ fn annotation<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
         .and_then(Value::as_str)
 }
 
-fn condition_true(v: &Value, kind: &str) -> bool {
+/// Whether object `v` has status condition `kind` `True`.
+pub fn condition_true(v: &Value, kind: &str) -> bool {
     v.pointer("/status/conditions")
         .and_then(Value::as_array)
         .into_iter()
@@ -453,7 +454,8 @@ pub fn istiod_ca(deployment: &Value) -> String {
     }
 }
 
-fn istiod_container(d: &Value) -> Option<&Value> {
+/// The istiod container of an istiod Deployment (`discovery`, else the first).
+pub fn istiod_container(d: &Value) -> Option<&Value> {
     let containers = d
         .pointer("/spec/template/spec/containers")
         .and_then(Value::as_array)?;

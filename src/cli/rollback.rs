@@ -1,0 +1,48 @@
+//! `asm rollback`: undo `asm migrate` from its record.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::install::{OutputArg, TargetArgs, parse_output};
+
+/// `asm rollback`.
+#[derive(Debug, Args, Clone)]
+pub struct RollbackArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+
+    /// A namespace to roll back (default: every namespace and gateway in the migration
+    /// record). Repeatable.
+    #[arg(long = "namespace", value_name = "NS")]
+    pub namespaces: Vec<String>,
+
+    /// Without a migration record: relabel the namespaces (`--namespace`, else those on a
+    /// managed revision) `istio.io/rev=REV` and restart them.
+    #[arg(long = "to-revision", value_name = "REV")]
+    pub to_revision: Option<String>,
+
+    /// Show the plan and stop; send no mutating request.
+    #[arg(long = "dry-run", alias = "dry_run")]
+    pub dry_run: bool,
+
+    /// With --dry-run: exit 10 when the plan has changes to make.
+    #[arg(long = "detailed-exitcode")]
+    pub detailed_exitcode: bool,
+
+    /// Write the plan (text and JSON), the run report and a log into DIR.
+    #[arg(short = 'D', long = "output-dir", value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+
+    /// Plan format: `text` or `json` (one object on stdout).
+    #[arg(short = 'o', long = "output", value_parser = parse_output, default_value = "text", value_name = "FORMAT")]
+    pub output: OutputArg,
+
+    /// Apply without asking.
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+
+    /// How long the whole run may take (waits included), e.g. `10m`.
+    #[arg(long, default_value = "10m", value_name = "DURATION")]
+    pub timeout: String,
+}

@@ -1,0 +1,167 @@
+//! `asm migrate`: namespaces and gateways from an in-cluster control plane to the managed
+//! one.
+//!
+//! args → spec ([`crate::steps::migrate::spec`]) → observe (install's observation plus
+//! [`crate::steps::migrate::observe`]) → plan ([`crate::steps::migrate::plan_migrate`], pure)
+//! → the plan runner ([`crate::plan::run`]) → re-observe and report; after a failure, the
+//! exact `asm rollback` command.
+
+use futures::future::join_all;
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::cli::migrate::MigrateArgs;
+use crate::commands::google::google_clients;
+use crate::commands::install::concurrency;
+use crate::environment::Environment;
+use crate::error::{Error, Result, exit};
+use crate::gcp::GcpClients;
+use crate::output::Printer;
+use crate::plan::run::{Contract, Presented, Runner, prepare_output};
+use crate::spec::{KubeAccess, MeshSpec, OutputFormat};
+use crate::steps::migrate::execute::MigrateExecutor;
+use crate::steps::migrate::observe::observe_cluster;
+use crate::steps::migrate::{MigratePlan, MigrateSpec, Observed, plan_migrate};
+use crate::steps::observe::{Handles, observe};
+
+/// What fixes a failed precheck of migrate.
+const BLOCKED_HINT: &str = "fix them as each check's hint says, then run asm migrate again";
+
+/// Reads install's observation and every cluster's migration state.
+pub async fn observe_clusters(
+    gcp: &GcpClients,
+    env: &Environment,
+    mesh: &MeshSpec,
+    printer: &Printer,
+) -> (Observed, Handles) {
+    let started = Instant::now();
+    let n = mesh.clusters.len();
+    printer.progress(&format!(
+        "Reading the state of {n} cluster{}…",
+        if n == 1 { "" } else { "s" }
+    ));
+    let (mesh_obs, handles) = observe(gcp, env, mesh).await;
+    let clusters = join_all(handles.kube.iter().map(|ctx| async move {
+        match ctx {
+            Some(ctx) => Some(observe_cluster(&ctx.client).await),
+            None => None,
+        }
+    }))
+    .await;
+    printer.detail(&format!("observed in {}ms", started.elapsed().as_millis()));
+    (
+        Observed {
+            mesh: mesh_obs,
+            clusters,
+        },
+        handles,
+    )
+}
+
+/// The `asm rollback` command for the clusters of `mesh`.
+pub fn rollback_command(mesh: &MeshSpec) -> String {
+    let mut cmd = "asm rollback".to_string();
+    for c in &mesh.clusters {
+        cmd.push_str(&format!(" --cluster {c}"));
+    }
+    if mesh
+        .clusters
+        .iter()
+        .any(|c| c.project != mesh.fleet_project)
+    {
+        cmd.push_str(&format!(" --fleet-id {}", mesh.fleet_project));
+    }
+    if let KubeAccess::Kubeconfig { path, context } = &mesh.kube {
+        if let Some(p) = path {
+            cmd.push_str(&format!(" --kubeconfig {}", p.display()));
+        }
+        if let Some(c) = context {
+            cmd.push_str(&format!(" --context {c}"));
+        }
+    }
+    cmd
+}
+
+/// How many actions may run at once: every lane's restarts, on every cluster.
+fn migrate_concurrency(spec: &MigrateSpec) -> usize {
+    concurrency(spec.mesh.clusters.len()).max(spec.parallel.saturating_mul(8))
+}
+
+/// Runs `asm migrate`.
+pub async fn run(args: MigrateArgs, env: &Environment, printer: &Printer) -> Result<i32> {
+    let spec = MigrateSpec::from_args(&args)?;
+    if args.finish {
+        return Err(Error::usage(
+            "ASM-E101",
+            "asm migrate --finish is not built yet in this version",
+        )
+        .into());
+    }
+    let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
+    let printer = &printer;
+    let started = Instant::now();
+    let json_out = spec.mesh.output == OutputFormat::Json;
+
+    let gcp = google_clients(env, &args.target.credentials.options(), printer).await?;
+    let (obs, handles) = observe_clusters(&gcp, env, &spec.mesh, printer).await;
+    let plan = plan_migrate(&spec, &obs);
+
+    let runner = Runner {
+        command: "migrate",
+        env,
+        printer,
+        out: out.as_ref(),
+        contract: Contract {
+            dry_run: spec.dry_run,
+            plan_out: false,
+            json: json_out,
+            yes: spec.yes,
+            detailed_exitcode: spec.detailed_exitcode,
+            concurrency: migrate_concurrency(&spec),
+        },
+        blocked_hint: Some(BLOCKED_HINT),
+    };
+    if let Presented::Stopped(code) = runner.present(&plan, None, || Ok(())).await? {
+        return Ok(code);
+    }
+    let executor = MigrateExecutor {
+        kube: handles.kube.clone(),
+        deadline: started + spec.mesh.timeout,
+        printer: printer.clone(),
+    };
+    let exec = runner.execute(&plan, None, |a| executor.run(a)).await;
+
+    let code = exec.exit_code();
+    let remaining = if code == exit::SUCCESS {
+        let (again, _) = observe_clusters(&gcp, env, &spec.mesh, printer).await;
+        Some(plan_migrate(&spec, &again).summary().changes())
+    } else {
+        None
+    };
+    let rollback = rollback_command(&spec.mesh);
+    if json_out {
+        let mut v = exec.json(&plan, code == exit::SUCCESS);
+        v["result"]["remaining_changes"] = json!(remaining);
+        v["result"]["rollback_command"] = json!(rollback);
+        printer.result(&format!("{v:#}\n"));
+    } else {
+        let mut text = exec.summary_line(&plan);
+        text.push_str(&closing(&plan, code == exit::SUCCESS, &rollback));
+        printer.result(&text);
+    }
+    Ok(runner.conclude(&exec, code, remaining))
+}
+
+/// The lines after the summary: what moved, and how to undo it.
+fn closing(plan: &MigratePlan, ok: bool, rollback: &str) -> String {
+    if plan.actions.is_empty() {
+        return "Nothing to migrate.\n".to_string();
+    }
+    if ok {
+        format!("Migrated. Check with: asm status; undo with: {rollback}\n")
+    } else {
+        format!(
+            "Stopped: the namespaces after the failure were not touched. Undo what was done with:\n  {rollback} --yes\n"
+        )
+    }
+}

@@ -21,6 +21,7 @@ mod kubectl_fidelity;
 mod kubectl_services_rbac;
 mod kubectl_workloads;
 mod migrate_finish;
+mod migrate_seed;
 #[cfg(not(feature = "sandbox"))]
 mod no_sandbox;
 mod output_dir;

@@ -13,14 +13,16 @@
 
 use std::time::{Duration, Instant};
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 
 use asm::environment::Environment;
 use asm::output::Captured;
 use asm_sim::request_log;
 use serde_json::Value;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::Served;
 
 struct Run {
     clusters: usize,
@@ -33,61 +35,6 @@ struct Run {
     mutating: usize,
     /// asm's peak resident set during the run.
     peak_kib: u64,
-}
-
-/// A sandbox served by a child `asm sandbox serve` process.
-struct Served {
-    child: Child,
-    exports: Vec<(String, String)>,
-}
-
-impl Served {
-    fn start(clusters: usize, log: &Path) -> Served {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_asm"))
-            .args([
-                "sandbox",
-                "serve",
-                "--scenario",
-                &format!("fleet-{clusters}"),
-            ])
-            .args(["--latency-ms", "20", "--request-log"])
-            .arg(log)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut exports = Vec::new();
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) else {
-                continue;
-            };
-            let v = v.trim_matches('\'').replace("'\\''", "'");
-            let last = k == "ASM_SANDBOX_CLUSTERS";
-            exports.push((k.to_string(), v));
-            if last {
-                break;
-            }
-        }
-        Served { child, exports }
-    }
-
-    fn var(&self, k: &str) -> &str {
-        self.exports
-            .iter()
-            .find(|(n, _)| n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap()
-    }
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// `VmHWM` (peak resident set) of this process in KiB.
@@ -116,7 +63,7 @@ async fn run_once(clusters: usize, management: &'static str) -> Run {
     std::fs::create_dir_all(&dir).unwrap();
     let log = dir.join("requests.jsonl");
     let _ = std::fs::remove_file(&log);
-    let served = Served::start(clusters, &log);
+    let served = Served::start(&format!("fleet-{clusters}"), &[], &log);
     let project = served.var("ASM_SANDBOX_PROJECT").to_string();
     let location = served.var("ASM_SANDBOX_LOCATION").to_string();
     let names: Vec<String> = served

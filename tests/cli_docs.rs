@@ -71,6 +71,8 @@ fn the_walk_finds_every_command_and_its_flags() {
         "apply",
         "create-remote-secret",
         "create-mesh",
+        "migrate",
+        "rollback",
         "sandbox",
         "sandbox serve",
         "sandbox exec",

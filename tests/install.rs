@@ -151,7 +151,7 @@ fn fresh_install_converges_and_replans_empty() {
     assert!(
         out.contains("asm enable-dataplane --namespace NAMESPACE")
             && out.contains("asm install-gateway --namespace GATEWAY_NS")
-            && out.contains("asm migrate --namespace NAMESPACE"),
+            && out.contains("  asm migrate --namespace NAMESPACE\n"),
         "the next steps name asm's own commands: {out}"
     );
     // The cluster has a provisioned ControlPlaneRevision.

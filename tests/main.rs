@@ -20,6 +20,7 @@ mod kubectl_create;
 mod kubectl_fidelity;
 mod kubectl_services_rbac;
 mod kubectl_workloads;
+mod migrate;
 mod migrate_finish;
 mod migrate_seed;
 #[cfg(not(feature = "sandbox"))]
@@ -27,6 +28,7 @@ mod no_sandbox;
 mod output_dir;
 mod plan_executors;
 mod remote_secret;
+mod rollback;
 mod runner_contract;
 #[cfg(feature = "sandbox")]
 mod sandbox_cli;

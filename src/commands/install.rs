@@ -177,8 +177,9 @@ fn next_steps(revs: &BTreeMap<String, String>) -> String {
         ));
     }
     out.push_str(
-        "then restart their workloads (kubectl rollout restart deployment -n NAMESPACE),\n\
-         or let asm do both, waiting for each rollout: asm migrate --namespace NAMESPACE\n\
+        "then restart their workloads (kubectl rollout restart deployment -n NAMESPACE); \
+         asm does both, waiting for each rollout and recording what it changed for \
+         `asm rollback`:\n  asm migrate --namespace NAMESPACE\n\
          Next, with asm: `asm status` shows which pods run on which revision; \
          `asm enable-dataplane --namespace NAMESPACE` lets Google manage their proxies; \
          `asm install-gateway --namespace GATEWAY_NS` deploys an ingress gateway.\n",

@@ -415,3 +415,35 @@ fn version_of_reads_major_and_minor() {
     assert_eq!(version_of("1.23.6-asm.14"), Some((1, 23)));
     assert_eq!(version_of("latest"), None);
 }
+
+#[test]
+fn managed_dataplane_annotates_with_the_relabel_and_records_the_previous_value() {
+    let s = MigrateSpec {
+        managed_dataplane: true,
+        ..spec(Namespaces::Named(vec!["frontend".into()]))
+    };
+    let p = plan_migrate(&s, &observed(&s.mesh, in_cluster()));
+    match &action(&p, "cluster-1/frontend/labels").payload.step {
+        MigrateStep::Kube(KubeStep::SetMetadata { annotations, .. }) => assert_eq!(
+            *annotations,
+            Changes::from([(
+                PROXY_ANNOTATION.to_string(),
+                Some(r#"{"managed":"true"}"#.to_string())
+            )])
+        ),
+        other => panic!("{other:?}"),
+    }
+    let r = written_record(&p, "cluster-1/migration-record");
+    assert_eq!(
+        r.namespace("frontend").unwrap().annotations,
+        PriorValues::from([(PROXY_ANNOTATION.to_string(), None)])
+    );
+    // Named frontend only: the istio-system gateway stays unless --gateways.
+    assert!(!ids(&p).iter().any(|i| i.contains("gateway")));
+    let with = MigrateSpec {
+        gateways: Some(true),
+        ..s
+    };
+    let p = plan_migrate(&with, &observed(&with.mesh, in_cluster()));
+    assert!(ids(&p).contains(&"cluster-1/gateway-istio-system-gw/revision"));
+}

@@ -235,9 +235,29 @@ fn finish_deletes_exactly_the_old_control_plane_after_every_pod_moved() {
     );
     assert_eq!(sb.mutating_requests().len(), before, "the dry run wrote");
 
-    // Apply: seven DELETEs, nothing else written.
-    let o = finish(&sb, &["--yes"]);
+    // Apply: seven DELETEs, nothing else written; the run report keeps each object.
+    let dir = sb.dir.path().join("finish-run");
+    let o = finish(&sb, &["--yes", "-D", dir.to_str().unwrap()]);
     assert_success(&o, "asm migrate --finish --yes");
+    let run: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).unwrap()).unwrap();
+    let recorded: BTreeSet<(String, String)> = run["actions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            assert_eq!(a["status"], "done", "{a}");
+            assert_eq!(a["prior"]["change"], "deleted", "{a}");
+            let o = &a["prior"]["object"];
+            (
+                o["kind"].as_str().unwrap().to_string(),
+                o["metadata"]["name"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(recorded.len(), 7, "{recorded:?}");
+    assert!(recorded.contains(&("Deployment".into(), "istiod-asm-191-1".into())));
+    assert!(recorded.contains(&("Service".into(), "istiod".into())));
     let mut deleted = deletes_since(&sb, before);
     deleted.sort();
     assert_eq!(
@@ -341,4 +361,43 @@ fn finish_killed_at_every_mutating_request_converges_when_run_again() {
         assert_eq!(plan["actions"], Value::Array(vec![]), "k={k}: {plan:#}");
     }
     assert_eq!(killed, 7, "one kill point per delete");
+}
+
+#[test]
+fn after_migrate_rollback_migrate_with_asm_finish_removes_the_old_control_plane_and_rollback_refuses()
+ {
+    let sb = in_cluster_with_managed();
+    let run = |args: &[&str]| {
+        let mut a = strs(args);
+        a.extend(target(&sb, "cluster-1"));
+        a.push("--yes".into());
+        asm(&sb, &a)
+    };
+    for step in [
+        &["migrate", "--all-namespaces"][..],
+        &["rollback"],
+        &["migrate", "--all-namespaces"],
+    ] {
+        assert_success(&run(step), &format!("asm {}", step.join(" ")));
+    }
+    assert!(pods_on(&sb, OLD).is_empty());
+    assert_eq!(pods_on(&sb, MANAGED).len(), 12);
+    assert_success(&run(&["migrate", "--finish"]), "asm migrate --finish");
+    for (resource, ns, name) in OLD_CONTROL_PLANE {
+        assert!(
+            !exists(&sb, resource, ns, name),
+            "{resource} {name} remains"
+        );
+    }
+    let before = sb.mutating_requests().len();
+    let o = run(&["rollback"]);
+    assert_eq!(o.status.code(), Some(3), "{}\n{}", stdout(&o), stderr(&o));
+    // The check that the old control plane is gone (rollback's ASM-C508) is what refused.
+    assert!(
+        stdout(&o).contains("ASM-C508") || stderr(&o).contains("ASM-C508"),
+        "{}\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    assert_eq!(sb.mutating_requests().len(), before);
 }

@@ -56,7 +56,8 @@ pub mod codes {
 pub struct InjectedPod {
     pub namespace: String,
     pub name: String,
-    /// The revision that injected it (`sidecar.istio.io/status`, else its `istio.io/rev`).
+    /// The revision that injected it (`sidecar.istio.io/status`, else its `istio.io/rev`
+    /// label).
     pub revision: Option<String>,
 }
 

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 use super::{CONTROL_PLANE_KINDS, ISTIO_NAMESPACE, InjectedPod, RetireObs};
 use crate::kube::KubeContext;
 use crate::kube::apply::split_api_version;
+use crate::kube::rollout::injected_revision;
 use crate::steps::dataplane::SIDECAR_STATUS;
 use crate::steps::status::observe::list;
 use crate::steps::status::report::{labels_of, pod_revision};
@@ -50,7 +51,11 @@ pub fn injected_pod(p: &Value) -> Option<InjectedPod> {
     live.then(|| InjectedPod {
         namespace: str_at(p, "/metadata/namespace"),
         name: str_at(p, "/metadata/name"),
-        revision: pod_revision(p).or_else(|| labels_of(p).remove("istio.io/rev")),
+        // The status's revision, else the injector's `istio.io/rev` label, else what
+        // `asm status` reads (its annotation; a status without either is `default`'s).
+        revision: injected_revision(p)
+            .or_else(|| labels_of(p).remove("istio.io/rev"))
+            .or_else(|| pod_revision(p)),
     })
 }
 
@@ -91,4 +96,51 @@ pub async fn observe_retire(ctx: &KubeContext) -> Result<RetireObs, String> {
             .collect(),
         pods: pods?.iter().filter_map(injected_pod).collect(),
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn pod(annotations: Value, labels: Value, extra: Value) -> Value {
+        let mut p = json!({"metadata": {"namespace": "shop", "name": "web-1",
+            "annotations": annotations, "labels": labels}, "status": {"phase": "Running"}});
+        if let (Some(p), Some(e)) = (p.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                p.insert(k.clone(), v.clone());
+            }
+        }
+        p
+    }
+
+    #[test]
+    fn only_live_injected_pods_count_with_their_revision() {
+        let status = json!({SIDECAR_STATUS: r#"{"revision":"asm-191-1"}"#});
+        let p = injected_pod(&pod(status.clone(), json!({}), json!({}))).unwrap();
+        assert_eq!(p.revision.as_deref(), Some("asm-191-1"));
+        assert_eq!((p.namespace.as_str(), p.name.as_str()), ("shop", "web-1"));
+        // istiod's own pods carry istio.io/rev but run no injected proxy.
+        let istiod = pod(json!({}), json!({"istio.io/rev": "asm-191-1"}), json!({}));
+        assert_eq!(injected_pod(&istiod), None);
+        // A status without a revision falls back to the pod's istio.io/rev label.
+        let old = pod(
+            json!({SIDECAR_STATUS: "{}"}),
+            json!({"istio.io/rev": "asm-191-1"}),
+            json!({}),
+        );
+        assert_eq!(
+            injected_pod(&old).unwrap().revision.as_deref(),
+            Some("asm-191-1")
+        );
+        let done = pod(
+            status.clone(),
+            json!({}),
+            json!({"status": {"phase": "Succeeded"}}),
+        );
+        assert_eq!(injected_pod(&done), None);
+        let mut terminating = pod(status, json!({}), json!({}));
+        terminating["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+        assert_eq!(injected_pod(&terminating), None);
+    }
 }

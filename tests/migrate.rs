@@ -422,14 +422,13 @@ fn kubectl_ok(sb: &TestSandbox, args: &[&str]) {
 
 /// What a migration leaves: namespace labels, pod revisions and the gateway's active
 /// ReplicaSet (its name carries the pod-template hash, equal for equal templates).
-fn end_state(
-    sb: &TestSandbox,
-    revision: &str,
-) -> (
+type EndState = (
     BTreeMap<String, BTreeMap<String, String>>,
     BTreeMap<String, Vec<String>>,
     (String, String),
-) {
+);
+
+fn end_state(sb: &TestSandbox, revision: &str) -> EndState {
     let pods = settled_pods(sb, |p| all_on(p, revision));
     (injection_labels(sb), pods, gateway_replicaset(sb))
 }
@@ -542,4 +541,62 @@ fn the_seeds_kubectl_steps_and_asm_reach_the_same_state_both_ways() {
     let mut expected = hand_labels.clone();
     expected.insert("legacy".into(), original.0["legacy"].clone());
     assert_eq!(asm_labels, expected);
+}
+
+#[test]
+fn a_saved_migrate_plan_applies_exactly_and_is_refused_once_a_namespace_changed() {
+    let sb = installed(&[]);
+    let file = sb.dir.path().join("migrate-plan.json");
+    let before = sb.mutating_requests().len();
+    let o = run(
+        &sb,
+        "migrate",
+        &[
+            "--namespace",
+            "frontend",
+            "--plan-out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_success(&o, "migrate --plan-out");
+    assert_eq!(
+        sb.mutating_requests().len(),
+        before,
+        "saving a plan only reads"
+    );
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved["saved"]["command"], "migrate");
+    assert!(!format!("{saved}").contains(sb.sandbox().token()));
+
+    // Relabelled by someone else since: refused, nothing changed.
+    let o = sb
+        .kubectl(&["label", "namespace", "frontend", "team=web"])
+        .unwrap();
+    assert_success(&o, "kubectl label");
+    let before = sb.mutating_requests().len();
+    let o = asm(&sb, &strs(&["apply", file.to_str().unwrap(), "--yes"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Namespace/frontend"), "{}", stderr(&o));
+    assert_eq!(sb.mutating_requests().len(), before);
+
+    // A fresh plan applies exactly.
+    let o = run(
+        &sb,
+        "migrate",
+        &[
+            "--namespace",
+            "frontend",
+            "--plan-out",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert_success(&o, "migrate --plan-out, again");
+    let o = asm(&sb, &strs(&["apply", file.to_str().unwrap(), "--yes"]));
+    assert_success(&o, "asm apply");
+    let pods = settled_pods(&sb, |p| p["frontend"].iter().all(|r| r == "asm-managed"));
+    assert!(
+        pods["frontend"].iter().all(|r| r == "asm-managed"),
+        "{pods:?}"
+    );
+    assert!(pods["backend"].iter().all(|r| r == "asm-191-1"), "{pods:?}");
 }

@@ -12,7 +12,7 @@ use super::install::{OutputArg, parse_output};
 #[derive(Debug, Args, Clone)]
 #[command(next_help_heading = PLAN_HEADING)]
 pub struct ApplyArgs {
-    /// The saved plan (`asm install|create-mesh|create-remote-secret … --plan-out FILE`).
+    /// The saved plan (`asm install|create-mesh|create-remote-secret|migrate … --plan-out FILE`).
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 

@@ -73,8 +73,8 @@ pub enum Command {
     Install(Box<install::InstallArgs>),
     /// Run every precheck of `install --managed` at once and report them; change nothing.
     Validate(Box<install::ValidateArgs>),
-    /// Apply a plan saved by `install`, `create-mesh` or `create-remote-secret --apply-to`
-    /// with `--plan-out FILE`, exactly; refuse (exit 2) if the state it was made from has
+    /// Apply a plan saved by `install`, `create-mesh`, `create-remote-secret --apply-to` or
+    /// `migrate` with `--plan-out FILE`, exactly; refuse (exit 2) if the state it was made from has
     /// changed since.
     Apply(Box<apply::ApplyArgs>),
     /// Print an istioctl-compatible remote secret giving other clusters' control planes

@@ -2,7 +2,8 @@
 //! refuses (exit 2) when what the plan was made from drifted — naming what changed — or when
 //! the plan computed now would differ from the saved actions. Otherwise it executes exactly
 //! the saved actions, under the same `--yes` rules as `install`. A saved secret plan
-//! (`saved.command` create-mesh or create-remote-secret) goes back to its command, which
+//! (`saved.command` create-mesh or create-remote-secret) or migrate plan goes back to its
+//! command, which
 //! does the same with its own observation.
 
 use tokio::time::Instant;
@@ -43,6 +44,7 @@ pub async fn run(args: ApplyArgs, env: &Environment, printer: &Printer) -> Resul
         let secrets = crate::steps::mesh::saved::read(file, &doc)?;
         return match command {
             "create-mesh" => super::create_mesh::apply_saved(&secrets, &args, env, printer).await,
+            "migrate" => super::migrate::apply_saved(&secrets, &args, env, printer).await,
             _ => super::create_remote_secret::apply_saved(&secrets, &args, env, printer).await,
         };
     }

@@ -6,10 +6,14 @@
 //! → the plan runner ([`crate::plan::run`]) → re-observe and report; after a failure, the
 //! exact `asm rollback` command.
 
+use std::path::PathBuf;
+
 use futures::future::join_all;
 use serde_json::json;
 use tokio::time::Instant;
 
+use crate::cli::apply::ApplyArgs;
+use crate::cli::install::TargetArgs;
 use crate::cli::migrate::MigrateArgs;
 use crate::commands::google::google_clients;
 use crate::commands::install::concurrency;
@@ -18,9 +22,14 @@ use crate::error::{Error, Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
+use crate::plan::saved;
 use crate::spec::{KubeAccess, MeshSpec, OutputFormat};
+use crate::steps::mesh::saved::{
+    SavedSecrets, bool_input, matches_line, opt_str, refusal, str_list,
+};
 use crate::steps::migrate::execute::MigrateExecutor;
 use crate::steps::migrate::observe::observe_cluster;
+use crate::steps::migrate::saved as saved_plan;
 use crate::steps::migrate::{MigratePlan, MigrateSpec, Observed, plan_migrate};
 use crate::steps::observe::{Handles, observe};
 
@@ -87,8 +96,66 @@ fn migrate_concurrency(spec: &MigrateSpec) -> usize {
     concurrency(spec.mesh.clusters.len()).max(spec.parallel.saturating_mul(8))
 }
 
+/// `asm apply FILE` of a saved migrate plan: its flags (validated as flags are) with
+/// `asm apply`'s `--yes`, `-o`, `--timeout`, `-D` and credentials.
+pub async fn apply_saved(
+    saved: &SavedSecrets,
+    apply: &ApplyArgs,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
+    let i = &saved.inputs;
+    let args = MigrateArgs {
+        target: TargetArgs {
+            project: opt_str(i, "project"),
+            location: opt_str(i, "location"),
+            cluster_name: opt_str(i, "cluster_name"),
+            clusters: str_list(i, "clusters"),
+            fleet_id: opt_str(i, "fleet_id"),
+            kubeconfig: opt_str(i, "kubeconfig").map(PathBuf::from),
+            context: opt_str(i, "context"),
+            credentials: apply.credentials.clone(),
+        },
+        namespaces: str_list(i, "namespaces"),
+        all_namespaces: bool_input(saved, "all_namespaces")?,
+        to: opt_str(i, "to").unwrap_or_else(|| "auto".into()),
+        managed_dataplane: bool_input(saved, "managed_dataplane")?,
+        no_restart: bool_input(saved, "no_restart")?,
+        gateways: bool_input(saved, "gateways")?,
+        no_gateways: bool_input(saved, "no_gateways")?,
+        parallel: i["parallel"]
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(1),
+        restart_all_kinds: bool_input(saved, "restart_all_kinds")?,
+        finish: false,
+        dry_run: false,
+        detailed_exitcode: false,
+        plan_out: None,
+        output_dir: apply.output_dir.clone(),
+        output: apply.output,
+        yes: apply.yes,
+        timeout: apply
+            .timeout
+            .clone()
+            .or_else(|| opt_str(i, "timeout"))
+            .unwrap_or_else(|| "10m".into()),
+    };
+    run_with(args, Some(saved), env, printer).await
+}
+
 /// Runs `asm migrate`.
 pub async fn run(args: MigrateArgs, env: &Environment, printer: &Printer) -> Result<i32> {
+    run_with(args, None, env, printer).await
+}
+
+/// Runs `migrate`; with `saved`, only if the state and the plan still match it.
+async fn run_with(
+    args: MigrateArgs,
+    saved: Option<&SavedSecrets>,
+    env: &Environment,
+    printer: &Printer,
+) -> Result<i32> {
     let spec = MigrateSpec::from_args(&args)?;
     if args.finish {
         return Err(Error::usage(
@@ -106,6 +173,15 @@ pub async fn run(args: MigrateArgs, env: &Environment, printer: &Printer) -> Res
     let (obs, handles) = observe_clusters(&gcp, env, &spec.mesh, printer).await;
     let plan = plan_migrate(&spec, &obs);
 
+    // A saved plan: what it was made from, and what it would do, must not have changed.
+    let fp = saved_plan::fingerprint(&spec.mesh.clusters, &obs);
+    if let Some(saved) = saved {
+        if let Some(refused) = refusal(saved, &fp, &saved_plan::actions_of(&plan)) {
+            return Err(refused.into());
+        }
+        printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));
+    }
+
     let runner = Runner {
         command: "migrate",
         env,
@@ -113,7 +189,7 @@ pub async fn run(args: MigrateArgs, env: &Environment, printer: &Printer) -> Res
         out: out.as_ref(),
         contract: Contract {
             dry_run: spec.dry_run,
-            plan_out: false,
+            plan_out: spec.plan_out.is_some(),
             json: json_out,
             yes: spec.yes,
             detailed_exitcode: spec.detailed_exitcode,
@@ -121,7 +197,22 @@ pub async fn run(args: MigrateArgs, env: &Environment, printer: &Printer) -> Res
         },
         blocked_hint: Some(BLOCKED_HINT),
     };
-    if let Presented::Stopped(code) = runner.present(&plan, None, || Ok(())).await? {
+    let save = || match &spec.plan_out {
+        Some(file) => {
+            saved::write(
+                file,
+                &saved_plan::document(&plan, saved_plan::inputs(&args), &fp),
+            )?;
+            printer.progress(&format!(
+                "Saved the plan to {}; apply it with: asm apply {}",
+                file.display(),
+                file.display()
+            ));
+            Ok(())
+        }
+        None => Ok(()),
+    };
+    if let Presented::Stopped(code) = runner.present(&plan, None, save).await? {
         return Ok(code);
     }
     let executor = MigrateExecutor {

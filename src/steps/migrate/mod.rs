@@ -15,6 +15,7 @@
 pub mod execute;
 pub mod observe;
 pub mod record;
+pub mod saved;
 pub mod spec;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -77,6 +78,8 @@ pub struct Workload {
     pub template_labels: BTreeMap<String, String>,
     /// Its pods get Istio's gateway injection template.
     pub gateway: bool,
+    /// `metadata.generation` (a spec change bumps it; status updates do not).
+    pub generation: Option<i64>,
 }
 
 impl Workload {
@@ -109,6 +112,7 @@ impl Workload {
                 .and_then(Value::as_str)
                 .map(str::to_string),
             replicas: w.pointer("/spec/replicas").and_then(Value::as_i64),
+            generation: w.pointer("/metadata/generation").and_then(Value::as_i64),
             match_labels: only_labels
                 .then(|| {
                     selector

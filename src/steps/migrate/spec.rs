@@ -38,6 +38,8 @@ pub struct MigrateSpec {
     pub yes: bool,
     pub detailed_exitcode: bool,
     pub output_dir: Option<PathBuf>,
+    /// `--plan-out FILE`: save the plan and stop.
+    pub plan_out: Option<PathBuf>,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -92,10 +94,21 @@ impl MigrateSpec {
         if args.gateways && args.no_gateways {
             return Err(usage("--gateways and --no-gateways contradict each other"));
         }
-        if args.detailed_exitcode && !args.dry_run {
+        if args.detailed_exitcode && !args.dry_run && args.plan_out.is_none() {
             return Err(usage(
-                "--detailed-exitcode applies to a plan only: add --dry-run",
+                "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
             ));
+        }
+        if let Some(f) = &args.plan_out {
+            let parent_missing = f
+                .parent()
+                .is_some_and(|p| !p.as_os_str().is_empty() && !p.is_dir());
+            if f.as_os_str().is_empty() || f.is_dir() || parent_missing {
+                return Err(usage(format!(
+                    "--plan-out {:?} must name a file in an existing directory",
+                    f.display()
+                )));
+            }
         }
         output_dir(args.output_dir.as_deref())?;
         Ok(MigrateSpec {
@@ -121,6 +134,7 @@ impl MigrateSpec {
             yes: args.yes,
             detailed_exitcode: args.detailed_exitcode,
             output_dir: args.output_dir.clone(),
+            plan_out: args.plan_out.clone(),
         })
     }
 }
@@ -152,6 +166,7 @@ mod tests {
             dry_run: false,
             detailed_exitcode: false,
             output_dir: None,
+            plan_out: None,
             output: OutputArg::Text,
             yes: true,
             timeout: "10m".into(),

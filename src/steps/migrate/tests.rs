@@ -25,6 +25,7 @@ pub fn spec(namespaces: Namespaces) -> MigrateSpec {
         yes: true,
         detailed_exitcode: false,
         output_dir: None,
+        plan_out: None,
     }
 }
 

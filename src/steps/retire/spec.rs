@@ -55,6 +55,13 @@ impl RetireSpec {
                 "--detailed-exitcode applies to a plan only: add --dry-run",
             ));
         }
+        if args.plan_out.is_some() {
+            return Err(Error::usage(
+                "ASM-E101",
+                "--plan-out is not offered with --finish: review the deletes with --dry-run, \
+                 then run with --yes (each delete is refused if its object changed since)",
+            ));
+        }
         output_dir(args.output_dir.as_deref())?;
         Ok(RetireSpec {
             mesh,
@@ -111,5 +118,7 @@ mod tests {
         }
         let e = RetireSpec::from_args(&args(&["--detailed-exitcode"])).unwrap_err();
         assert!(e.message.contains("--dry-run"), "{}", e.message);
+        let e = RetireSpec::from_args(&args(&["--plan-out", "plan.json"])).unwrap_err();
+        assert!(e.message.starts_with("--plan-out"), "{}", e.message);
     }
 }

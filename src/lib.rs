@@ -94,6 +94,10 @@ where
         Command::InstallGateway(args) => {
             commands::install_gateway::run(*args, &env, &printer).await
         }
+        // `--finish` retires the old control plane (src/commands/migrate_finish.rs).
+        Command::Migrate(args) if args.finish => {
+            commands::migrate_finish::run(&env, &args, &printer).await
+        }
         Command::Migrate(args) => commands::migrate::run(*args, &env, &printer).await,
         Command::Rollback(args) => commands::rollback::run(*args, &env, &printer).await,
     };

@@ -24,6 +24,8 @@ mod kubectl_services_rbac;
 mod kubectl_workloads;
 mod lock;
 mod migrate;
+mod migrate_finish;
+mod migrate_seed;
 #[cfg(not(feature = "sandbox"))]
 mod no_sandbox;
 mod output_dir;

@@ -150,6 +150,8 @@ impl Scenario {
     ///   `service.NAME=enabled|disabled`;
     /// - `deny=perm[,perm…]` (adds denied permissions), `allow=perm` (removes one);
     /// - `project.id=ID`, `project.number=N`, `principal=user:…`;
+    /// - `clusters=N`: N copies of the first cluster, its objects included, named
+    ///   `cluster-1..N` (a fleet of any scenario; apply it before `cluster.NAME.…` knobs);
     /// - `servicemesh_feature=true|false`;
     /// - `ca_pool=projects/P/locations/L/caPools/N` — a CA Service pool (empty policy; the
     ///   CA Service API is enabled in P);
@@ -277,6 +279,19 @@ impl Scenario {
                 .denied_permissions
                 .extend(value.split(',').map(|p| p.trim().to_string())),
             "allow" => self.denied_permissions.retain(|p| p != value),
+            "clusters" => {
+                let n: usize = value.parse().map_err(|_| bad())?;
+                let template = self.clusters.first().cloned().ok_or_else(bad)?;
+                if !(1..=500).contains(&n) {
+                    return Err(bad());
+                }
+                self.clusters = (1..=n)
+                    .map(|i| ClusterSpec {
+                        name: format!("cluster-{i}"),
+                        ..template.clone()
+                    })
+                    .collect();
+            }
             "project.id" => self.project_id = value.to_string(),
             "project.number" => {
                 if value.is_empty() || !value.chars().all(|c| c.is_ascii_digit()) {
@@ -539,5 +554,20 @@ mod tests {
         assert!(Scenario::build("fresh", &[("workload.gw.ready".into(), "false".into())]).is_err());
         assert!(Scenario::build("fresh", &[("bogus".into(), "1".into())]).is_err());
         assert!(Scenario::build("fresh", &[("cluster.channel".into(), "weekly".into())]).is_err());
+    }
+
+    #[test]
+    fn clusters_knob_copies_the_first_cluster_with_its_objects() {
+        let one = Scenario::named("in-cluster").unwrap();
+        let s = Scenario::build("in-cluster", &[("clusters".into(), "3".into())]).unwrap();
+        let names: Vec<&str> = s.clusters.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["cluster-1", "cluster-2", "cluster-3"]);
+        assert!(!one.clusters[0].objects.is_empty());
+        for c in &s.clusters {
+            assert_eq!(c.objects, one.clusters[0].objects);
+        }
+        for bad in ["0", "501", "x"] {
+            assert!(Scenario::build("in-cluster", &[("clusters".into(), bad.into())]).is_err());
+        }
     }
 }

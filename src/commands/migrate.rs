@@ -19,7 +19,7 @@ use crate::commands::google::google_clients;
 use crate::commands::install::concurrency;
 use crate::commands::install::{check_kube_permissions, lock_clusters};
 use crate::environment::Environment;
-use crate::error::{Error, Result, exit};
+use crate::error::{Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
@@ -160,13 +160,6 @@ async fn run_with(
 ) -> Result<i32> {
     let spec = MigrateSpec::from_args(&args)?;
     let lock_timeout = crate::spec::parse_lock_timeout(&args.lock.lock_timeout)?;
-    if args.finish {
-        return Err(Error::usage(
-            "ASM-E101",
-            "asm migrate --finish is not built yet in this version",
-        )
-        .into());
-    }
     let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
     let printer = &printer;
     let started = Instant::now();

@@ -10,6 +10,7 @@ pub mod install;
 pub mod install_gateway;
 pub mod man;
 pub mod migrate;
+pub mod migrate_finish;
 pub mod rollback;
 pub mod sandbox;
 pub mod secret_plan;

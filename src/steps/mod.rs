@@ -19,6 +19,7 @@ pub mod mesh;
 pub mod migrate;
 pub mod observe;
 pub mod remote_secret;
+pub mod retire;
 pub mod rollback;
 pub mod status;
 

@@ -125,7 +125,9 @@ pub type DataplanePlan = Plan<DataplaneStep>;
 /// Typical time for the managed data plane to report Ready (used for the critical path).
 const WAIT_READY: Duration = Duration::from_secs(120);
 
-fn on_cluster(a: Action<KubeStep>, cluster: usize) -> Action<DataplaneStep> {
+/// `a` as an action of a data plane plan on cluster `cluster` (an index into the spec's
+/// clusters).
+pub fn on_cluster(a: Action<KubeStep>, cluster: usize) -> Action<DataplaneStep> {
     Action {
         id: a.id,
         op: a.op,

@@ -35,7 +35,7 @@ fn not_served(e: &KubeError) -> bool {
 
 /// Lists `kind` (in `namespace`, else everywhere) as JSON; a kind the server does not
 /// serve (its CRD is not installed) lists as empty.
-async fn list(
+pub async fn list(
     client: &Client,
     group: &str,
     version: &str,

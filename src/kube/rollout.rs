@@ -80,6 +80,19 @@ pub fn rfc3339(time: SystemTime) -> String {
     )
 }
 
+/// The restart stamp to write when the workload's template holds `live`: `now`, unless that
+/// is exactly `live` (a restart by someone else within the same second) — then a fraction
+/// makes it differ, or the patch would change nothing and no rollout would start.
+pub fn distinct_restart_stamp(live: Option<&str>, now: &str) -> String {
+    let mut stamp = now.to_string();
+    let mut n = 1;
+    while live == Some(stamp.as_str()) {
+        stamp = format!("{}.{n}Z", now.trim_end_matches('Z'));
+        n += 1;
+    }
+    stamp
+}
+
 /// The body of kubectl's rollout restart patch.
 pub fn restart_patch(restarted_at: &str) -> Value {
     json!({"spec": {"template": {"metadata": {"annotations": {RESTARTED_AT: restarted_at}}}}})
@@ -131,11 +144,16 @@ pub async fn restart(
         message: format!("{what}: {e}"),
     })?;
     let prior = restart_prior(&live);
+    let live_stamp = match &prior {
+        Prior::Restarted { restarted_at, .. } => restarted_at.as_deref(),
+        _ => None,
+    };
+    let stamp = distinct_restart_stamp(live_stamp, restarted_at);
     let pp = PatchParams {
         field_manager: Some(FIELD_MANAGER.to_string()),
         ..PatchParams::default()
     };
-    api.patch(name, &pp, &Patch::Strategic(restart_patch(restarted_at)))
+    api.patch(name, &pp, &Patch::Strategic(restart_patch(&stamp)))
         .await
         .map_err(|e| KubeError::from_kube(format!("restart {what}"), e))?;
     Ok(prior)
@@ -325,6 +343,20 @@ mod tests {
         assert_eq!(rfc3339(t), "2026-11-29T10:42:00Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400 + 3_723);
         assert_eq!(rfc3339(leap), "2000-02-29T01:02:03Z");
+    }
+
+    #[test]
+    fn a_restart_stamp_never_equals_the_live_one() {
+        let now = "2026-11-29T15:21:07Z";
+        assert_eq!(distinct_restart_stamp(None, now), now);
+        assert_eq!(
+            distinct_restart_stamp(Some("2026-11-29T15:21:06Z"), now),
+            now
+        );
+        assert_eq!(
+            distinct_restart_stamp(Some(now), now),
+            "2026-11-29T15:21:07.1Z"
+        );
     }
 
     #[test]

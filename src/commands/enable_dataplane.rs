@@ -5,7 +5,8 @@
 //! pure) → the plan runner ([`crate::plan::run`]) → re-observe and report.
 
 use futures::future::join_all;
-use serde_json::json;
+use schemars::JsonSchema;
+use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::cli::dataplane::EnableDataplaneArgs;
@@ -15,6 +16,7 @@ use crate::environment::Environment;
 use crate::error::{Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
+use crate::plan::document::pretty;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
 use crate::spec::OutputFormat;
 use crate::steps::apply::Executor;
@@ -56,6 +58,13 @@ async fn observe_and_plan(
     let plan = plan_dataplane(spec, &obs);
     printer.detail(&format!("observed in {}ms", started.elapsed().as_millis()));
     (obs, handles, plan)
+}
+
+/// What enable-dataplane adds to `-o json`'s `result`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DataplaneResult {
+    /// Changes a new plan still finds after applying; `null` after a failure (no new plan).
+    pub remaining_changes: Option<usize>,
 }
 
 /// Runs `asm enable-dataplane`.
@@ -110,9 +119,10 @@ pub async fn run(args: EnableDataplaneArgs, env: &Environment, printer: &Printer
         None
     };
     if json_out {
-        let mut v = exec.json(&plan, code == exit::SUCCESS);
-        v["result"]["remaining_changes"] = json!(remaining);
-        printer.result(&format!("{v:#}\n"));
+        let extra = DataplaneResult {
+            remaining_changes: remaining,
+        };
+        printer.result(&pretty(&exec.document(&plan, code == exit::SUCCESS, extra)));
     } else {
         let mut text = exec.summary_line(&plan);
         if code == exit::SUCCESS {

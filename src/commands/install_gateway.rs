@@ -7,7 +7,9 @@
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::cli::gateway::InstallGatewayArgs;
@@ -18,6 +20,7 @@ use crate::error::{Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
 use crate::plan::Action;
+use crate::plan::document::pretty;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
 use crate::spec::OutputFormat;
 use crate::steps::apply::Executor;
@@ -72,6 +75,16 @@ fn manifest_of(a: &Action<DataplaneStep>) -> Option<(String, Value)> {
         } => Some((a.cluster.clone().unwrap_or_default(), object.clone())),
         _ => None,
     }
+}
+
+/// What install-gateway adds to `-o json`'s `result`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct GatewayResult {
+    /// The gateway Service's external address per cluster (`null`: none yet); empty after a
+    /// failure.
+    pub addresses: BTreeMap<String, Option<String>>,
+    /// Changes a new plan still finds after applying; `null` after a failure (no new plan).
+    pub remaining_changes: Option<usize>,
 }
 
 /// Runs `asm install-gateway`.
@@ -131,10 +144,11 @@ pub async fn run(args: InstallGatewayArgs, env: &Environment, printer: &Printer)
         }
     }
     if json_out {
-        let mut v = exec.json(&plan, code == exit::SUCCESS);
-        v["result"]["addresses"] = json!(addresses);
-        v["result"]["remaining_changes"] = json!(remaining);
-        printer.result(&format!("{v:#}\n"));
+        let extra = GatewayResult {
+            addresses: addresses.clone(),
+            remaining_changes: remaining,
+        };
+        printer.result(&pretty(&exec.document(&plan, code == exit::SUCCESS, extra)));
     } else {
         let mut text = exec.summary_line(&plan);
         for (c, a) in &addresses {

@@ -32,6 +32,7 @@ mod sandbox_dataplane;
 mod sandbox_scenarios;
 mod saved_plan;
 mod saved_secret_plan;
+mod schemas;
 mod status;
 mod trust;
 mod validate;

@@ -43,9 +43,11 @@ pub struct PlanAction {
     pub depends_on: Vec<String>,
     /// Estimated duration in milliseconds (a plan that was not run).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
     pub estimate_ms: Option<u64>,
     /// Measured duration in milliseconds (after a run; 0 for an action that did not run).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
     pub duration_ms: Option<u64>,
 }
 
@@ -57,13 +59,16 @@ pub struct PlanDocument<R = ()> {
     pub plan: PlanBody<PlanAction>,
     /// `asm validate -o json` only: no check blocks.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "bool")]
     pub valid: Option<bool>,
     /// `true` for a plan that was not applied (dry run, `--plan-out`, blocked), `false`
     /// after a run; absent from `asm validate`.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "bool")]
     pub dry_run: Option<bool>,
     /// After a run: what happened.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "RunResult<R>")]
     pub result: Option<RunResult<R>>,
 }
 
@@ -76,7 +81,7 @@ pub struct RunResult<R> {
     pub wall_ms: u64,
     /// The critical path by measured durations, in milliseconds.
     pub critical_path_ms: u64,
-    /// Every failed action, in plan order.
+    /// Every failed action, by id.
     pub failures: Vec<Failure>,
     /// The run report's actions (`asm.run/v1`): status, duration, error, prior state.
     pub run: Vec<RunAction>,

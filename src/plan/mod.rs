@@ -123,6 +123,7 @@ pub struct Check {
     pub cluster: Option<String>,
     /// What to do about it, or which action fixes it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub hint: Option<String>,
 }
 

@@ -141,15 +141,19 @@ pub struct RunAction {
     pub status: ActionStatus,
     /// How long it ran, in milliseconds (actions that started).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
     pub duration_ms: Option<u64>,
     /// Why it failed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "ActionError")]
     pub error: Option<ActionError>,
     /// The failed action it depends on (skipped actions).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub skipped_because: Option<String>,
     /// The state it changed, for undoing exactly that (actions whose executor records it).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Prior")]
     pub prior: Option<Prior>,
 }
 

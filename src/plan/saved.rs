@@ -58,6 +58,7 @@ impl SavedHeader {
 
 /// One action of a saved plan: the plan's entry plus `payload`, the exact change.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "SavedAction_{P}")]
 pub struct SavedAction<P> {
     #[serde(flatten)]
     pub action: PlanAction,
@@ -68,10 +69,12 @@ pub struct SavedAction<P> {
 /// A saved plan: the `asm.plan/v1` body with a payload on every action, `dry_run: true`,
 /// `saved`, the command's `inputs` (`I`) and the `fingerprint` of what was observed.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "SavedPlan_{I}_{P}")]
 pub struct SavedPlan<I, P> {
     #[serde(flatten)]
     pub plan: PlanBody<SavedAction<P>>,
     /// Always `true`: a saved plan has not been applied.
+    #[schemars(extend("const" = true))]
     pub dry_run: bool,
     pub saved: SavedHeader,
     /// What the command was asked to do: its validated flags, never a secret.

@@ -48,8 +48,64 @@ fn committed_schemas_are_what_the_types_generate() {
     assert_eq!(published.len(), 4);
 }
 
-/// Validators of the committed schemas, by file name.
-struct Validators(BTreeMap<&'static str, jsonschema::Validator>);
+/// `schema` and, recursively, the subschemas it refers to (`$ref` into `$defs`) or combines
+/// (`anyOf`, `oneOf`, `allOf`): every schema that may describe the same value.
+fn candidates<'s>(root: &'s Value, schema: &'s Value, out: &mut Vec<&'s Value>) {
+    out.push(schema);
+    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/$defs/")) {
+        candidates(root, &root["$defs"][name], out);
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        for s in schema[key].as_array().into_iter().flatten() {
+            candidates(root, s, out);
+        }
+    }
+}
+
+/// Paths of the object keys in `doc` that no schema in `schemas` names: a document may only
+/// hold what its schema documents, except under open values (a Kubernetes object, a map).
+fn undocumented(root: &Value, schemas: &[&Value], doc: &Value, path: &str, out: &mut Vec<String>) {
+    let mut all = Vec::new();
+    for s in schemas {
+        candidates(root, s, &mut all);
+    }
+    match doc {
+        Value::Object(map) => {
+            let named: Vec<&serde_json::Map<String, Value>> =
+                all.iter().filter_map(|s| s["properties"].as_object()).collect();
+            let maps: Vec<&Value> = all
+                .iter()
+                .map(|s| &s["additionalProperties"])
+                .filter(|a| a.is_object())
+                .collect();
+            for (key, value) in map {
+                let here = format!("{path}/{key}");
+                let described: Vec<&Value> = named.iter().filter_map(|p| p.get(key)).collect();
+                if !described.is_empty() {
+                    undocumented(root, &described, value, &here, out);
+                } else if !maps.is_empty() {
+                    undocumented(root, &maps, value, &here, out);
+                } else if !named.is_empty() {
+                    out.push(here);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let item_schemas: Vec<&Value> = all
+                .iter()
+                .map(|s| &s["items"])
+                .filter(|i| i.is_object())
+                .collect();
+            for (i, item) in items.iter().enumerate() {
+                undocumented(root, &item_schemas, item, &format!("{path}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Validators of the committed schemas (and the schemas), by file name.
+struct Validators(BTreeMap<&'static str, (Value, jsonschema::Validator)>);
 
 impl Validators {
     fn load() -> Self {
@@ -59,18 +115,23 @@ impl Validators {
             let schema: Value = serde_json::from_str(&text).unwrap();
             let validator = jsonschema::validator_for(&schema)
                 .unwrap_or_else(|e| panic!("schemas/{} is not a valid schema: {e}", p.file));
-            map.insert(p.file, validator);
+            map.insert(p.file, (schema, validator));
         }
         Validators(map)
     }
 
-    /// Asserts `doc` is valid under `file`, naming every error and where it is.
+    /// Asserts `doc` is valid under `file` and holds no field the schema does not name,
+    /// naming every error and where it is.
     #[track_caller]
     fn check(&self, file: &str, what: &str, doc: &Value) {
-        let errors: Vec<String> = self.0[file]
+        let (schema, validator) = &self.0[file];
+        let mut errors: Vec<String> = validator
             .iter_errors(doc)
             .map(|e| format!("{} at {}", e, e.instance_path()))
             .collect();
+        let mut extra = Vec::new();
+        undocumented(schema, &[schema], doc, "", &mut extra);
+        errors.extend(extra.iter().map(|p| format!("{p} is not in the schema")));
         assert!(
             errors.is_empty(),
             "{what} does not validate against schemas/{file}:\n{}\n{doc:#}",

@@ -3,7 +3,6 @@
 
 #![allow(clippy::print_stderr)]
 
-
 use std::path::Path;
 
 fn main() -> std::io::Result<()> {

@@ -52,7 +52,10 @@ fn committed_schemas_are_what_the_types_generate() {
 /// (`anyOf`, `oneOf`, `allOf`): every schema that may describe the same value.
 fn candidates<'s>(root: &'s Value, schema: &'s Value, out: &mut Vec<&'s Value>) {
     out.push(schema);
-    if let Some(name) = schema["$ref"].as_str().and_then(|r| r.strip_prefix("#/$defs/")) {
+    if let Some(name) = schema["$ref"]
+        .as_str()
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+    {
         candidates(root, &root["$defs"][name], out);
     }
     for key in ["anyOf", "oneOf", "allOf"] {
@@ -71,8 +74,10 @@ fn undocumented(root: &Value, schemas: &[&Value], doc: &Value, path: &str, out: 
     }
     match doc {
         Value::Object(map) => {
-            let named: Vec<&serde_json::Map<String, Value>> =
-                all.iter().filter_map(|s| s["properties"].as_object()).collect();
+            let named: Vec<&serde_json::Map<String, Value>> = all
+                .iter()
+                .filter_map(|s| s["properties"].as_object())
+                .collect();
             let maps: Vec<&Value> = all
                 .iter()
                 .map(|s| &s["additionalProperties"])
@@ -181,7 +186,11 @@ fn real_outputs_of_the_sandbox_validate_against_the_committed_schemas() {
     let install = ["install", "--managed"];
     let o = run(&sb, &install, &["--enable-all", "--dry-run", "-o", "json"]);
     assert_success(&o, "install --dry-run");
-    check(plan, "install --dry-run -o json", &json_stdout(&o, "dry run"));
+    check(
+        plan,
+        "install --dry-run -o json",
+        &json_stdout(&o, "dry run"),
+    );
     let file = dir.join("install-plan.json");
     let o = run(
         &sb,
@@ -207,7 +216,11 @@ fn real_outputs_of_the_sandbox_validate_against_the_committed_schemas() {
     let doc = json_stdout(&o, "install --yes");
     assert_eq!(doc["result"]["status"], "applied", "{doc:#}");
     check(plan, "install --yes -o json", &doc);
-    check(plan, "-D/plan.json of install", &json_file(&out.join("plan.json")));
+    check(
+        plan,
+        "-D/plan.json of install",
+        &json_file(&out.join("plan.json")),
+    );
     check(
         run_report,
         "-D/run.json of install",
@@ -215,7 +228,11 @@ fn real_outputs_of_the_sandbox_validate_against_the_committed_schemas() {
     );
     let o = run(&sb, &["status"], &["-o", "json"]);
     assert_success(&o, "status");
-    check(status, "status -o json (installed)", &json_stdout(&o, "status"));
+    check(
+        status,
+        "status -o json (installed)",
+        &json_stdout(&o, "status"),
+    );
     let o = run(&sb, &["validate", "--managed"], &["-o", "json"]);
     assert_success(&o, "validate");
     check(plan, "validate -o json", &json_stdout(&o, "validate"));
@@ -261,7 +278,11 @@ fn real_outputs_of_the_sandbox_validate_against_the_committed_schemas() {
     let sb = TestSandbox::with(fast("installed-workloads"));
     let o = run(&sb, &["status"], &["-o", "json"]);
     assert_success(&o, "status");
-    check(status, "status -o json (workloads)", &json_stdout(&o, "status"));
+    check(
+        status,
+        "status -o json (workloads)",
+        &json_stdout(&o, "status"),
+    );
     let out = sb.dir.path().join("dataplane-out");
     let o = run(
         &sb,
@@ -276,7 +297,11 @@ fn real_outputs_of_the_sandbox_validate_against_the_committed_schemas() {
         ],
     );
     assert_success(&o, "enable-dataplane");
-    check(plan, "enable-dataplane -o json", &json_stdout(&o, "dataplane"));
+    check(
+        plan,
+        "enable-dataplane -o json",
+        &json_stdout(&o, "dataplane"),
+    );
     let report = json_file(&out.join("run.json"));
     assert!(
         report["actions"]
@@ -309,7 +334,10 @@ fn real_outputs_of_the_sandbox_validate_against_the_committed_schemas() {
         .iter()
         .flat_map(|c| {
             let t = target(&sb, c);
-            ["--cluster".to_string(), format!("{}/{}/{}", t[1], t[3], t[5])]
+            [
+                "--cluster".to_string(),
+                format!("{}/{}/{}", t[1], t[3], t[5]),
+            ]
         })
         .collect();
     let file = sb.dir.path().join("mesh-plan.json");

@@ -25,9 +25,8 @@ use crate::steps::mesh::observe::{
     Connected, connect, member_refs, observe_members, observe_registrations,
 };
 use crate::steps::mesh::saved::{
-    CreateMeshInputs, SecretInputs,
-    SavedSecrets, actions_of, bool_input, document, fingerprint, matches_line, opt_str, refusal,
-    str_list,
+    CreateMeshInputs, SavedSecrets, SecretInputs, actions_of, bool_input, document, fingerprint,
+    matches_line, opt_str, refusal, str_list,
 };
 use crate::steps::mesh::spec::{CreateMeshSpec, MemberRef};
 use crate::steps::remote_secret::{all_pairs, plan_registrations, plan_secrets};

@@ -31,9 +31,8 @@ use crate::steps::mesh::observe::{
     kube_system_uid, kubeconfig_server, observe_member, observe_members,
 };
 use crate::steps::mesh::saved::{
-    CreateRemoteSecretInputs, SecretInputs,
-    SavedSecrets, actions_of, bool_input, document, fingerprint, matches_line, opt_str, refusal,
-    str_list,
+    CreateRemoteSecretInputs, SavedSecrets, SecretInputs, actions_of, bool_input, document,
+    fingerprint, matches_line, opt_str, refusal, str_list,
 };
 use crate::steps::remote_secret::{
     AuthType, ClusterId, Member, SecretType, codes, is_dns1123_subdomain, loopback_warning,

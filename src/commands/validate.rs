@@ -2,7 +2,6 @@
 //! nothing is changed. Exit 3 only if a check blocks (the plan could not fix it under the
 //! given `--enable-*` flags).
 
-
 use crate::cli::install::ValidateArgs;
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};

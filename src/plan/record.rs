@@ -171,9 +171,7 @@ pub fn document<P>(command: &str, plan: &Plan<P>, report: &Report, wall: Duratio
     RunReport {
         schema: SCHEMA,
         command: command.to_string(),
-        status: RunStatus::of(
-            report.succeeded() && report.outcomes.len() == plan.actions.len(),
-        ),
+        status: RunStatus::of(report.succeeded() && report.outcomes.len() == plan.actions.len()),
         wall_ms: millis(wall),
         actions: plan
             .actions

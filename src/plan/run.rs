@@ -151,7 +151,10 @@ impl Runner<'_> {
         let Some(out) = self.out else { return Ok(()) };
         let mut doc: PlanDocument = render::document(plan, None);
         doc.dry_run = Some(mood == Mood::Conditional);
-        out.write_plan(&render::text(plan, TextOptions { mood, color: false }), &doc)?;
+        out.write_plan(
+            &render::text(plan, TextOptions { mood, color: false }),
+            &doc,
+        )?;
         if mood == Mood::Conditional
             && let Some(of) = manifest_of
         {

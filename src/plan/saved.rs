@@ -208,7 +208,11 @@ pub type InstallPlan = SavedPlan<InstallInputs, Step>;
 
 /// The saved plan: `-o json`'s object with `dry_run: true`, `inputs`, `fingerprint` and a
 /// `payload` on every action.
-pub fn document(plan: &MeshPlan, spec: &MeshSpec, fingerprint: &BTreeMap<String, String>) -> InstallPlan {
+pub fn document(
+    plan: &MeshPlan,
+    spec: &MeshSpec,
+    fingerprint: &BTreeMap<String, String>,
+) -> InstallPlan {
     saved_plan("install", plan, inputs(spec), fingerprint, Step::clone)
 }
 

@@ -492,10 +492,10 @@ pub fn matches_line(saved: &SavedSecrets, observations: usize, actions: usize) -
 mod tests {
     use super::*;
     use crate::steps::mesh::observe::mesh_member;
-    use serde_json::json;
     use crate::steps::remote_secret::{
         ClusterId, READER_SA, all_pairs, plan_secrets, reader_manifests,
     };
+    use serde_json::json;
 
     const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl";
 
@@ -552,8 +552,7 @@ mod tests {
             verify: false,
             timeout: "5m".into(),
         });
-        let doc =
-            serde_json::to_value(document(&plan, &members, &obs, inputs, &fp)).unwrap();
+        let doc = serde_json::to_value(document(&plan, &members, &obs, inputs, &fp)).unwrap();
         let text = format!("{doc:#}");
         assert!(!text.contains(TOKEN) && !text.contains("c2VjcmV0LXBheWxvYWQ"));
         let secrets: Vec<&Value> = doc["actions"]

@@ -192,7 +192,7 @@ fn check_error(plan: &crate::steps::remote_secret::SecretPlan) -> Error {
 /// when planning: what to read and where to write, never a token; the kubeconfig by its
 /// path.
 fn inputs(args: &CreateRemoteSecretArgs, context: &str, namespace: &str) -> SecretInputs {
-    SecretInputs::CreateRemoteSecret(CreateRemoteSecretInputs {
+    SecretInputs::CreateRemoteSecret(Box::new(CreateRemoteSecretInputs {
         kubeconfig: args.kubeconfig.as_ref().map(|p| p.display().to_string()),
         context: context.to_string(),
         name: args.name.clone(),
@@ -209,7 +209,7 @@ fn inputs(args: &CreateRemoteSecretArgs, context: &str, namespace: &str) -> Secr
         auth_plugin_config: args.auth_plugin_config.clone(),
         apply_to: args.apply_to.clone(),
         timeout: args.timeout.clone(),
-    })
+    }))
 }
 
 /// `asm apply FILE` of a saved `create-remote-secret --apply-to` plan: its flags

@@ -145,7 +145,7 @@ pub struct CreateRemoteSecretInputs {
 #[serde(untagged)]
 pub enum SecretInputs {
     CreateMesh(CreateMeshInputs),
-    CreateRemoteSecret(CreateRemoteSecretInputs),
+    CreateRemoteSecret(Box<CreateRemoteSecretInputs>),
 }
 
 impl SecretInputs {

@@ -12,6 +12,7 @@ pub mod kube;
 pub mod logging;
 pub mod output;
 pub mod plan;
+pub mod schemas;
 pub mod spec;
 pub mod steps;
 pub mod transport;

@@ -31,8 +31,8 @@ use crate::steps::apply::Executor;
 use crate::steps::dataplane::execute::DataplaneExecutor;
 use crate::steps::dataplane::observe::observe_dataplane;
 use crate::steps::dataplane::saved::{
-    DataplaneInputs, DataplaneInputsOf, actions_of, dataplane_fingerprint, document, target_from,
-    target_inputs,
+    DataplaneInputs, DataplaneOrGatewayInputs, actions_of, dataplane_fingerprint, document,
+    target_from, target_inputs,
 };
 use crate::steps::dataplane::{DataplanePlan, DataplaneSpec, Observed, plan_dataplane};
 use crate::steps::observe::{Handles, observe_reusing};
@@ -74,8 +74,8 @@ async fn observe_and_plan(
 }
 
 /// The flags a saved plan records (`inputs`): what to reach and what to do, never a token.
-fn inputs(args: &EnableDataplaneArgs) -> DataplaneInputsOf {
-    DataplaneInputsOf::EnableDataplane(DataplaneInputs {
+fn inputs(args: &EnableDataplaneArgs) -> DataplaneOrGatewayInputs {
+    DataplaneOrGatewayInputs::EnableDataplane(DataplaneInputs {
         target: target_inputs(&args.target),
         namespaces: args.namespaces.clone(),
         all_namespaces: args.all_namespaces,

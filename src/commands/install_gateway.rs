@@ -33,8 +33,8 @@ use crate::steps::apply::Executor;
 use crate::steps::dataplane::DataplaneStep;
 use crate::steps::dataplane::execute::DataplaneExecutor;
 use crate::steps::dataplane::saved::{
-    DataplaneInputsOf, GatewayInputs, actions_of, document, gateway_fingerprint, required_str,
-    target_from, target_inputs,
+    DataplaneOrGatewayInputs, GatewayInputs, actions_of, document, gateway_fingerprint,
+    required_str, target_from, target_inputs,
 };
 use crate::steps::gateway::observe::observe_gateway;
 use crate::steps::gateway::{GatewayPlan, GatewaySpec, Observed, manifests, plan_gateway};
@@ -89,8 +89,8 @@ fn manifest_of(a: &Action<DataplaneStep>) -> Option<(String, Value)> {
 }
 
 /// The flags a saved plan records (`inputs`): what to reach and what to do, never a token.
-fn inputs(args: &InstallGatewayArgs) -> DataplaneInputsOf {
-    DataplaneInputsOf::InstallGateway(GatewayInputs {
+fn inputs(args: &InstallGatewayArgs) -> DataplaneOrGatewayInputs {
+    DataplaneOrGatewayInputs::InstallGateway(GatewayInputs {
         target: target_inputs(&args.target),
         namespace: args.namespace.clone(),
         name: args.name.clone(),

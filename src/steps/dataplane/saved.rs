@@ -130,28 +130,28 @@ pub struct GatewayInputs {
 /// it.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 #[serde(untagged)]
-pub enum DataplaneInputsOf {
+pub enum DataplaneOrGatewayInputs {
     EnableDataplane(DataplaneInputs),
     InstallGateway(GatewayInputs),
 }
 
-impl DataplaneInputsOf {
+impl DataplaneOrGatewayInputs {
     /// The command these inputs are the flags of.
     pub fn command(&self) -> &'static str {
         match self {
-            DataplaneInputsOf::EnableDataplane(_) => COMMANDS[0],
-            DataplaneInputsOf::InstallGateway(_) => COMMANDS[1],
+            DataplaneOrGatewayInputs::EnableDataplane(_) => COMMANDS[0],
+            DataplaneOrGatewayInputs::InstallGateway(_) => COMMANDS[1],
         }
     }
 }
 
 /// A saved enable-dataplane or install-gateway plan.
-pub type SavedDataplanePlan = SavedPlan<DataplaneInputsOf, DataplanePayload>;
+pub type SavedDataplanePlan = SavedPlan<DataplaneOrGatewayInputs, DataplanePayload>;
 
 /// The saved plan of the command whose `inputs` these are.
 pub fn document(
     plan: &Plan<DataplaneStep>,
-    inputs: DataplaneInputsOf,
+    inputs: DataplaneOrGatewayInputs,
     fingerprint: &BTreeMap<String, String>,
 ) -> SavedDataplanePlan {
     saved_plan(inputs.command(), plan, inputs, fingerprint, payload)
@@ -352,7 +352,7 @@ mod tests {
             fp[&format!("cluster {C1}: Namespace/shop")],
             "resourceVersion=41"
         );
-        let inputs = DataplaneInputsOf::EnableDataplane(DataplaneInputs {
+        let inputs = DataplaneOrGatewayInputs::EnableDataplane(DataplaneInputs {
             target: target_inputs(&TargetArgs::default()),
             namespaces: vec!["shop".into()],
             all_namespaces: false,

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod output;
 pub mod plan;
 pub mod retry;
+pub mod schemas;
 pub mod spec;
 pub mod steps;
 pub mod transport;

@@ -12,7 +12,9 @@ use crate::cli::install::{
 use crate::error::Error;
 
 /// A Google Cloud project ID: `^[a-z][a-z0-9-]{4,28}[a-z0-9]$`, optionally `domain:` first.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(transparent)]
 pub struct ProjectId(String);
 

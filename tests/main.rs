@@ -40,6 +40,7 @@ mod sandbox_scenarios;
 mod saved_dataplane_plan;
 mod saved_plan;
 mod saved_secret_plan;
+mod schemas;
 mod status;
 mod terminal;
 mod token_refresh;

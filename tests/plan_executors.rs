@@ -536,7 +536,7 @@ fn a_kubernetes_plan_runs_through_the_runner_and_reports_what_it_replaced() {
             exec.summary_line(&plan)
                 .starts_with("\nApplied: 0 added, 1 changed, 1 restarted, 1 deleted, 1 waited in ")
         );
-        exec.run_report
+        serde_json::to_value(&exec.run_report).expect("run report as JSON")
     });
     let written: Value =
         serde_json::from_str(&std::fs::read_to_string(dir.join("run.json")).expect("run.json"))

@@ -10,7 +10,6 @@
 
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::cli::apply::ApplyArgs;
@@ -28,22 +27,24 @@ use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
     Connected, connect, member_refs, observe_members, observe_registrations,
 };
-use crate::steps::mesh::saved::{actions_of, document, fingerprint};
+use crate::steps::mesh::saved::{
+    CreateMeshInputs, SecretInputs, actions_of, document, fingerprint,
+};
 use crate::steps::mesh::spec::{CreateMeshSpec, MemberRef};
 use crate::steps::remote_secret::{all_pairs, plan_registrations, plan_secrets};
 
 /// The flags a saved plan records (`inputs`): what to reach and what to do, never a
 /// token; the kubeconfig by its path.
-fn inputs(args: &CreateMeshArgs) -> Value {
-    json!({
-        "clusters": args.clusters,
-        "contexts": args.contexts,
-        "kubeconfig": args.kubeconfig.as_ref().map(|p| p.display().to_string()),
-        "fleet_id": args.fleet_id,
-        "all_memberships": args.all_memberships,
-        "register": args.register,
-        "verify": args.verify,
-        "timeout": args.timeout,
+fn inputs(args: &CreateMeshArgs) -> SecretInputs {
+    SecretInputs::CreateMesh(CreateMeshInputs {
+        clusters: args.clusters.clone(),
+        contexts: args.contexts.clone(),
+        kubeconfig: args.kubeconfig.as_ref().map(|p| p.display().to_string()),
+        fleet_id: args.fleet_id.clone(),
+        all_memberships: args.all_memberships,
+        register: args.register,
+        verify: args.verify,
+        timeout: args.timeout.clone(),
     })
 }
 
@@ -155,7 +156,7 @@ async fn run_with(
     let doc = spec
         .plan_out
         .as_ref()
-        .map(|_| document("create-mesh", &plan, &members, &obs, inputs(&args), &fp));
+        .map(|_| document(&plan, &members, &obs, inputs(&args), &fp));
 
     // Present, execute, verify, report: the plan runner.
     let exec = SecretExecutor::new(members, clients, &obs, deadline).with_gcp(gcp);

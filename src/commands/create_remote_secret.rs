@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use kube::config::Kubeconfig;
 use secrecy::ExposeSecret;
-use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use crate::cli::apply::ApplyArgs;
@@ -34,7 +33,9 @@ use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
     kube_system_uid, kubeconfig_server, observe_member, observe_members,
 };
-use crate::steps::mesh::saved::{actions_of, document, fingerprint};
+use crate::steps::mesh::saved::{
+    CreateRemoteSecretInputs, SecretInputs, actions_of, document, fingerprint,
+};
 use crate::steps::remote_secret::{
     AuthType, ClusterId, Member, SecretType, codes, is_dns1123_subdomain, loopback_warning,
     plan_secrets, plan_source_only, remote_secret_for,
@@ -195,25 +196,25 @@ fn check_error(plan: &crate::steps::remote_secret::SecretPlan) -> Error {
 /// The flags a saved plan records (`inputs`), with the context and namespace as resolved
 /// when planning: what to read and where to write, never a token; the kubeconfig by its
 /// path.
-fn inputs(args: &CreateRemoteSecretArgs, context: &str, namespace: &str) -> Value {
-    json!({
-        "kubeconfig": args.kubeconfig.as_ref().map(|p| p.display().to_string()),
-        "context": context,
-        "name": args.name,
-        "namespace": namespace,
-        "istio_namespace": args.istio_namespace,
-        "service_account": args.service_account,
-        "create_service_account": args.create_service_account,
-        "server": args.server,
-        "tls_server_name": args.tls_server_name,
-        "secret_name": args.secret_name,
-        "type": args.secret_type,
-        "auth_type": args.auth_type,
-        "auth_plugin_name": args.auth_plugin_name,
-        "auth_plugin_config": args.auth_plugin_config,
-        "apply_to": args.apply_to,
-        "timeout": args.timeout,
-    })
+fn inputs(args: &CreateRemoteSecretArgs, context: &str, namespace: &str) -> SecretInputs {
+    SecretInputs::CreateRemoteSecret(Box::new(CreateRemoteSecretInputs {
+        kubeconfig: args.kubeconfig.as_ref().map(|p| p.display().to_string()),
+        context: context.to_string(),
+        name: args.name.clone(),
+        namespace: namespace.to_string(),
+        istio_namespace: args.istio_namespace.clone(),
+        service_account: args.service_account.clone(),
+        create_service_account: args.create_service_account,
+        server: args.server.clone(),
+        tls_server_name: args.tls_server_name.clone(),
+        secret_name: args.secret_name.clone(),
+        secret_type: args.secret_type.clone(),
+        auth_type: args.auth_type.clone(),
+        auth_plugin_name: args.auth_plugin_name.clone(),
+        auth_plugin_config: args.auth_plugin_config.clone(),
+        apply_to: args.apply_to.clone(),
+        timeout: args.timeout.clone(),
+    }))
 }
 
 /// `asm apply FILE` of a saved `create-remote-secret --apply-to` plan: its flags
@@ -403,7 +404,6 @@ async fn run_with(
     }
     let doc = spec.plan_out.as_ref().map(|_| {
         document(
-            "create-remote-secret",
             &plan,
             &members,
             &obs,

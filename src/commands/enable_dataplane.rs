@@ -9,7 +9,8 @@
 //! [`apply_saved`], re-observes and refuses if anything drifted.
 
 use futures::future::join_all;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::cli::apply::ApplyArgs;
@@ -21,6 +22,7 @@ use crate::environment::Environment;
 use crate::error::{Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
+use crate::plan::document::pretty;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
 use crate::plan::saved::{
     SavedCommand, bool_input, drift_refusal, matches_line, opt_str, save_and_tell, str_list,
@@ -30,7 +32,8 @@ use crate::steps::apply::Executor;
 use crate::steps::dataplane::execute::DataplaneExecutor;
 use crate::steps::dataplane::observe::observe_dataplane;
 use crate::steps::dataplane::saved::{
-    actions_of, dataplane_fingerprint, document, target_from, target_inputs,
+    DataplaneInputs, DataplaneOrGatewayInputs, actions_of, dataplane_fingerprint, document,
+    target_from, target_inputs,
 };
 use crate::steps::dataplane::{DataplanePlan, DataplaneSpec, Observed, plan_dataplane};
 use crate::steps::observe::{Handles, observe_reusing};
@@ -72,15 +75,15 @@ async fn observe_and_plan(
 }
 
 /// The flags a saved plan records (`inputs`): what to reach and what to do, never a token.
-fn inputs(args: &EnableDataplaneArgs) -> Value {
-    json!({
-        "target": target_inputs(&args.target),
-        "namespaces": args.namespaces,
-        "all_namespaces": args.all_namespaces,
-        "pods": args.pods,
-        "disable": args.disable,
-        "enable_gcp_components": args.enable_gcp_components,
-        "timeout": args.timeout,
+fn inputs(args: &EnableDataplaneArgs) -> DataplaneOrGatewayInputs {
+    DataplaneOrGatewayInputs::EnableDataplane(DataplaneInputs {
+        target: target_inputs(&args.target),
+        namespaces: args.namespaces.clone(),
+        all_namespaces: args.all_namespaces,
+        pods: args.pods.clone(),
+        disable: args.disable,
+        enable_gcp_components: args.enable_gcp_components,
+        timeout: args.timeout.clone(),
     })
 }
 
@@ -114,6 +117,13 @@ pub async fn apply_saved(
         lock: apply.lock.clone(),
     };
     run_with(args, Some(saved), env, printer).await
+}
+
+/// What enable-dataplane adds to `-o json`'s `result`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DataplaneResult {
+    /// Changes a new plan still finds after applying; `null` after a failure (no new plan).
+    pub remaining_changes: Option<usize>,
 }
 
 /// Runs `asm enable-dataplane`.
@@ -168,11 +178,7 @@ async fn run_with(
         blocked_hint: Some(BLOCKED_HINT),
     };
     let save = || match &spec.plan_out {
-        Some(file) => save_and_tell(
-            file,
-            &document("enable-dataplane", &plan, inputs(&args), &fp),
-            printer,
-        ),
+        Some(file) => save_and_tell(file, &document(&plan, inputs(&args), &fp), printer),
         None => Ok(()),
     };
     if let Presented::Stopped(code) = runner.present(&plan, None, save).await? {
@@ -201,9 +207,10 @@ async fn run_with(
         None
     };
     if json_out {
-        let mut v = exec.json(&plan, code == exit::SUCCESS);
-        v["result"]["remaining_changes"] = json!(remaining);
-        printer.result(&format!("{v:#}\n"));
+        let extra = DataplaneResult {
+            remaining_changes: remaining,
+        };
+        printer.result(&pretty(&exec.document(&plan, code == exit::SUCCESS, extra)));
     } else {
         let mut text = exec.summary_line(&plan);
         if code == exit::SUCCESS {

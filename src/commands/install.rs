@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 use std::time::Duration;
 
 use crate::steps::kube_permissions;
@@ -17,6 +19,7 @@ use crate::gcp::GcpClients;
 use crate::kube::lease::{ClusterLocks, Holder, LockTarget};
 use crate::output::Printer;
 use crate::plan::Action;
+use crate::plan::document::pretty;
 use crate::plan::output_dir::OutputDir;
 use crate::plan::run::{Contract, Presented, Runner};
 use crate::plan::saved;
@@ -118,6 +121,18 @@ pub fn blocked_error(plan: &MeshPlan) -> Error {
 }
 
 /// The revision each cluster ended up with (from a re-observation).
+/// What install (and `asm apply` of its saved plans) adds to `-o json`'s `result`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct InstallResult {
+    /// Requests sent to Google APIs by the whole command.
+    pub google_requests: u64,
+    /// The control plane revision per cluster (`PROJECT/LOCATION/NAME`), once ready; empty
+    /// after a failure or with `--only-enable`.
+    pub revisions: BTreeMap<String, String>,
+    /// Changes a new plan still finds after applying (0 when converged).
+    pub remaining_changes: usize,
+}
+
 fn revisions(spec: &MeshSpec, obs: &Observed) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
     for (c, o) in spec.clusters.iter().zip(&obs.clusters) {
@@ -416,15 +431,16 @@ async fn apply_confirmed(run: ApplyRun<'_>) -> Result<i32> {
 
     match mesh.output {
         OutputFormat::Json => {
-            let mut v = exec.json(plan, code == exit::SUCCESS);
-            v["result"]["google_requests"] = json!(gcp.requests());
-            v["result"]["revisions"] = if code == exit::SUCCESS && control_plane {
-                json!(revs)
-            } else {
-                json!({})
+            let extra = InstallResult {
+                google_requests: gcp.requests(),
+                revisions: if code == exit::SUCCESS && control_plane {
+                    revs.clone()
+                } else {
+                    BTreeMap::new()
+                },
+                remaining_changes: remaining,
             };
-            v["result"]["remaining_changes"] = json!(remaining);
-            printer.result(&format!("{v:#}\n"));
+            printer.result(&pretty(&exec.document(plan, code == exit::SUCCESS, extra)));
         }
         OutputFormat::Text => {
             let mut out = exec.summary_line(plan);

@@ -11,7 +11,9 @@
 use std::collections::BTreeMap;
 
 use futures::future::join_all;
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 use tokio::time::Instant;
 
 use crate::cli::apply::ApplyArgs;
@@ -24,6 +26,7 @@ use crate::error::{Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
 use crate::plan::Action;
+use crate::plan::document::pretty;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
 use crate::plan::saved::{SavedCommand, bool_input, drift_refusal, matches_line, save_and_tell};
 use crate::spec::OutputFormat;
@@ -31,7 +34,8 @@ use crate::steps::apply::Executor;
 use crate::steps::dataplane::DataplaneStep;
 use crate::steps::dataplane::execute::DataplaneExecutor;
 use crate::steps::dataplane::saved::{
-    actions_of, document, gateway_fingerprint, required_str, target_from, target_inputs,
+    DataplaneOrGatewayInputs, GatewayInputs, actions_of, document, gateway_fingerprint,
+    required_str, target_from, target_inputs,
 };
 use crate::steps::gateway::observe::observe_gateway;
 use crate::steps::gateway::{GatewayPlan, GatewaySpec, Observed, manifests, plan_gateway};
@@ -86,25 +90,25 @@ fn manifest_of(a: &Action<DataplaneStep>) -> Option<(String, Value)> {
 }
 
 /// The flags a saved plan records (`inputs`): what to reach and what to do, never a token.
-fn inputs(args: &InstallGatewayArgs) -> Value {
-    json!({
-        "target": target_inputs(&args.target),
-        "namespace": args.namespace,
-        "name": args.name,
-        "revision": args.revision,
-        "injection": match args.injection {
+fn inputs(args: &InstallGatewayArgs) -> DataplaneOrGatewayInputs {
+    DataplaneOrGatewayInputs::InstallGateway(GatewayInputs {
+        target: target_inputs(&args.target),
+        namespace: args.namespace.clone(),
+        name: args.name.clone(),
+        revision: args.revision.clone(),
+        injection: match args.injection {
             InjectionArg::Namespace => "namespace",
             InjectionArg::Pod => "pod",
         },
-        "service_type": match args.service_type {
+        service_type: match args.service_type {
             ServiceTypeArg::LoadBalancer => "LoadBalancer",
             ServiceTypeArg::NodePort => "NodePort",
             ServiceTypeArg::ClusterIp => "ClusterIP",
         },
-        "replicas": args.replicas,
-        "enable_namespace_creation": args.enable_namespace_creation,
-        "allow_istio_system": args.allow_istio_system,
-        "timeout": args.timeout,
+        replicas: args.replicas,
+        enable_namespace_creation: args.enable_namespace_creation,
+        allow_istio_system: args.allow_istio_system,
+        timeout: args.timeout.clone(),
     })
 }
 
@@ -165,6 +169,16 @@ pub async fn apply_saved(
     run_with(args, Some(saved), env, printer).await
 }
 
+/// What install-gateway adds to `-o json`'s `result`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct GatewayResult {
+    /// The gateway Service's external address per cluster (`null`: none yet); empty after a
+    /// failure.
+    pub addresses: BTreeMap<String, Option<String>>,
+    /// Changes a new plan still finds after applying; `null` after a failure (no new plan).
+    pub remaining_changes: Option<usize>,
+}
+
 /// Runs `asm install-gateway`.
 pub async fn run(args: InstallGatewayArgs, env: &Environment, printer: &Printer) -> Result<i32> {
     run_with(args, None, env, printer).await
@@ -215,11 +229,7 @@ async fn run_with(
     };
     let manifests = |a: &Action<DataplaneStep>| manifest_of(a);
     let save = || match &spec.plan_out {
-        Some(file) => save_and_tell(
-            file,
-            &document("install-gateway", &plan, inputs(&args), &fp),
-            printer,
-        ),
+        Some(file) => save_and_tell(file, &document(&plan, inputs(&args), &fp), printer),
         None => Ok(()),
     };
     if let Presented::Stopped(code) = runner.present(&plan, Some(&manifests), save).await? {
@@ -255,10 +265,11 @@ async fn run_with(
         }
     }
     if json_out {
-        let mut v = exec.json(&plan, code == exit::SUCCESS);
-        v["result"]["addresses"] = json!(addresses);
-        v["result"]["remaining_changes"] = json!(remaining);
-        printer.result(&format!("{v:#}\n"));
+        let extra = GatewayResult {
+            addresses: addresses.clone(),
+            remaining_changes: remaining,
+        };
+        printer.result(&pretty(&exec.document(&plan, code == exit::SUCCESS, extra)));
     } else {
         let mut text = exec.summary_line(&plan);
         for (c, a) in &addresses {

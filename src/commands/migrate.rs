@@ -9,7 +9,6 @@
 use std::path::PathBuf;
 
 use futures::future::join_all;
-use serde_json::json;
 use tokio::time::Instant;
 
 use crate::cli::apply::ApplyArgs;
@@ -146,6 +145,15 @@ pub async fn apply_saved(
     run_with(args, Some(saved), env, printer).await
 }
 
+/// What migrate adds to `-o json`'s `result`.
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
+pub struct MigrateResult {
+    /// Changes a new plan still finds after applying; `null` after a failure (no new plan).
+    pub remaining_changes: Option<usize>,
+    /// The exact `asm rollback …` command that undoes this migration.
+    pub rollback_command: String,
+}
+
 /// Runs `asm migrate`.
 pub async fn run(args: MigrateArgs, env: &Environment, printer: &Printer) -> Result<i32> {
     run_with(args, None, env, printer).await
@@ -231,10 +239,15 @@ async fn run_with(
     };
     let rollback = rollback_command(&spec.mesh);
     if json_out {
-        let mut v = exec.json(&plan, code == exit::SUCCESS);
-        v["result"]["remaining_changes"] = json!(remaining);
-        v["result"]["rollback_command"] = json!(rollback);
-        printer.result(&format!("{v:#}\n"));
+        let extra = MigrateResult {
+            remaining_changes: remaining,
+            rollback_command: rollback.clone(),
+        };
+        printer.result(&crate::plan::document::pretty(&exec.document(
+            &plan,
+            code == exit::SUCCESS,
+            extra,
+        )));
     } else {
         let mut text = exec.summary_line(&plan);
         text.push_str(&closing(&plan, code == exit::SUCCESS, &rollback));

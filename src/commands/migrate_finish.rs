@@ -5,7 +5,6 @@
 //! → the plan runner ([`crate::plan::run`]) → re-observe and report.
 
 use futures::future::join_all;
-use serde_json::json;
 use tokio::time::Instant;
 
 use crate::cli::migrate::MigrateArgs;
@@ -106,9 +105,14 @@ pub async fn run(env: &Environment, args: &MigrateArgs, printer: &Printer) -> Re
         None
     };
     if json_out {
-        let mut v = exec.json(&plan, code == exit::SUCCESS);
-        v["result"]["remaining_changes"] = json!(remaining);
-        printer.result(&format!("{v:#}\n"));
+        let extra = crate::commands::enable_dataplane::DataplaneResult {
+            remaining_changes: remaining,
+        };
+        printer.result(&crate::plan::document::pretty(&exec.document(
+            &plan,
+            code == exit::SUCCESS,
+            extra,
+        )));
     } else {
         let mut text = exec.summary_line(&plan);
         if code == exit::SUCCESS {

@@ -4,7 +4,6 @@
 //! no record and no `--to-revision`: exit 2 → plan ([`crate::steps::rollback::plan_rollback`],
 //! pure) → the plan runner → re-observe and report.
 
-use serde_json::json;
 use tokio::time::Instant;
 
 use crate::cli::rollback::RollbackArgs;
@@ -93,9 +92,14 @@ pub async fn run(args: RollbackArgs, env: &Environment, printer: &Printer) -> Re
         None
     };
     if json_out {
-        let mut v = exec.json(&plan, code == exit::SUCCESS);
-        v["result"]["remaining_changes"] = json!(remaining);
-        printer.result(&format!("{v:#}\n"));
+        let extra = crate::commands::enable_dataplane::DataplaneResult {
+            remaining_changes: remaining,
+        };
+        printer.result(&crate::plan::document::pretty(&exec.document(
+            &plan,
+            code == exit::SUCCESS,
+            extra,
+        )));
     } else {
         let mut text = exec.summary_line(&plan);
         if plan.actions.is_empty() {

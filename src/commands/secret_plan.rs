@@ -3,17 +3,20 @@
 
 use std::path::Path;
 
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
 
 use crate::environment::Environment;
 use crate::error::{Result, exit};
 use crate::kube::lease::{ClusterLocks, Holder, LockTarget};
 use crate::output::Printer;
+use crate::plan::document::pretty;
 use crate::plan::execute::{Outcome, Report};
 use crate::plan::output_dir::OutputDir;
 use crate::plan::run::{Contract, Presented, Runner};
 use crate::steps::mesh::execute::SecretExecutor;
-use crate::steps::mesh::verify::verify;
+use crate::steps::mesh::saved::SavedSecretPlan;
+use crate::steps::mesh::verify::{Verification, verify};
 use crate::steps::remote_secret::{MeshStep, SecretPlan};
 
 /// Actions of a secret plan run at most this many at a time.
@@ -32,9 +35,27 @@ pub struct SecretRun<'a> {
     pub verify: bool,
     pub out: Option<&'a OutputDir>,
     /// `--plan-out FILE`: save this document (the plan, inputs, fingerprint) and stop.
-    pub plan_out: Option<(&'a Path, &'a Value)>,
+    pub plan_out: Option<(&'a Path, &'a SavedSecretPlan)>,
     /// `--lock-timeout`: how long to wait for another run's cluster locks.
     pub lock_timeout: std::time::Duration,
+}
+
+/// What a secret plan's run adds to `-o json`'s `result`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SecretsResult {
+    /// Per member cluster: remote secrets applied to it, and its actions that failed.
+    pub clusters: Vec<ClusterSecrets>,
+    /// `--verify`: one entry per remote secret (empty without `--verify`).
+    pub verify: Vec<Verification>,
+}
+
+/// Remote secrets of one member cluster after a run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ClusterSecrets {
+    pub cluster: String,
+    pub secrets_applied: usize,
+    /// Its actions that failed or were skipped.
+    pub failed: usize,
 }
 
 /// Presents `plan` (stops for `--dry-run` or a failed check), executes it with progress,
@@ -115,17 +136,19 @@ pub async fn run_secret_plan(
     }
     let per_cluster = cluster_summary(plan, &execution.report, exec);
     if mode.json {
-        let mut v = execution.json(plan, code == exit::SUCCESS && !verify_failed);
-        v["result"]["clusters"] = json!(
-            per_cluster
+        let extra = SecretsResult {
+            clusters: per_cluster
                 .iter()
-                .map(
-                    |(c, ok, failed)| json!({"cluster": c, "secrets_applied": ok, "failed": failed})
-                )
-                .collect::<Vec<Value>>()
-        );
-        v["result"]["verify"] = json!(verifications);
-        printer.result(&format!("{v:#}\n"));
+                .map(|(c, ok, failed)| ClusterSecrets {
+                    cluster: c.clone(),
+                    secrets_applied: *ok,
+                    failed: *failed,
+                })
+                .collect(),
+            verify: verifications.clone(),
+        };
+        let doc = execution.document(plan, code == exit::SUCCESS && !verify_failed, extra);
+        printer.result(&pretty(&doc));
     } else {
         let mut out = execution.summary_line(plan);
         for (c, ok, failed) in &per_cluster {

@@ -2,12 +2,11 @@
 //! nothing is changed. Exit 3 only if a check blocks (the plan could not fix it under the
 //! given `--enable-*` flags).
 
-use serde_json::json;
-
 use crate::cli::install::ValidateArgs;
 use crate::environment::Environment;
 use crate::error::{Error, Result, exit};
 use crate::plan::CheckStatus;
+use crate::plan::document::{PlanDocument, pretty};
 use crate::plan::render;
 use crate::spec::{MeshSpec, OutputFormat};
 
@@ -43,9 +42,9 @@ pub async fn run(
     );
     match spec.output {
         OutputFormat::Json => {
-            let mut v = render::json(&plan, None);
-            v["valid"] = json!(fail == 0);
-            printer.result(&format!("{v:#}\n"));
+            let mut doc: PlanDocument = render::document(&plan, None);
+            doc.valid = Some(fail == 0);
+            printer.result(&pretty(&doc));
         }
         OutputFormat::Text => {
             let mut out = render::checks_text(&plan, stdout_color(env));

@@ -8,6 +8,7 @@
 //! and [`record`] is the run report (the prior state of everything an action changed).
 
 pub mod confirm;
+pub mod document;
 pub mod execute;
 pub mod output_dir;
 pub mod record;
@@ -18,10 +19,11 @@ pub mod saved;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::Serialize;
 
 /// What an action does to its target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Op {
     Create,
@@ -48,13 +50,16 @@ impl Op {
 }
 
 /// The resource an action is about.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Target {
     /// API (and version) of the resource, e.g. `container.googleapis.com/v1`, `v1`,
     /// `mesh.cloud.google.com/v1beta1`.
     pub api: String,
+    /// Kind of the resource, e.g. `Cluster`, `Membership`, `Namespace`.
     pub kind: String,
+    /// Namespace of a namespaced Kubernetes object; `null` otherwise.
     pub namespace: Option<String>,
+    /// Name of the resource (a full Google resource name, or a Kubernetes object name).
     pub name: String,
 }
 
@@ -84,7 +89,7 @@ pub struct Action<P> {
 }
 
 /// How a check came out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum CheckStatus {
     /// In the desired state.
@@ -108,15 +113,17 @@ impl CheckStatus {
 }
 
 /// One precheck result.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Check {
     /// Stable code, e.g. `ASM-C204`.
     pub code: &'static str,
     pub status: CheckStatus,
     pub message: String,
+    /// The cluster (`PROJECT/LOCATION/NAME`) it is about; `null` for fleet-wide checks.
     pub cluster: Option<String>,
     /// What to do about it, or which action fixes it.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub hint: Option<String>,
 }
 
@@ -143,7 +150,7 @@ impl Check {
 }
 
 /// Counts of actions by op.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Summary {
     pub create: usize,
     pub update: usize,

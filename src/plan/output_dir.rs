@@ -134,9 +134,9 @@ impl OutputDir {
     }
 
     /// Writes `plan.txt` and `plan.json`.
-    pub fn write_plan(&self, text: &str, json: &Value) -> Result<(), Error> {
+    pub fn write_plan(&self, text: &str, json: &impl serde::Serialize) -> Result<(), Error> {
         self.write(PLAN_TEXT, text)?;
-        self.write(PLAN_JSON, &format!("{json:#}\n"))?;
+        self.write(PLAN_JSON, &super::document::pretty(json))?;
         Ok(())
     }
 

@@ -7,12 +7,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::execute::{Outcome, Report};
 use super::render::millis;
-use super::{Action, Plan};
+use super::{Action, Op, Plan, Target};
 
 /// The JSON schema id of run reports.
 pub const SCHEMA: &str = "asm.run/v1";
@@ -22,7 +23,7 @@ pub const SCHEMA: &str = "asm.run/v1";
 pub type PriorValues = BTreeMap<String, Option<String>>;
 
 /// The state an action found and changed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "change", rename_all = "snake_case")]
 pub enum Prior {
     /// The object did not exist before (undo: delete it).
@@ -39,7 +40,9 @@ pub enum Prior {
     /// `deployment.kubernetes.io/revision`, for `kubectl rollout undo --to-revision`) and
     /// the pod template's previous `kubectl.kubernetes.io/restartedAt`.
     Restarted {
+        /// `deployment.kubernetes.io/revision` before the restart.
         revision: Option<String>,
+        /// The pod template's `kubectl.kubernetes.io/restartedAt` before the restart.
         restarted_at: Option<String>,
         /// `metadata.generation` before the restart (the restart bumps it).
         generation: Option<i64>,
@@ -75,78 +78,152 @@ impl From<Prior> for Effect {
     }
 }
 
-/// `done | failed | skipped | not_run` of one action.
-fn status(outcome: Option<&Outcome>) -> &'static str {
-    match outcome {
-        Some(Outcome::Done(_)) => "done",
-        Some(Outcome::Failed(..)) => "failed",
-        Some(Outcome::Skipped(_)) => "skipped",
-        None => "not_run",
+/// Whether a run applied every action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Every action finished.
+    Applied,
+    /// An action failed (or, in `-o json`'s `result`, a verification did not hold).
+    Failed,
+}
+
+impl RunStatus {
+    /// `Applied` when `ok`.
+    pub fn of(ok: bool) -> Self {
+        if ok {
+            RunStatus::Applied
+        } else {
+            RunStatus::Failed
+        }
     }
+}
+
+/// How one action of a run came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ActionStatus {
+    /// It finished.
+    Done,
+    /// It failed (`error` says why).
+    Failed,
+    /// It did not start: an action it depends on failed (`skipped_because`).
+    Skipped,
+    /// It did not start: the run ended first (e.g. cancelled).
+    NotRun,
+}
+
+fn status(outcome: Option<&Outcome>) -> ActionStatus {
+    match outcome {
+        Some(Outcome::Done(_)) => ActionStatus::Done,
+        Some(Outcome::Failed(..)) => ActionStatus::Failed,
+        Some(Outcome::Skipped(_)) => ActionStatus::Skipped,
+        None => ActionStatus::NotRun,
+    }
+}
+
+/// The run report, `asm.run/v1` (`run.json` in `-D`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunReport {
+    /// The schema id: always `asm.run/v1`.
+    #[schemars(extend("const" = "asm.run/v1"))]
+    pub schema: &'static str,
+    /// The command that ran, e.g. `install`, `create-mesh`.
+    pub command: String,
+    pub status: RunStatus,
+    /// Wall time of the execution in milliseconds.
+    pub wall_ms: u64,
+    /// Every action of the plan, in plan order.
+    pub actions: Vec<RunAction>,
+}
+
+/// One action of a run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunAction {
+    /// The action's id in the plan.
+    pub id: String,
+    pub op: Op,
+    /// The cluster (`PROJECT/LOCATION/NAME`) it belongs to; `null` for fleet-wide actions.
+    pub cluster: Option<String>,
+    pub target: Target,
+    pub status: ActionStatus,
+    /// How long it ran, in milliseconds (actions that started).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "u64")]
+    pub duration_ms: Option<u64>,
+    /// Why it failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "ActionError")]
+    pub error: Option<ActionError>,
+    /// The failed action it depends on (skipped actions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub skipped_because: Option<String>,
+    /// The state it changed, for undoing exactly that (actions whose executor records it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Prior")]
+    pub prior: Option<Prior>,
+}
+
+/// The error of a failed action.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+pub struct ActionError {
+    /// Stable error code, e.g. `ASM-E455`.
+    pub code: &'static str,
+    pub message: String,
 }
 
 /// The `asm.run/v1` document of running `plan` as `command`: every action with its status,
 /// duration, error and prior state, in plan order.
-pub fn document<P>(command: &str, plan: &Plan<P>, report: &Report, wall: Duration) -> Value {
-    let actions: Vec<Value> = plan
-        .actions
-        .iter()
-        .map(|a| action_entry(a, report))
-        .collect();
-    json!({
-        "schema": SCHEMA,
-        "command": command,
-        "status": if report.succeeded() && report.outcomes.len() == plan.actions.len() {
-            "applied"
-        } else {
-            "failed"
-        },
-        "wall_ms": millis(wall),
-        "actions": actions,
-    })
+pub fn document<P>(command: &str, plan: &Plan<P>, report: &Report, wall: Duration) -> RunReport {
+    RunReport {
+        schema: SCHEMA,
+        command: command.to_string(),
+        status: RunStatus::of(report.succeeded() && report.outcomes.len() == plan.actions.len()),
+        wall_ms: millis(wall),
+        actions: plan
+            .actions
+            .iter()
+            .map(|a| action_entry(a, report))
+            .collect(),
+    }
 }
 
-fn action_entry<P>(a: &Action<P>, report: &Report) -> Value {
+fn action_entry<P>(a: &Action<P>, report: &Report) -> RunAction {
     let outcome = report.outcomes.get(&a.id);
-    let mut v = json!({
-        "id": a.id,
-        "op": a.op,
-        "cluster": a.cluster,
-        "target": a.target,
-        "status": status(outcome),
-    });
-    let Value::Object(m) = &mut v else {
-        return v;
+    let (duration_ms, error, skipped_because) = match outcome {
+        Some(Outcome::Done(d)) => (Some(millis(*d)), None, None),
+        Some(Outcome::Failed(e, d)) => (
+            Some(millis(*d)),
+            Some(ActionError {
+                code: e.code,
+                message: e.message.clone(),
+            }),
+            None,
+        ),
+        Some(Outcome::Skipped(dep)) => (None, None, Some(dep.clone())),
+        None => (None, None, None),
     };
-    match outcome {
-        Some(Outcome::Done(d)) => {
-            m.insert("duration_ms".into(), json!(millis(*d)));
-        }
-        Some(Outcome::Failed(e, d)) => {
-            m.insert("duration_ms".into(), json!(millis(*d)));
-            m.insert(
-                "error".into(),
-                json!({"code": e.code, "message": e.message}),
-            );
-        }
-        Some(Outcome::Skipped(dep)) => {
-            m.insert("skipped_because".into(), json!(dep));
-        }
-        None => {}
+    RunAction {
+        id: a.id.clone(),
+        op: a.op,
+        cluster: a.cluster.clone(),
+        target: a.target.clone(),
+        status: status(outcome),
+        duration_ms,
+        error,
+        skipped_because,
+        prior: report.priors.get(&a.id).cloned(),
     }
-    if let Some(p) = report.priors.get(&a.id) {
-        m.insert("prior".into(), json!(p));
-    }
-    v
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::super::Op;
     use super::super::tests::action;
     use super::*;
     use crate::error::Error;
+    use serde_json::json;
 
     #[test]
     fn document_lists_every_action_with_status_and_prior() {
@@ -177,7 +254,8 @@ mod tests {
         report
             .outcomes
             .insert("wait".into(), Outcome::Skipped("restart".into()));
-        let v = document("test", &plan, &report, Duration::from_millis(10));
+        let v = serde_json::to_value(document("test", &plan, &report, Duration::from_millis(10)))
+            .unwrap();
         assert_eq!(v["schema"], "asm.run/v1");
         assert_eq!(v["status"], "failed");
         let a = v["actions"].as_array().unwrap();

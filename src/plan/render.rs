@@ -4,8 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde_json::{Value, json};
-
+use super::document::{PlanAction, PlanBody, PlanDocument};
 use super::{Action, CheckStatus, Op, Plan};
 
 /// The JSON schema id of plans.
@@ -151,9 +150,47 @@ pub fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-/// The `asm.plan/v1` object. With `measured` (a real run), durations and the critical path
-/// use measured times; otherwise estimates.
-pub fn json<P>(plan: &Plan<P>, measured: Option<&BTreeMap<String, Duration>>) -> Value {
+/// The `asm.plan/v1` document. With `measured` (a real run), durations and the critical
+/// path use measured times; otherwise estimates.
+pub fn document<P, R>(
+    plan: &Plan<P>,
+    measured: Option<&BTreeMap<String, Duration>>,
+) -> PlanDocument<R> {
+    PlanDocument {
+        plan: body(plan, measured, plan_action),
+        valid: None,
+        dry_run: None,
+        result: None,
+    }
+}
+
+/// An action's entry in a plan document.
+pub fn plan_action<P>(a: &Action<P>, timing: Timing) -> PlanAction {
+    PlanAction {
+        id: a.id.clone(),
+        op: a.op,
+        cluster: a.cluster.clone(),
+        target: a.target.clone(),
+        reason: a.reason.clone(),
+        depends_on: a.depends_on.clone(),
+        estimate_ms: timing.estimate_ms,
+        duration_ms: timing.duration_ms,
+    }
+}
+
+/// An action's time in a plan document: its estimate, or after a run its measured duration.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    pub estimate_ms: Option<u64>,
+    pub duration_ms: Option<u64>,
+}
+
+/// The body of a plan document with each action made by `entry` (saved plans add a payload).
+pub fn body<P, A>(
+    plan: &Plan<P>,
+    measured: Option<&BTreeMap<String, Duration>>,
+    entry: impl Fn(&Action<P>, Timing) -> A,
+) -> PlanBody<A> {
     let weight = |a: &Action<P>| {
         measured
             .and_then(|m| m.get(&a.id).copied())
@@ -163,35 +200,36 @@ pub fn json<P>(plan: &Plan<P>, measured: Option<&BTreeMap<String, Duration>>) ->
             })
     };
     let (critical, total) = plan.critical_path(weight);
-    let actions: Vec<Value> = plan
-        .actions
-        .iter()
-        .map(|a| {
-            let mut v = json!({
-                "id": a.id,
-                "op": a.op,
-                "cluster": a.cluster,
-                "target": a.target,
-                "reason": a.reason,
-                "depends_on": a.depends_on,
-            });
-            if let Value::Object(m) = &mut v {
-                match measured {
-                    Some(_) => m.insert("duration_ms".into(), json!(millis(weight(a)))),
-                    None => m.insert("estimate_ms".into(), json!(millis(a.estimate))),
+    PlanBody {
+        schema: SCHEMA,
+        checks: plan.checks.clone(),
+        actions: plan
+            .actions
+            .iter()
+            .map(|a| {
+                let timing = match measured {
+                    Some(_) => Timing {
+                        estimate_ms: None,
+                        duration_ms: Some(millis(weight(a))),
+                    },
+                    None => Timing {
+                        estimate_ms: Some(millis(a.estimate)),
+                        duration_ms: None,
+                    },
                 };
-            }
-            v
-        })
-        .collect();
-    json!({
-        "schema": SCHEMA,
-        "checks": plan.checks,
-        "actions": actions,
-        "summary": plan.summary(),
-        "critical_path": critical,
-        "critical_path_ms": millis(total),
-    })
+                entry(a, timing)
+            })
+            .collect(),
+        summary: plan.summary(),
+        critical_path: critical,
+        critical_path_ms: millis(total),
+    }
+}
+
+/// [`document`] as a JSON value (for tests that look fields up).
+#[cfg(test)]
+pub fn json<P>(plan: &Plan<P>, measured: Option<&BTreeMap<String, Duration>>) -> serde_json::Value {
+    serde_json::to_value(document::<P, ()>(plan, measured)).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -199,6 +237,7 @@ mod tests {
     use super::super::tests::action;
     use super::super::{Check, Plan};
     use super::*;
+    use serde_json::json;
 
     fn plan() -> Plan<()> {
         Plan {

@@ -18,13 +18,14 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use tokio::time::Instant;
 
 use super::confirm;
+use super::document::{Failure, PlanDocument, RunResult, pretty};
 use super::execute::{Outcome, Report, execute};
 use super::output_dir::OutputDir;
-use super::record::{self, Effect};
+use super::record::{self, Effect, RunReport, RunStatus};
 use super::render::{self, Mood, TextOptions, millis};
 use super::{Action, CheckStatus, Op, Plan};
 use crate::environment::Environment;
@@ -180,9 +181,12 @@ impl Runner<'_> {
         manifest_of: Option<ManifestOf<'_, P>>,
     ) -> Result<(), Error> {
         let Some(out) = self.out else { return Ok(()) };
-        let mut v = render::json(plan, None);
-        v["dry_run"] = json!(mood == Mood::Conditional);
-        out.write_plan(&render::text(plan, TextOptions { mood, color: false }), &v)?;
+        let mut doc: PlanDocument = render::document(plan, None);
+        doc.dry_run = Some(mood == Mood::Conditional);
+        out.write_plan(
+            &render::text(plan, TextOptions { mood, color: false }),
+            &doc,
+        )?;
         if mood == Mood::Conditional
             && let Some(of) = manifest_of
         {
@@ -224,9 +228,9 @@ impl Runner<'_> {
                 save()?;
             }
             if c.json {
-                let mut v = render::json(plan, None);
-                v["dry_run"] = json!(true);
-                self.printer.result(&format!("{v:#}\n"));
+                let mut doc: PlanDocument = render::document(plan, None);
+                doc.dry_run = Some(true);
+                self.printer.result(&pretty(&doc));
             } else {
                 self.printer.result(&render::text(
                     plan,
@@ -349,7 +353,7 @@ impl Runner<'_> {
             plan.critical_path(|a| measured.get(&a.id).copied().unwrap_or(Duration::ZERO));
         let run_report = record::document(self.command, plan, &report, wall);
         if let Some(out) = self.out {
-            match out.write(RUN_REPORT, &format!("{run_report:#}\n")) {
+            match out.write(RUN_REPORT, &pretty(&run_report)) {
                 Ok(path) => printer.detail(&format!("wrote the run report to {}", path.display())),
                 Err(e) => printer.warning(&e.message),
             }
@@ -404,7 +408,7 @@ pub struct Execution {
     pub critical: Vec<String>,
     pub critical_total: Duration,
     /// The `asm.run/v1` document (also `run.json` in `-D`).
-    pub run_report: Value,
+    pub run_report: RunReport,
 }
 
 impl Execution {
@@ -459,20 +463,32 @@ impl Execution {
         )
     }
 
-    /// The JSON object of an executed plan: the plan with measured durations, `dry_run:
+    /// The document of an executed plan: the plan with measured durations, `dry_run:
     /// false` and `result` (`status`, `wall_ms`, `critical_path_ms`, `failures`, and the
-    /// run report's actions with their prior state); commands add their own `result` fields.
-    pub fn json<P>(&self, plan: &Plan<P>, ok: bool) -> Value {
-        let mut v = render::json(plan, Some(&self.measured));
-        v["dry_run"] = json!(false);
-        v["result"] = json!({
-            "status": if ok { "applied" } else { "failed" },
-            "wall_ms": millis(self.wall),
-            "critical_path_ms": millis(self.critical_total),
-            "failures": self.report.failures().iter().map(|(id, e)| json!({"id": id, "code": e.code, "message": e.message, "hint": e.hint})).collect::<Vec<Value>>(),
-            "run": self.run_report["actions"],
+    /// run report's actions with their prior state); `command` is what the command adds to
+    /// `result`.
+    pub fn document<P, R>(&self, plan: &Plan<P>, ok: bool, command: R) -> PlanDocument<R> {
+        let mut doc = render::document(plan, Some(&self.measured));
+        doc.dry_run = Some(false);
+        doc.result = Some(RunResult {
+            status: RunStatus::of(ok),
+            wall_ms: millis(self.wall),
+            critical_path_ms: millis(self.critical_total),
+            failures: self
+                .report
+                .failures()
+                .into_iter()
+                .map(|(id, e)| Failure {
+                    id: id.to_string(),
+                    code: e.code,
+                    message: e.message.clone(),
+                    hint: e.hint.clone(),
+                })
+                .collect(),
+            run: self.run_report.actions.clone(),
+            command,
         });
-        v
+        doc
     }
 }
 
@@ -655,7 +671,7 @@ mod tests {
         assert!(line.contains("a → b → c"), "{line}");
         let err = cap.stderr_text();
         assert!(err.contains("✔ Did a"), "{err}");
-        let v = exec.json(&p, true);
+        let v = serde_json::to_value(exec.document(&p, true, ())).unwrap();
         assert_eq!(v["result"]["status"], "applied");
         assert_eq!(v["result"]["run"][1]["prior"]["revision"], "1");
     }

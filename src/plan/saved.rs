@@ -8,15 +8,19 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::Error;
 use crate::spec::{
     CertificateAuthority, Channel, ClusterRef, EnableFlags, KubeAccess, Management, MeshOption,
     MeshSpec, OutputFormat, ProjectId, Scope, parse_duration,
 };
-use crate::steps::MeshPlan;
+use crate::steps::{MeshPlan, Step};
 
+use super::Plan;
+use super::document::{PlanAction, PlanBody, pretty};
 use super::render::{self, millis};
 
 /// Version of the saved-plan extension fields (`inputs`, `fingerprint`, `payload`).
@@ -29,67 +33,191 @@ fn management_name(m: Management) -> &'static str {
     }
 }
 
-/// The validated spec as JSON (`inputs`).
-pub fn inputs(spec: &MeshSpec) -> Value {
+/// `saved`: what makes a plan document a saved plan, and whose it is.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SavedHeader {
+    /// Version of the saved-plan fields (`inputs`, `fingerprint`, `payload`): 1.
+    #[schemars(extend("const" = 1))]
+    pub version: u32,
+    /// The asm version that saved it.
+    pub asm_version: &'static str,
+    /// The command whose plan it is (`asm apply` hands it back to that command).
+    pub command: &'static str,
+}
+
+impl SavedHeader {
+    /// The header of a plan `command` saves now.
+    pub fn new(command: &'static str) -> Self {
+        SavedHeader {
+            version: SAVED_VERSION,
+            asm_version: env!("CARGO_PKG_VERSION"),
+            command,
+        }
+    }
+}
+
+/// One action of a saved plan: the plan's entry plus `payload`, the exact change.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "SavedAction_{P}")]
+pub struct SavedAction<P> {
+    #[serde(flatten)]
+    pub action: PlanAction,
+    /// The exact change (`step` plus its fields); clusters are indexes into the inputs.
+    pub payload: P,
+}
+
+/// A saved plan: the `asm.plan/v1` body with a payload on every action, `dry_run: true`,
+/// `saved`, the command's `inputs` (`I`) and the `fingerprint` of what was observed.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(rename = "SavedPlan_{I}_{P}")]
+pub struct SavedPlan<I, P> {
+    #[serde(flatten)]
+    pub plan: PlanBody<SavedAction<P>>,
+    /// Always `true`: a saved plan has not been applied.
+    #[schemars(extend("const" = true))]
+    pub dry_run: bool,
+    pub saved: SavedHeader,
+    /// What the command was asked to do: its validated flags, never a secret.
+    pub inputs: I,
+    /// One descriptor per thing observed (etags, label fingerprints, resourceVersions,
+    /// states); `asm apply` refuses when one changed.
+    pub fingerprint: BTreeMap<String, String>,
+}
+
+/// The saved plan of `command`: `plan`'s body with `payload(action)` on every action.
+pub fn saved_plan<P, I, S>(
+    command: &'static str,
+    plan: &Plan<P>,
+    inputs: I,
+    fingerprint: &BTreeMap<String, String>,
+    payload: impl Fn(&P) -> S,
+) -> SavedPlan<I, S> {
+    SavedPlan {
+        plan: render::body(plan, None, |a, timing| SavedAction {
+            action: render::plan_action(a, timing),
+            payload: payload(&a.payload),
+        }),
+        dry_run: true,
+        saved: SavedHeader::new(command),
+        inputs,
+        fingerprint: fingerprint.clone(),
+    }
+}
+
+/// The certificate authority of install's inputs.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum CaInput {
+    /// Mesh CA.
+    MeshCa,
+    /// Certificate Authority Service: `pool` is `projects/P/locations/L/caPools/N`.
+    GcpCas { pool: String },
+}
+
+/// How install reaches the clusters' Kubernetes APIs.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(tag = "access", rename_all = "snake_case")]
+pub enum KubeInput {
+    /// Through GKE's endpoint and CA with the Google access token.
+    Gke,
+    /// Through a kubeconfig (one cluster): its path (`null`: the default) and context.
+    Kubeconfig {
+        path: Option<String>,
+        context: Option<String>,
+    },
+}
+
+/// Install's `--enable-*` flags.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct EnableInputs {
+    pub apis: bool,
+    pub iam_roles: bool,
+    pub components: bool,
+    pub cluster_labels: bool,
+    pub registration: bool,
+    pub namespace_creation: bool,
+}
+
+/// Install's validated spec (`inputs` of its saved plans).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct InstallInputs {
+    /// `PROJECT/LOCATION/NAME` of every cluster.
+    pub clusters: Vec<String>,
+    pub fleet_project: ProjectId,
+    /// `automatic` or `revision`.
+    #[schemars(extend("enum" = ["automatic", "revision"]))]
+    pub management: &'static str,
+    /// `regular`, `rapid`, `stable`, or `null` (the cluster's GKE channel).
+    pub channel: Option<&'static str>,
+    /// `--option` values, e.g. `cni-managed`.
+    pub options: Vec<&'static str>,
+    pub ca: CaInput,
+    pub enable: EnableInputs,
+    /// `full`, or `enable-only` (`--only-enable`).
+    #[schemars(extend("enum" = ["full", "enable-only"]))]
+    pub scope: &'static str,
+    /// `--timeout` in milliseconds.
+    pub timeout_ms: u64,
+    pub kube: KubeInput,
+}
+
+/// The validated spec as saved (`inputs`).
+pub fn inputs(spec: &MeshSpec) -> InstallInputs {
     let e = &spec.enable;
-    json!({
-        "clusters": spec.clusters.iter().map(ToString::to_string).collect::<Vec<_>>(),
-        "fleet_project": spec.fleet_project,
-        "management": management_name(spec.management),
-        "channel": spec.channel.map(Channel::as_str),
-        "options": spec.options.iter().map(|o| match o {
-            MeshOption::CniManaged => "cni-managed",
-        }).collect::<Vec<_>>(),
-        "ca": match &spec.ca {
-            CertificateAuthority::MeshCa => json!({"kind": "mesh_ca"}),
-            CertificateAuthority::PrivateCa { pool } => json!({"kind": "gcp_cas", "pool": pool}),
+    InstallInputs {
+        clusters: spec.clusters.iter().map(ToString::to_string).collect(),
+        fleet_project: spec.fleet_project.clone(),
+        management: management_name(spec.management),
+        channel: spec.channel.map(Channel::as_str),
+        options: spec
+            .options
+            .iter()
+            .map(|o| match o {
+                MeshOption::CniManaged => "cni-managed",
+            })
+            .collect(),
+        ca: match &spec.ca {
+            CertificateAuthority::MeshCa => CaInput::MeshCa,
+            CertificateAuthority::PrivateCa { pool } => CaInput::GcpCas { pool: pool.clone() },
         },
-        "enable": {
-            "apis": e.apis,
-            "iam_roles": e.iam_roles,
-            "components": e.components,
-            "cluster_labels": e.cluster_labels,
-            "registration": e.registration,
-            "namespace_creation": e.namespace_creation,
+        enable: EnableInputs {
+            apis: e.apis,
+            iam_roles: e.iam_roles,
+            components: e.components,
+            cluster_labels: e.cluster_labels,
+            registration: e.registration,
+            namespace_creation: e.namespace_creation,
         },
-        "scope": match spec.scope {
+        scope: match spec.scope {
             Scope::Full => "full",
             Scope::EnableOnly => "enable-only",
         },
-        "timeout_ms": millis(spec.timeout),
-        "kube": match &spec.kube {
-            KubeAccess::Gke => json!({"access": "gke"}),
-            KubeAccess::Kubeconfig { path, context } => json!({
-                "access": "kubeconfig",
-                "path": path.as_ref().map(|p| p.display().to_string()),
-                "context": context,
-            }),
+        timeout_ms: millis(spec.timeout),
+        kube: match &spec.kube {
+            KubeAccess::Gke => KubeInput::Gke,
+            KubeAccess::Kubeconfig { path, context } => KubeInput::Kubeconfig {
+                path: path.as_ref().map(|p| p.display().to_string()),
+                context: context.clone(),
+            },
         },
-    })
+    }
 }
+
+/// Install's saved plan.
+pub type InstallPlan = SavedPlan<InstallInputs, Step>;
 
 /// The saved plan: `-o json`'s object with `dry_run: true`, `inputs`, `fingerprint` and a
 /// `payload` on every action.
-pub fn document(plan: &MeshPlan, spec: &MeshSpec, fingerprint: &BTreeMap<String, String>) -> Value {
-    let mut v = render::json(plan, None);
-    v["dry_run"] = json!(true);
-    if let Some(actions) = v["actions"].as_array_mut() {
-        for (a, out) in plan.actions.iter().zip(actions.iter_mut()) {
-            out["payload"] = serde_json::to_value(&a.payload).unwrap_or(Value::Null);
-        }
-    }
-    v["saved"] = json!({
-        "version": SAVED_VERSION,
-        "asm_version": env!("CARGO_PKG_VERSION"),
-        "command": "install",
-    });
-    v["inputs"] = inputs(spec);
-    v["fingerprint"] = json!(fingerprint);
-    v
+pub fn document(
+    plan: &MeshPlan,
+    spec: &MeshSpec,
+    fingerprint: &BTreeMap<String, String>,
+) -> InstallPlan {
+    saved_plan("install", plan, inputs(spec), fingerprint, Step::clone)
 }
 
 /// Writes the saved plan to `path` (mode 0600).
-pub fn write(path: &Path, doc: &Value) -> Result<(), Error> {
+pub fn write(path: &Path, doc: &impl Serialize) -> Result<(), Error> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     let fail = |e: std::io::Error| {
@@ -107,7 +235,7 @@ pub fn write(path: &Path, doc: &Value) -> Result<(), Error> {
         .map_err(fail)?;
     f.set_permissions(std::fs::Permissions::from_mode(0o600))
         .map_err(fail)?;
-    f.write_all(format!("{doc:#}\n").as_bytes()).map_err(fail)
+    f.write_all(pretty(doc).as_bytes()).map_err(fail)
 }
 
 /// A saved plan read back: the spec it was made for, its fingerprint and actions.
@@ -400,33 +528,6 @@ pub fn read_command(file: &Path, doc: &Value, commands: &[&str]) -> Result<Saved
     })
 }
 
-/// The saved plan of `command` for a command that records its flags: `-o json`'s object
-/// with `dry_run: true`, `inputs`, `fingerprint` and each action's `payload` (`payloads`,
-/// in the plan's order).
-pub fn command_document<P>(
-    command: &str,
-    plan: &super::Plan<P>,
-    payloads: Vec<Value>,
-    inputs: Value,
-    fingerprint: &BTreeMap<String, String>,
-) -> Value {
-    let mut v = render::json(plan, None);
-    v["dry_run"] = json!(true);
-    if let Some(actions) = v["actions"].as_array_mut() {
-        for (out, p) in actions.iter_mut().zip(payloads) {
-            out["payload"] = p;
-        }
-    }
-    v["saved"] = json!({
-        "version": SAVED_VERSION,
-        "asm_version": env!("CARGO_PKG_VERSION"),
-        "command": command,
-    });
-    v["inputs"] = inputs;
-    v["fingerprint"] = json!(fingerprint);
-    v
-}
-
 /// The refusal (exit 2) if the state a saved plan was made from drifted or the plan made
 /// now differs from the saved actions; `None` when it may be applied.
 pub fn drift_refusal(
@@ -498,7 +599,7 @@ pub fn matches_line(saved: &SavedCommand, observations: usize, actions: usize) -
 /// Saves `doc` to `file` and says how to apply it (`--plan-out`).
 pub fn save_and_tell(
     file: &Path,
-    doc: &Value,
+    doc: &impl Serialize,
     printer: &crate::output::Printer,
 ) -> Result<(), Error> {
     write(file, doc)?;
@@ -553,7 +654,7 @@ mod tests {
         let obs = fresh(&s);
         let plan = crate::steps::plan_mesh(&s, &obs);
         let fp = crate::steps::observe::fingerprint(&s, &obs);
-        let doc = document(&plan, &s, &fp);
+        let doc = serde_json::to_value(document(&plan, &s, &fp)).unwrap();
         let text = format!("{doc:#}");
         assert_eq!(doc["schema"], "asm.plan/v1");
         assert!(doc["actions"][0]["payload"]["step"].is_string());

@@ -19,7 +19,9 @@ use crate::spec::{CertificateAuthority, ProjectId};
 use super::{Planner, Step, codes, estimate};
 
 /// The resource whose IAM policy holds a binding.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, schemars::JsonSchema,
+)]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
 pub enum PolicyResource {
     /// A project (cloudresourcemanager v1), by ID.

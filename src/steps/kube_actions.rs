@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use kube::Client;
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -28,7 +29,7 @@ use crate::plan::{Action, Op, Target};
 use crate::transport::ProgressFn;
 
 /// What a wait waits for.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(tag = "until", rename_all = "snake_case")]
 pub enum KubeWait {
     /// Deployment rolled out, as `kubectl rollout status` judges it.
@@ -49,7 +50,7 @@ pub enum KubeWait {
 }
 
 /// The exact change an action makes to a cluster (no secrets: serializable into plans).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum KubeStep {
     /// Server-side apply of `object` (field manager `asm`).

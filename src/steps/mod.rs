@@ -33,7 +33,7 @@ use crate::spec::{Channel, ClusterRef, MeshSpec, ProjectId, Scope};
 
 /// The executable payload of an action: the exact change to make. Clusters are indexes
 /// into `MeshSpec::clusters`. Serialized into saved plans (`--plan-out`); no secrets.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, schemars::JsonSchema)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// `serviceusage batchEnable` on `project`.

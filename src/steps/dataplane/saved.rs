@@ -9,14 +9,18 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::cli::credentials::CredentialArgs;
 use crate::cli::install::TargetArgs;
 use crate::error::Error;
 use crate::kube::apply::object_ref;
 use crate::plan::Plan;
-use crate::plan::saved::{SavedCommand, opt_str, str_list};
+use crate::plan::saved::{SavedCommand, SavedPlan, opt_str, saved_plan, str_list};
+use crate::steps::Step;
+use crate::steps::kube_actions::KubeStep;
 
 use super::{DataplaneSpec, DataplaneStep, Observed, selected_namespaces};
 use crate::steps::gateway::{self, GatewaySpec};
@@ -24,18 +28,34 @@ use crate::steps::gateway::{self, GatewaySpec};
 /// The commands whose plans this module saves.
 pub const COMMANDS: [&str; 2] = ["enable-dataplane", "install-gateway"];
 
+/// A data plane or gateway payload as saved.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DataplanePayload {
+    /// A fleet step (the servicemesh feature), as install saves it.
+    Fleet(Step),
+    /// A Kubernetes step.
+    Kube(KubePayload),
+}
+
+/// A Kubernetes step as saved: the step's fields, then the index of its cluster.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct KubePayload {
+    #[serde(flatten)]
+    pub step: KubeStep,
+    /// Its cluster: an index into the clusters `inputs.target` names, in order.
+    pub cluster: usize,
+}
+
 /// A payload as saved: a fleet step as install saves it; a Kubernetes step with the index
 /// of its cluster among the spec's clusters.
-pub fn payload(step: &DataplaneStep) -> Value {
+pub fn payload(step: &DataplaneStep) -> DataplanePayload {
     match step {
-        DataplaneStep::Fleet(s) => serde_json::to_value(s).unwrap_or(Value::Null),
-        DataplaneStep::Kube { cluster, step } => {
-            let mut v = serde_json::to_value(step).unwrap_or(Value::Null);
-            if let Some(m) = v.as_object_mut() {
-                m.insert("cluster".into(), json!(cluster));
-            }
-            v
-        }
+        DataplaneStep::Fleet(s) => DataplanePayload::Fleet(s.clone()),
+        DataplaneStep::Kube { cluster, step } => DataplanePayload::Kube(KubePayload {
+            step: step.clone(),
+            cluster: *cluster,
+        }),
     }
 }
 
@@ -50,35 +70,104 @@ pub fn actions_of(plan: &Plan<DataplaneStep>) -> Vec<(String, String, Value)> {
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
-                payload(&a.payload),
+                serde_json::to_value(payload(&a.payload)).unwrap_or(Value::Null),
             )
         })
         .collect()
 }
 
-/// The saved plan of `command` (one of [`COMMANDS`]).
-pub fn document(
-    command: &str,
-    plan: &Plan<DataplaneStep>,
-    inputs: Value,
-    fingerprint: &BTreeMap<String, String>,
-) -> Value {
-    let payloads = plan.actions.iter().map(|a| payload(&a.payload)).collect();
-    crate::plan::saved::command_document(command, plan, payloads, inputs, fingerprint)
-}
-
 /// The target flags as saved (`inputs.target`): clusters and how to reach them; the
 /// credentials come from `asm apply`'s own flags.
-pub fn target_inputs(t: &TargetArgs) -> Value {
-    json!({
-        "project": t.project,
-        "location": t.location,
-        "cluster_name": t.cluster_name,
-        "clusters": t.clusters,
-        "fleet_id": t.fleet_id,
-        "kubeconfig": t.kubeconfig.as_ref().map(|p| p.display().to_string()),
-        "context": t.context,
-    })
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TargetInputs {
+    pub project: Option<String>,
+    pub location: Option<String>,
+    pub cluster_name: Option<String>,
+    /// `--cluster` values (`PROJECT/LOCATION/NAME`).
+    pub clusters: Vec<String>,
+    pub fleet_id: Option<String>,
+    /// `--kubeconfig`, by path.
+    pub kubeconfig: Option<String>,
+    pub context: Option<String>,
+}
+
+/// `enable-dataplane`'s flags as saved (`inputs`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct DataplaneInputs {
+    pub target: TargetInputs,
+    /// `--namespace` values.
+    pub namespaces: Vec<String>,
+    pub all_namespaces: bool,
+    /// `--pod` values (`NAMESPACE/NAME`).
+    pub pods: Vec<String>,
+    pub disable: bool,
+    pub enable_gcp_components: bool,
+    /// `--timeout` as given, e.g. `10m`.
+    pub timeout: String,
+}
+
+/// `install-gateway`'s flags as saved (`inputs`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct GatewayInputs {
+    pub target: TargetInputs,
+    pub namespace: String,
+    pub name: String,
+    pub revision: String,
+    /// `--injection`.
+    #[schemars(extend("enum" = ["namespace", "pod"]))]
+    pub injection: &'static str,
+    /// `--service-type`.
+    #[schemars(extend("enum" = ["LoadBalancer", "NodePort", "ClusterIP"]))]
+    pub service_type: &'static str,
+    pub replicas: u32,
+    pub enable_namespace_creation: bool,
+    pub allow_istio_system: bool,
+    /// `--timeout` as given, e.g. `10m`.
+    pub timeout: String,
+}
+
+/// The `inputs` of a saved data plane or gateway plan: the flags of the command that saved
+/// it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DataplaneOrGatewayInputs {
+    EnableDataplane(DataplaneInputs),
+    InstallGateway(GatewayInputs),
+}
+
+impl DataplaneOrGatewayInputs {
+    /// The command these inputs are the flags of.
+    pub fn command(&self) -> &'static str {
+        match self {
+            DataplaneOrGatewayInputs::EnableDataplane(_) => COMMANDS[0],
+            DataplaneOrGatewayInputs::InstallGateway(_) => COMMANDS[1],
+        }
+    }
+}
+
+/// A saved enable-dataplane or install-gateway plan.
+pub type SavedDataplanePlan = SavedPlan<DataplaneOrGatewayInputs, DataplanePayload>;
+
+/// The saved plan of the command whose `inputs` these are.
+pub fn document(
+    plan: &Plan<DataplaneStep>,
+    inputs: DataplaneOrGatewayInputs,
+    fingerprint: &BTreeMap<String, String>,
+) -> SavedDataplanePlan {
+    saved_plan(inputs.command(), plan, inputs, fingerprint, payload)
+}
+
+/// The target flags as saved (`inputs.target`).
+pub fn target_inputs(t: &TargetArgs) -> TargetInputs {
+    TargetInputs {
+        project: t.project.clone(),
+        location: t.location.clone(),
+        cluster_name: t.cluster_name.clone(),
+        clusters: t.clusters.clone(),
+        fleet_id: t.fleet_id.clone(),
+        kubeconfig: t.kubeconfig.as_ref().map(|p| p.display().to_string()),
+        context: t.context.clone(),
+    }
 }
 
 /// The target flags of a saved plan, with `asm apply`'s credentials.
@@ -215,6 +304,7 @@ mod tests {
     use crate::plan::saved::{drift_refusal, read_command};
     use crate::steps::dataplane::{DataplaneObs, NamespaceObs, Namespaces, plan_dataplane};
     use crate::steps::tests::{installed, spec as mesh_spec};
+    use serde_json::json;
 
     const C1: &str = "asm-fresh/us-central1-c/cluster-1";
 
@@ -262,7 +352,16 @@ mod tests {
             fp[&format!("cluster {C1}: Namespace/shop")],
             "resourceVersion=41"
         );
-        let doc = document("enable-dataplane", &plan, json!({"x": 1}), &fp);
+        let inputs = DataplaneOrGatewayInputs::EnableDataplane(DataplaneInputs {
+            target: target_inputs(&TargetArgs::default()),
+            namespaces: vec!["shop".into()],
+            all_namespaces: false,
+            pods: vec![],
+            disable: false,
+            enable_gcp_components: false,
+            timeout: "10m".into(),
+        });
+        let doc = serde_json::to_value(document(&plan, inputs, &fp)).unwrap();
         assert_eq!(doc["actions"][0]["payload"]["step"], "set_metadata");
         assert_eq!(doc["actions"][0]["payload"]["cluster"], 0);
         let text = format!("{doc:#}");

@@ -8,10 +8,12 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 
 use crate::error::Error;
-use crate::plan::saved::{SavedCommand, read_command};
+use crate::plan::saved::{SavedCommand, SavedPlan, read_command, saved_plan};
 use crate::steps::remote_secret::{
     FleetMembership, Member, MemberObs, MeshStep, SecretPlan, references_sa, token_secret_name,
 };
@@ -44,62 +46,170 @@ fn token_secret_of(m: &Member, obs: Option<&MemberObs>) -> String {
     .unwrap_or_else(|| token_secret_name(&m.service_account))
 }
 
+/// What `asm apply` reads to build a remote secret: the source's token Secret, by name.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReadFrom {
+    /// The source cluster.
+    pub cluster: String,
+    pub namespace: String,
+    /// The reader ServiceAccount.
+    pub service_account: String,
+    /// The token Secret of that ServiceAccount.
+    pub token_secret: String,
+}
+
+/// Where a remote secret is written.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct WriteTo {
+    /// The target cluster.
+    pub cluster: String,
+    pub namespace: String,
+    /// The remote secret's name.
+    pub secret: String,
+}
+
+/// A secret plan's payload as saved: the step with its member indices (into the
+/// members of `inputs`), plus, for a remote secret, what is read and written, by name.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum SecretPayload {
+    /// Server-side apply of a non-secret object in member `cluster`.
+    Apply { cluster: usize, object: Value },
+    /// Wait until member `cluster`'s token Secret `secret` is issued.
+    WaitToken { cluster: usize, secret: String },
+    /// The remote secret of member `source`, applied to member `target`.
+    RemoteSecret {
+        source: usize,
+        target: usize,
+        read: Option<ReadFrom>,
+        write: Option<WriteTo>,
+    },
+    /// Register GKE cluster `gke` (`PROJECT/LOCATION/NAME`) to `fleet` as membership
+    /// `location/id`.
+    RegisterMembership {
+        cluster: usize,
+        gke: String,
+        fleet: String,
+        location: String,
+        id: String,
+    },
+}
+
+/// `create-mesh`'s flags as saved (`inputs`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CreateMeshInputs {
+    /// `--cluster` values.
+    pub clusters: Vec<String>,
+    /// `--context` values.
+    pub contexts: Vec<String>,
+    /// `--kubeconfig`, by path.
+    pub kubeconfig: Option<String>,
+    pub fleet_id: Option<String>,
+    pub all_memberships: bool,
+    pub register: bool,
+    pub verify: bool,
+    /// `--timeout` as given, e.g. `5m`.
+    pub timeout: String,
+}
+
+/// `create-remote-secret --apply-to`'s flags as saved (`inputs`), with the context and
+/// namespace as resolved when planning.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CreateRemoteSecretInputs {
+    /// `--kubeconfig`, by path.
+    pub kubeconfig: Option<String>,
+    pub context: String,
+    pub name: Option<String>,
+    pub namespace: String,
+    pub istio_namespace: String,
+    pub service_account: Option<String>,
+    pub create_service_account: bool,
+    pub server: Option<String>,
+    pub tls_server_name: Option<String>,
+    pub secret_name: Option<String>,
+    /// `--type`.
+    #[serde(rename = "type")]
+    pub secret_type: String,
+    pub auth_type: String,
+    pub auth_plugin_name: String,
+    pub auth_plugin_config: Vec<String>,
+    /// `--apply-to` contexts.
+    pub apply_to: Vec<String>,
+    /// `--timeout` as given, e.g. `5m`.
+    pub timeout: String,
+}
+
+/// The `inputs` of a saved secret plan: the flags of the command that saved it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SecretInputs {
+    CreateMesh(CreateMeshInputs),
+    CreateRemoteSecret(Box<CreateRemoteSecretInputs>),
+}
+
+impl SecretInputs {
+    /// The command these inputs are the flags of.
+    pub fn command(&self) -> &'static str {
+        match self {
+            SecretInputs::CreateMesh(_) => COMMANDS[0],
+            SecretInputs::CreateRemoteSecret(_) => COMMANDS[1],
+        }
+    }
+}
+
+/// A saved secret plan.
+pub type SavedSecretPlan = SavedPlan<SecretInputs, SecretPayload>;
+
 /// A payload as saved: the step with its member indices, plus (for a remote secret) what
 /// `asm apply` reads and where it writes, by name.
 pub fn payload(
     step: &MeshStep,
     members: &[Member],
     obs: &[Option<Result<MemberObs, String>>],
-) -> Value {
+) -> SecretPayload {
     match step {
-        MeshStep::Apply { cluster, object } => {
-            json!({"step": "apply", "cluster": cluster, "object": object})
-        }
-        MeshStep::WaitToken { cluster, secret } => {
-            json!({"step": "wait_token", "cluster": cluster, "secret": secret})
-        }
-        MeshStep::RemoteSecret { source, target } => {
-            let read = members.get(*source).map(|m| {
+        MeshStep::Apply { cluster, object } => SecretPayload::Apply {
+            cluster: *cluster,
+            object: object.clone(),
+        },
+        MeshStep::WaitToken { cluster, secret } => SecretPayload::WaitToken {
+            cluster: *cluster,
+            secret: secret.clone(),
+        },
+        MeshStep::RemoteSecret { source, target } => SecretPayload::RemoteSecret {
+            source: *source,
+            target: *target,
+            read: members.get(*source).map(|m| {
                 let o = obs.get(*source).and_then(|o| o.as_ref()?.as_ref().ok());
-                json!({
-                    "cluster": m.display,
-                    "namespace": m.namespace,
-                    "service_account": m.service_account,
-                    "token_secret": token_secret_of(m, o),
-                })
-            });
-            let write = members
+                ReadFrom {
+                    cluster: m.display.clone(),
+                    namespace: m.namespace.clone(),
+                    service_account: m.service_account.clone(),
+                    token_secret: token_secret_of(m, o),
+                }
+            }),
+            write: members
                 .get(*target)
                 .zip(members.get(*source))
-                .map(|(t, s)| {
-                    json!({
-                        "cluster": t.display,
-                        "namespace": t.namespace,
-                        "secret": s.secret_type.secret_name(&s.id),
-                    })
-                });
-            json!({
-                "step": "remote_secret",
-                "source": source,
-                "target": target,
-                "read": read,
-                "write": write,
-            })
-        }
+                .map(|(t, s)| WriteTo {
+                    cluster: t.display.clone(),
+                    namespace: t.namespace.clone(),
+                    secret: s.secret_type.secret_name(&s.id),
+                }),
+        },
         MeshStep::RegisterMembership {
             cluster,
             gke,
             fleet,
             location,
             id,
-        } => json!({
-            "step": "register_membership",
-            "cluster": cluster,
-            "gke": gke.to_string(),
-            "fleet": fleet,
-            "location": location,
-            "id": id,
-        }),
+        } => SecretPayload::RegisterMembership {
+            cluster: *cluster,
+            gke: gke.to_string(),
+            fleet: fleet.clone(),
+            location: location.clone(),
+            id: id.clone(),
+        },
     }
 }
 
@@ -224,27 +334,25 @@ pub fn actions_of(
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_string))
                     .unwrap_or_default(),
-                payload(&a.payload, members, obs),
+                serde_json::to_value(payload(&a.payload, members, obs)).unwrap_or(Value::Null),
             )
         })
         .collect()
 }
 
-/// The saved plan of `command`: `-o json`'s object with `dry_run: true`, `inputs` (the
-/// command's flags), `fingerprint` and a `payload` on every action.
+/// The saved plan of the command whose `inputs` these are: `-o json`'s object with
+/// `dry_run: true`, `inputs` (the command's flags), `fingerprint` and a `payload` on every
+/// action.
 pub fn document(
-    command: &str,
     plan: &SecretPlan,
     members: &[Member],
     obs: &[Option<Result<MemberObs, String>>],
-    inputs: Value,
+    inputs: SecretInputs,
     fingerprint: &BTreeMap<String, String>,
-) -> Value {
-    let payloads = actions_of(plan, members, obs)
-        .into_iter()
-        .map(|(_, _, p)| p)
-        .collect();
-    crate::plan::saved::command_document(command, plan, payloads, inputs, fingerprint)
+) -> SavedSecretPlan {
+    saved_plan(inputs.command(), plan, inputs, fingerprint, |step| {
+        payload(step, members, obs)
+    })
 }
 
 /// Reads a saved plan of one of [`COMMANDS`] (`doc` is the parsed file).
@@ -261,6 +369,7 @@ mod tests {
     use crate::steps::remote_secret::{
         ClusterId, READER_SA, all_pairs, plan_secrets, reader_manifests,
     };
+    use serde_json::json;
 
     const TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.c2VjcmV0LXBheWxvYWQ.c2lnbmF0dXJl";
 
@@ -307,7 +416,17 @@ mod tests {
         let obs = vec![Some(Ok(ready("7"))), Some(Ok(ready("8")))];
         let plan = plan_secrets(&members, &obs, &all_pairs(2));
         let fp = fingerprint(&members, &obs, None);
-        let doc = document("create-mesh", &plan, &members, &obs, json!({}), &fp);
+        let inputs = SecretInputs::CreateMesh(CreateMeshInputs {
+            clusters: vec![],
+            contexts: vec![],
+            kubeconfig: None,
+            fleet_id: None,
+            all_memberships: false,
+            register: false,
+            verify: false,
+            timeout: "5m".into(),
+        });
+        let doc = serde_json::to_value(document(&plan, &members, &obs, inputs, &fp)).unwrap();
         let text = format!("{doc:#}");
         assert!(!text.contains(TOKEN) && !text.contains("c2VjcmV0LXBheWxvYWQ"));
         let secrets: Vec<&Value> = doc["actions"]

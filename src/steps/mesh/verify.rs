@@ -14,7 +14,7 @@ use crate::steps::observe::kube_retry;
 use crate::steps::remote_secret::VERIFY_RESOURCES;
 
 /// One verification: may the secret of `source` held by `target` read `source`?
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, schemars::JsonSchema)]
 pub struct Verification {
     pub source: String,
     pub target: String,

@@ -98,7 +98,7 @@ pub fn document(
     inputs: Value,
     fingerprint: &BTreeMap<String, String>,
 ) -> Value {
-    let mut v = render::json(plan, None);
+    let mut v = serde_json::to_value(render::document::<_, ()>(plan, None)).unwrap_or_default();
     v["dry_run"] = json!(true);
     if let Some(actions) = v["actions"].as_array_mut() {
         for (out, (_, _, payload)) in actions.iter_mut().zip(actions_of(plan)) {

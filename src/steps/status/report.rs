@@ -2,6 +2,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -24,8 +25,10 @@ const PROXY_CONTAINER: &str = "istio-proxy";
 pub const PROXY_ANNOTATION: &str = "mesh.cloud.google.com/proxy";
 
 /// The whole report: one entry per targeted cluster and the two verdicts `--require` uses.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct StatusReport {
+    /// The schema id: always `asm.status/v1`.
+    #[schemars(extend("const" = "asm.status/v1"))]
     pub schema: &'static str,
     pub clusters: Vec<ClusterReport>,
     /// Every cluster's managed control plane ready, and the data plane where annotated.
@@ -35,7 +38,7 @@ pub struct StatusReport {
 }
 
 /// Whether a requirement holds, and what is missing when it does not.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct Verdict {
     pub met: bool,
     /// `CLUSTER: what is not there yet`.
@@ -43,7 +46,7 @@ pub struct Verdict {
 }
 
 /// One cluster.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct ClusterReport {
     pub cluster: String,
     /// Why part of the cluster could not be read.
@@ -70,7 +73,7 @@ pub struct ClusterReport {
 }
 
 /// GKE's view.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct GkeReport {
     pub status: Option<String>,
     pub channel: Option<String>,
@@ -78,7 +81,7 @@ pub struct GkeReport {
 }
 
 /// The fleet's view.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct FleetReport {
     pub membership: Option<String>,
     pub membership_state: Option<String>,
@@ -89,7 +92,7 @@ pub struct FleetReport {
 }
 
 /// A ControlPlaneRevision.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct RevisionReport {
     pub name: String,
     pub channel: Option<String>,
@@ -98,7 +101,7 @@ pub struct RevisionReport {
 }
 
 /// One status condition.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct ConditionReport {
     #[serde(rename = "type")]
     pub kind: String,
@@ -107,7 +110,7 @@ pub struct ConditionReport {
 }
 
 /// An istiod Deployment.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct IstiodReport {
     pub name: String,
     pub revision: String,
@@ -118,7 +121,7 @@ pub struct IstiodReport {
 }
 
 /// An Istio injection MutatingWebhookConfiguration.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct WebhookReport {
     pub name: String,
     pub revision: String,
@@ -130,7 +133,7 @@ pub struct WebhookReport {
 }
 
 /// The managed data plane.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct DataPlaneReport {
     pub controls: Vec<DataPlaneControlReport>,
     /// Namespaces annotated `mesh.cloud.google.com/proxy`, with the annotation.
@@ -139,7 +142,7 @@ pub struct DataPlaneReport {
 }
 
 /// A DataPlaneControl.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct DataPlaneControlReport {
     pub name: String,
     pub revision: String,
@@ -148,7 +151,7 @@ pub struct DataPlaneControlReport {
 }
 
 /// An object annotated for the managed data plane.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct Annotated {
     /// `NAMESPACE` or `NAMESPACE/POD`.
     pub name: String,
@@ -157,7 +160,7 @@ pub struct Annotated {
 }
 
 /// One namespace.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct NamespaceReport {
     pub name: String,
     pub istio_injection: Option<String>,
@@ -172,7 +175,7 @@ pub struct NamespaceReport {
 }
 
 /// Injected pods of one revision and proxy version.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct RevisionPods {
     pub revision: String,
     pub proxy_version: Option<String>,
@@ -181,7 +184,7 @@ pub struct RevisionPods {
 }
 
 /// A pod.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct PodRef {
     pub namespace: String,
     pub name: String,
@@ -190,7 +193,7 @@ pub struct PodRef {
 }
 
 /// A pod whose proxy is not what its namespace (or own labels) now ask for.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct RestartNeeded {
     pub namespace: String,
     pub name: String,
@@ -199,7 +202,7 @@ pub struct RestartNeeded {
 }
 
 /// A remote secret for another cluster.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, JsonSchema)]
 pub struct RemoteSecret {
     pub name: String,
     pub cluster: String,

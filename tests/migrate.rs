@@ -397,8 +397,9 @@ fn killed_at_every_mutating_request_migrate_converges_and_rolls_back() {
     assert_success(&o, "reference run");
     let n = reference.mutating_requests().len() - before;
     drop(reference);
-    // The record, 3 namespaces, 5 restarts, the gateway, the record again.
-    assert_eq!(n, 11, "mutating requests of a full migrate");
+    // The lock, the record, 3 namespaces, 5 restarts, the gateway, the record again, the
+    // lock given back.
+    assert_eq!(n, 13, "mutating requests of a full migrate");
     for k in 1..=n {
         let sb = installed(&[]);
         let labels_before = injection_labels(&sb);

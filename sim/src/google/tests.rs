@@ -1139,3 +1139,38 @@ async fn cross_project_keeps_clusters_and_fleet_in_their_own_projects() {
         "//gkehub.googleapis.com/projects/718276145907/locations/us-central1/memberships/cluster-1"
     );
 }
+
+#[tokio::test]
+async fn a_project_over_its_per_minute_read_quota_gets_429_with_retry_after() {
+    let api = api(
+        "fresh",
+        &[
+            ("quota.container.read_per_min", "2"),
+            ("quota.container.write_per_min", "0"),
+        ],
+    );
+    let path = "/container/v1/projects/asm-fresh/locations/-/clusters";
+    assert_eq!(get(&api, path).await.0, 200);
+    assert_eq!(get(&api, path).await.0, 200);
+    let req = Request::new("GET", path, Vec::new())
+        .with_header("Authorization", &format!("Bearer {TOKEN}"));
+    let r = api.clone().handle(req).await;
+    assert_eq!(r.status, 429);
+    let after: u64 = r
+        .headers
+        .iter()
+        .find(|(k, _)| k == "Retry-After")
+        .map(|(_, v)| v.parse().unwrap())
+        .unwrap();
+    assert!((1..=60).contains(&after), "{after}");
+    let body = r.body_json();
+    assert_eq!(body["error"]["status"], "RESOURCE_EXHAUSTED");
+    assert_eq!(body["error"]["details"][0]["reason"], "RATE_LIMIT_EXCEEDED");
+    // Another API of the same project has its own quota.
+    assert_eq!(
+        get(&api, "/serviceusage/v1/projects/asm-fresh/services")
+            .await
+            .0,
+        200
+    );
+}

@@ -178,7 +178,8 @@ impl Default for PollPolicy {
 }
 
 impl PollPolicy {
-    /// Tests against the simulator with short simulated durations: 100 ms doubling to 1 s.
+    /// `ASM_RETRY_POLICY=fast`: 100 ms doubling to 1 s, for endpoints whose operations finish
+    /// in well under a second (local endpoints, tests).
     pub fn fast() -> Self {
         PollPolicy {
             initial: Duration::from_millis(100),

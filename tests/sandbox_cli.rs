@@ -96,6 +96,7 @@ fn serve_prints_only_quoted_exports_then_stops_on_sigterm() {
         "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE",
         "CLOUDSDK_CORE_PROJECT",
         "KUBECONFIG",
+        "KUBECACHEDIR",
         "ASM_SANDBOX_PROJECT",
         "ASM_SANDBOX_LOCATION",
     ] {

@@ -328,3 +328,26 @@ fn asm_install_registration_leaves_the_membership_object() {
     );
     assert_eq!(m["spec"]["workload_identity_pool"], "asm-fresh.svc.id.goog");
 }
+
+/// kubectl caches discovery per host:port for hours; a later sandbox can get the same port
+/// with other resources (a STABLE cluster has no `dataplanecontrols`), so the cache must be
+/// the sandbox's own, not `~/.kube/cache`.
+#[test]
+fn kubectl_discovery_is_cached_in_the_sandbox_not_the_home_directory() {
+    let sb = TestSandbox::start("installed");
+    if kubectl_ok(&sb, &["get", "namespaces"]).is_none() {
+        return;
+    }
+    let port = sb.sandbox().clusters[0]
+        .endpoint
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .to_string();
+    let discovery = sb.sandbox().kube_cache_path().join("discovery");
+    let entries: Vec<String> = std::fs::read_dir(&discovery)
+        .unwrap_or_else(|e| panic!("{}: {e}", discovery.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(entries, [format!("127.0.0.1_{port}")]);
+}

@@ -241,6 +241,11 @@ impl Sandbox {
         self.state_dir.join("kubeconfig")
     }
 
+    /// kubectl's cache directory for this sandbox (`KUBECACHEDIR`).
+    pub fn kube_cache_path(&self) -> PathBuf {
+        self.state_dir.join("kube-cache")
+    }
+
     pub fn state_dir(&self) -> &Path {
         &self.state_dir
     }
@@ -264,6 +269,12 @@ impl Sandbox {
         env.push((
             "KUBECONFIG".into(),
             self.kubeconfig_path().display().to_string(),
+        ));
+        // kubectl caches discovery under ~/.kube/cache keyed by host:port for hours; the next
+        // sandbox may get the same port with other resources, so each sandbox has its own cache.
+        env.push((
+            "KUBECACHEDIR".into(),
+            self.kube_cache_path().display().to_string(),
         ));
         // gcloud needs a project; asm never reads this one.
         env.push((

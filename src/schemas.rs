@@ -15,6 +15,7 @@ use crate::plan::record::RunReport;
 use crate::plan::saved::InstallPlan;
 use crate::steps::dataplane::saved::SavedDataplanePlan;
 use crate::steps::mesh::saved::SavedSecretPlan;
+use crate::steps::migrate::saved::SavedMigratePlan;
 use crate::steps::status::report::StatusReport;
 
 /// What a command adds to `result` after a run, by command.
@@ -43,6 +44,8 @@ pub enum SavedPlanDocument {
     Secrets(SavedSecretPlan),
     /// `enable-dataplane --plan-out`, `install-gateway --plan-out`.
     Dataplane(SavedDataplanePlan),
+    /// `migrate --plan-out`, `rollback --plan-out`.
+    Migrate(SavedMigratePlan),
 }
 
 /// One published schema: its file under `schemas/`, and the schema.

@@ -10,7 +10,7 @@ use asm_sim::SimConfig;
 use asm_sim::member::MemberCluster;
 use serde_json::Value;
 
-use crate::install::{asm, changes, fast, kill_after_mutating, mixed_faults, strs, target};
+use crate::install::{asm, changes, fast, kill_after_write, mixed_faults, strs, target};
 use crate::support::{TestSandbox, assert_success, stderr, stdout};
 
 /// Namespace `shop` labelled for the managed revision, with a Deployment (injected by the
@@ -395,11 +395,11 @@ fn proxy_of(sb: &TestSandbox, what: &[&str]) -> String {
 }
 
 #[test]
-fn killed_at_every_mutating_request_resumes_and_converges() {
+fn killed_at_every_write_resumes_and_converges() {
     let reference = kill_sandbox();
-    let before = reference.mutating_requests().len();
+    let before = reference.writes().len();
     assert_success(&enable(&reference, KILL_RUN), "reference run");
-    let n = reference.mutating_requests().len() - before;
+    let n = reference.writes().len() - before;
     assert_eq!(
         n, 5,
         "two namespaces and a pod, and the cluster lock taken and given back"
@@ -412,8 +412,8 @@ fn killed_at_every_mutating_request_resumes_and_converges() {
         args.extend(target(&sb, "cluster-1"));
         args.extend(strs(KILL_RUN));
         assert!(
-            kill_after_mutating(&sb, &args, k),
-            "k={k}: the run finished before its k-th mutating request"
+            kill_after_write(&sb, &args, k),
+            "k={k}: the run finished before its k-th write"
         );
         exercised += 1;
         let o = enable(&sb, KILL_RUN);

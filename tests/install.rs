@@ -469,13 +469,13 @@ fn run_and_kill_after(sb: &TestSandbox, t: &[String], extra: &[&str], k: usize) 
     args.push("--enable-all".into());
     args.extend(strs(extra));
     args.push("--yes".into());
-    kill_after_mutating(sb, &args, k)
+    kill_after_write(sb, &args, k)
 }
 
-/// Runs `asm ARGS` and SIGKILLs it right after its k-th mutating request reached the
-/// sandbox; false when it finished first.
-pub fn kill_after_mutating(sb: &TestSandbox, args: &[String], k: usize) -> bool {
-    let before = sb.mutating_requests().len();
+/// Runs `asm ARGS` and SIGKILLs it right after its k-th write ([`TestSandbox::writes`])
+/// reached the sandbox; false when it finished first.
+pub fn kill_after_write(sb: &TestSandbox, args: &[String], k: usize) -> bool {
+    let before = sb.writes().len();
     let mut child = sb
         .asm()
         .env("ASM_RETRY_POLICY", "fast")
@@ -487,7 +487,7 @@ pub fn kill_after_mutating(sb: &TestSandbox, args: &[String], k: usize) -> bool 
         .expect("asm starts");
     let started = Instant::now();
     loop {
-        if sb.mutating_requests().len() >= before + k {
+        if sb.writes().len() >= before + k {
             let _ = child.kill();
             let _ = child.wait();
             return true;
@@ -498,13 +498,13 @@ pub fn kill_after_mutating(sb: &TestSandbox, args: &[String], k: usize) -> bool 
         if started.elapsed() > Duration::from_secs(60) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("asm neither finished nor reached mutating request {k}");
+            panic!("asm neither finished nor reached write {k}");
         }
         std::thread::sleep(Duration::from_millis(2));
     }
 }
 
-fn count_mutating_of_a_full_run(extra: &[&str]) -> usize {
+fn count_writes_of_a_full_run(extra: &[&str]) -> usize {
     let sb = TestSandbox::with(fast("fresh"));
     let t = target(&sb, "cluster-1");
     let o = install(
@@ -516,11 +516,11 @@ fn count_mutating_of_a_full_run(extra: &[&str]) -> usize {
             .collect::<Vec<_>>(),
     );
     assert_success(&o, "reference run");
-    sb.mutating_requests().len()
+    sb.writes().len()
 }
 
 fn killed_runs_resume(extra: &[&str]) {
-    let n = count_mutating_of_a_full_run(extra);
+    let n = count_writes_of_a_full_run(extra);
     assert!(n >= 5, "a fresh install makes at least 5 changes, saw {n}");
     for k in 1..=n {
         let sb = TestSandbox::with(fast("fresh"));
@@ -545,12 +545,12 @@ fn killed_runs_resume(extra: &[&str]) {
 }
 
 #[test]
-fn killed_at_every_mutating_request_resumes_automatic() {
+fn killed_at_every_write_resumes_automatic() {
     killed_runs_resume(&[]);
 }
 
 #[test]
-fn killed_at_every_mutating_request_resumes_revision() {
+fn killed_at_every_write_resumes_revision() {
     killed_runs_resume(&["--management", "revision", "--option", "cni-managed"]);
 }
 

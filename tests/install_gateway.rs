@@ -7,7 +7,7 @@ use std::process::Output;
 
 use serde_json::Value;
 
-use crate::install::{asm, changes, fast, kill_after_mutating, mixed_faults, strs, target};
+use crate::install::{asm, changes, fast, kill_after_write, mixed_faults, strs, target};
 use crate::support::{TestSandbox, assert_success, stderr, stdout};
 
 pub fn gateway(sb: &TestSandbox, extra: &[&str]) -> Output {
@@ -264,10 +264,10 @@ fn assert_gateway_ready(sb: &TestSandbox, context: &str) {
 }
 
 #[test]
-fn killed_at_every_mutating_request_resumes_and_converges() {
+fn killed_at_every_write_resumes_and_converges() {
     let reference = TestSandbox::with(fast("installed"));
     assert_success(&gateway(&reference, &with(&["--yes"])), "reference run");
-    let n = reference.mutating_requests().len();
+    let n = reference.writes().len();
     assert_eq!(
         n, 10,
         "the namespace and seven objects, and the cluster lock taken and given back"
@@ -280,8 +280,8 @@ fn killed_at_every_mutating_request_resumes_and_converges() {
         args.extend(target(&sb, "cluster-1"));
         args.extend(strs(&with(&["--yes"])));
         assert!(
-            kill_after_mutating(&sb, &args, k),
-            "k={k}: the run finished before its k-th mutating request"
+            kill_after_write(&sb, &args, k),
+            "k={k}: the run finished before its k-th write"
         );
         exercised += 1;
         let o = gateway(&sb, &with(&["--yes"]));

@@ -5,13 +5,13 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use asm_sim::SimConfig;
 use serde_json::Value;
 
-use crate::install::{asm, fast, install, strs, target};
+use crate::install::{asm, fast, install, kill_after_write, strs, target};
 use crate::support::{TestSandbox, assert_success, stderr, stdout};
 
 /// The namespaces the scenario meshes, with the revision their pods run.
@@ -287,10 +287,17 @@ fn migrate_bad_input_exits_2_with_no_request() {
         let o = run(&sb, "migrate", extra);
         assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
     }
-    let o = run(&sb, "rollback", &["--to-revision", "Bad_Rev"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let rollback_cases: [&[&str]; 3] = [
+        &["--to-revision", "Bad_Rev"],
+        &["--detailed-exitcode"],
+        &["--plan-out", "/nonexistent-dir/plan.json"],
+    ];
+    for extra in rollback_cases {
+        let o = run(&sb, "rollback", extra);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+    }
     assert_eq!(sb.requests().len(), before, "no request for bad input");
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len() + rollback_cases.len(), 9);
 }
 
 /// The command line `asm migrate` printed to undo it.
@@ -354,48 +361,22 @@ fn a_failing_rollout_stops_migrate_at_its_namespace_and_the_printed_rollback_res
     assert_eq!(gateway_replicaset(&sb), gateway_before);
 }
 
-/// Runs `asm migrate --all-namespaces --yes` and SIGKILLs it right after its k-th mutating
-/// request reached the sandbox; false when it finished first.
+/// Runs `asm migrate --all-namespaces --yes` and SIGKILLs it right after its k-th write;
+/// false when it finished first.
 fn migrate_killed_after(sb: &TestSandbox, k: usize) -> bool {
-    let before = sb.mutating_requests().len();
     let mut args = strs(&["migrate"]);
     args.extend(target(sb, "cluster-1"));
     args.extend(strs(&["--all-namespaces", "--yes"]));
-    let mut child = sb
-        .asm()
-        .env("ASM_RETRY_POLICY", "fast")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("asm starts");
-    let started = Instant::now();
-    loop {
-        if sb.mutating_requests().len() >= before + k {
-            let _ = child.kill();
-            let _ = child.wait();
-            return true;
-        }
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("asm neither finished nor reached mutating request {k}");
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    kill_after_write(sb, &args, k)
 }
 
 #[test]
-fn killed_at_every_mutating_request_migrate_converges_and_rolls_back() {
+fn killed_at_every_write_migrate_converges_and_rolls_back() {
     let reference = installed(&[]);
-    let before = reference.mutating_requests().len();
+    let before = reference.writes().len();
     let o = run(&reference, "migrate", &["--all-namespaces", "--yes"]);
     assert_success(&o, "reference run");
-    let n = reference.mutating_requests().len() - before;
+    let n = reference.writes().len() - before;
     drop(reference);
     // The lock, the record, 3 namespaces, 5 restarts, the gateway, the record again, the
     // lock given back.

@@ -7,12 +7,12 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeSet;
-use std::process::{Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::install::{asm, fast, install, strs, target};
+use crate::install::{asm, fast, install, kill_after_write, strs, target};
 use crate::support::{TestSandbox, assert_success, stderr, stdout};
 
 /// The old control plane's revision in the `in-cluster` scenario.
@@ -304,42 +304,16 @@ fn finish_deletes_exactly_the_old_control_plane_after_every_pod_moved() {
     assert_eq!(sb.mutating_requests().len(), before);
 }
 
-/// Runs `asm migrate --finish --yes` and SIGKILLs it right after its k-th mutating request
-/// reached the sandbox; whether it was killed (not finished first).
+/// Runs `asm migrate --finish --yes` and SIGKILLs it right after its k-th write; whether
+/// it was killed (not finished first).
 fn finish_killed_after(sb: &TestSandbox, k: usize) -> bool {
-    let before = sb.mutating_requests().len();
     let mut args = strs(&["migrate", "--finish", "--yes"]);
     args.extend(target(sb, "cluster-1"));
-    let mut child = sb
-        .asm()
-        .env("ASM_RETRY_POLICY", "fast")
-        .args(&args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let started = Instant::now();
-    loop {
-        if sb.mutating_requests().len() >= before + k {
-            let _ = child.kill();
-            let _ = child.wait();
-            return true;
-        }
-        if let Ok(Some(_)) = child.try_wait() {
-            return false;
-        }
-        if started.elapsed() > Duration::from_secs(60) {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("asm neither finished nor reached mutating request {k}");
-        }
-        std::thread::sleep(Duration::from_millis(1));
-    }
+    kill_after_write(sb, &args, k)
 }
 
 #[test]
-fn finish_killed_at_every_mutating_request_converges_when_run_again() {
+fn finish_killed_at_every_write_converges_when_run_again() {
     let n = OLD_CONTROL_PLANE.len();
     let mut killed = 0;
     for k in 1..=n {

@@ -6,6 +6,7 @@
 
 use serde_json::Value;
 
+use crate::install::{asm, strs};
 use crate::migrate::{
     all_on, changes, gateway_replicaset, injection_labels, installed, kubectl_json, run,
     settled_pods,
@@ -160,4 +161,74 @@ fn rollback_refuses_when_the_old_control_plane_was_deleted() {
         stdout(&o)
     );
     assert_eq!(sb.mutating_requests().len(), before, "nothing changed");
+}
+
+#[test]
+fn a_saved_rollback_plan_applies_exactly_and_is_refused_once_a_namespace_changed() {
+    let sb = installed(&[]);
+    let labels_before = injection_labels(&sb);
+    assert_success(
+        &run(&sb, "migrate", &["--all-namespaces", "--yes"]),
+        "asm migrate",
+    );
+    let file = sb.dir.path().join("rollback-plan.json");
+    let before = sb.mutating_requests().len();
+    let o = run(&sb, "rollback", &["--plan-out", file.to_str().unwrap()]);
+    assert_success(&o, "rollback --plan-out");
+    assert_eq!(
+        sb.mutating_requests().len(),
+        before,
+        "saving a plan only reads"
+    );
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    assert_eq!(saved["saved"]["command"], "rollback");
+    assert!(changes(&saved) > 0, "{saved:#}");
+    assert!(!format!("{saved}").contains(sb.sandbox().token()));
+
+    // Relabelled by someone else since: refused, naming the namespace; nothing changed.
+    let o = sb
+        .kubectl(&["label", "namespace", "backend", "team=payments"])
+        .unwrap();
+    assert_success(&o, "kubectl label");
+    let before = sb.mutating_requests().len();
+    let o = asm(&sb, &strs(&["apply", file.to_str().unwrap(), "--yes"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("Namespace/backend"), "{}", stderr(&o));
+    assert_eq!(sb.mutating_requests().len(), before);
+
+    // A fresh plan applies exactly its actions, and the cluster is back where it was.
+    let o = run(&sb, "rollback", &["--plan-out", file.to_str().unwrap()]);
+    assert_success(&o, "rollback --plan-out, again");
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let o = asm(
+        &sb,
+        &strs(&["apply", file.to_str().unwrap(), "--yes", "-o", "json"]),
+    );
+    assert_success(&o, "asm apply");
+    let applied: Value = serde_json::from_str(&stdout(&o)).unwrap();
+    let ids = |doc: &Value, key: &str| -> Vec<String> {
+        let mut ids: Vec<String> = doc[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect();
+        ids.sort();
+        ids
+    };
+    let ran = ids(&applied["result"], "run");
+    assert_eq!(ran, ids(&saved, "actions"), "exactly the saved actions ran");
+    assert_eq!(applied["result"]["status"], "applied", "{applied:#}");
+    assert!(
+        applied["result"]["run"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["status"] == "done"),
+        "{applied:#}"
+    );
+    assert_eq!(injection_labels(&sb), labels_before);
+    let pods = settled_pods(&sb, |p| all_on(p, "asm-191-1"));
+    assert!(all_on(&pods, "asm-191-1"), "{pods:?}");
+    assert_eq!(record(&sb)["state"], "rolled-back");
 }

@@ -365,9 +365,36 @@ fn real_outputs_of_the_sandbox_validate_against_the_committed_schemas() {
     check(plan, "create-mesh -o json", &json_stdout(&o, "create-mesh"));
     drop(sb);
 
+    // Migrate and rollback on an in-cluster control plane: saved plans, then the runs.
+    let sb = crate::migrate::installed(&[]);
+    let file = sb.dir.path().join("migrate-plan.json");
+    let migrate = ["--namespace", "frontend"];
+    let o = run(
+        &sb,
+        &["migrate"],
+        &[&migrate[..], &["--plan-out", file.to_str().unwrap()]].concat(),
+    );
+    assert_success(&o, "migrate --plan-out");
+    check(saved, "migrate --plan-out", &json_file(&file));
+    let o = run(
+        &sb,
+        &["migrate"],
+        &[&migrate[..], &["--yes", "-o", "json"]].concat(),
+    );
+    assert_success(&o, "migrate");
+    check(plan, "migrate -o json", &json_stdout(&o, "migrate"));
+    let file = sb.dir.path().join("rollback-plan.json");
+    let o = run(&sb, &["rollback"], &["--plan-out", file.to_str().unwrap()]);
+    assert_success(&o, "rollback --plan-out");
+    check(saved, "rollback --plan-out", &json_file(&file));
+    let o = run(&sb, &["rollback"], &["--yes", "-o", "json"]);
+    assert_success(&o, "rollback");
+    check(plan, "rollback -o json", &json_stdout(&o, "rollback"));
+    drop(sb);
+
     assert_eq!(
         validated,
-        BTreeMap::from([(plan, 8), (run_report, 3), (saved, 4), (status, 2)]),
+        BTreeMap::from([(plan, 10), (run_report, 3), (saved, 6), (status, 2)]),
         "documents validated per schema"
     );
 }

@@ -30,9 +30,13 @@ pub struct RollbackArgs {
     #[arg(long = "dry-run", alias = "dry_run", help_heading = PLAN_HEADING)]
     pub dry_run: bool,
 
-    /// With --dry-run: exit 10 when the plan has changes to make.
+    /// With --dry-run or --plan-out: exit 10 when the plan has changes to make.
     #[arg(long = "detailed-exitcode", help_heading = PLAN_HEADING)]
     pub detailed_exitcode: bool,
+
+    /// Save the plan to FILE (for `asm apply FILE`) and stop; send no mutating request.
+    #[arg(long = "plan-out", value_name = "FILE", help_heading = PLAN_HEADING)]
+    pub plan_out: Option<PathBuf>,
 
     /// Write the plan (text and JSON), the run report and a log into DIR.
     #[arg(short = 'D', long = "output-dir", value_name = "DIR", help_heading = PLAN_HEADING)]

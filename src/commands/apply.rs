@@ -3,7 +3,7 @@
 //! the plan computed now would differ from the saved actions. Otherwise it executes exactly
 //! the saved actions, under the same `--yes` rules as `install`. Another command's saved
 //! plan (`saved.command` create-mesh, create-remote-secret, enable-dataplane,
-//! install-gateway or migrate) goes back to its command, which does the same with its own
+//! install-gateway, migrate or rollback) goes back to its command, which does the same with its own
 //! observation.
 
 use tokio::time::Instant;
@@ -51,10 +51,16 @@ pub async fn run(args: ApplyArgs, env: &Environment, printer: &Printer) -> Resul
                 _ => super::install_gateway::apply_saved(&saved, &args, env, printer).await,
             };
         }
+        if crate::steps::migrate::saved::COMMANDS.contains(&command) {
+            let saved = saved::read_command(file, &doc, &crate::steps::migrate::saved::COMMANDS)?;
+            return match command {
+                "migrate" => super::migrate::apply_saved(&saved, &args, env, printer).await,
+                _ => super::rollback::apply_saved(&saved, &args, env, printer).await,
+            };
+        }
         let secrets = crate::steps::mesh::saved::read(file, &doc)?;
         return match command {
             "create-mesh" => super::create_mesh::apply_saved(&secrets, &args, env, printer).await,
-            "migrate" => super::migrate::apply_saved(&secrets, &args, env, printer).await,
             _ => super::create_remote_secret::apply_saved(&secrets, &args, env, printer).await,
         };
     }

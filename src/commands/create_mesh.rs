@@ -20,9 +20,7 @@ use crate::commands::secret_plan::{SecretRun, run_secret_plan};
 use crate::environment::Environment;
 use crate::error::Result;
 use crate::output::Printer;
-use crate::plan::saved::{
-    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, str_list,
-};
+use crate::plan::saved::{SavedCommand, bool_input, opt_str, refuse_unless_it_matches, str_list};
 use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
     Connected, connect, member_refs, observe_members, observe_registrations,
@@ -147,12 +145,7 @@ async fn run_with(
 
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = fingerprint(&members, &obs, registrations.as_deref());
-    if let Some(saved) = saved {
-        if let Some(refused) = drift_refusal(saved, &fp, &actions_of(&plan, &members, &obs)) {
-            return Err(refused.into());
-        }
-        printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));
-    }
+    refuse_unless_it_matches(saved, &fp, || actions_of(&plan, &members, &obs), printer)?;
     let doc = spec
         .plan_out
         .as_ref()

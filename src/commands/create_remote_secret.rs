@@ -25,9 +25,7 @@ use crate::kube::client_from_kubeconfig;
 use crate::output::Printer;
 use crate::plan::CheckStatus;
 use crate::plan::execute::{Outcome, execute};
-use crate::plan::saved::{
-    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, str_list,
-};
+use crate::plan::saved::{SavedCommand, bool_input, opt_str, refuse_unless_it_matches, str_list};
 use crate::spec::parse_duration;
 use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
@@ -396,12 +394,7 @@ async fn run_with(
     crate::steps::kube_permissions::check_plan(&mut plan, &labelled).await;
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = fingerprint(&members, &obs, None);
-    if let Some(saved) = saved {
-        if let Some(refused) = drift_refusal(saved, &fp, &actions_of(&plan, &members, &obs)) {
-            return Err(refused.into());
-        }
-        printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));
-    }
+    refuse_unless_it_matches(saved, &fp, || actions_of(&plan, &members, &obs), printer)?;
     let doc = spec.plan_out.as_ref().map(|_| {
         document(
             &plan,

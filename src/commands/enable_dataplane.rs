@@ -25,7 +25,8 @@ use crate::output::Printer;
 use crate::plan::document::pretty;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
 use crate::plan::saved::{
-    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, save_and_tell, str_list,
+    SavedCommand, bool_input, opt_str, refuse_unless_it_matches, save_and_tell, str_list,
+    target_from, target_inputs,
 };
 use crate::spec::OutputFormat;
 use crate::steps::apply::Executor;
@@ -33,7 +34,6 @@ use crate::steps::dataplane::execute::DataplaneExecutor;
 use crate::steps::dataplane::observe::observe_dataplane;
 use crate::steps::dataplane::saved::{
     DataplaneInputs, DataplaneOrGatewayInputs, actions_of, dataplane_fingerprint, document,
-    target_from, target_inputs,
 };
 use crate::steps::dataplane::{DataplanePlan, DataplaneSpec, Observed, plan_dataplane};
 use crate::steps::observe::{Handles, observe_reusing};
@@ -154,12 +154,7 @@ async fn run_with(
 
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = dataplane_fingerprint(&spec, &obs);
-    if let Some(saved) = saved {
-        if let Some(refused) = drift_refusal(saved, &fp, &actions_of(&plan)) {
-            return Err(refused.into());
-        }
-        printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));
-    }
+    refuse_unless_it_matches(saved, &fp, || actions_of(&plan), printer)?;
 
     // Present, confirm, execute: the plan runner.
     let runner = Runner {

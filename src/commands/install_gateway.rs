@@ -28,14 +28,16 @@ use crate::output::Printer;
 use crate::plan::Action;
 use crate::plan::document::pretty;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
-use crate::plan::saved::{SavedCommand, bool_input, drift_refusal, matches_line, save_and_tell};
+use crate::plan::saved::{
+    SavedCommand, bool_input, refuse_unless_it_matches, required_str, save_and_tell, target_from,
+    target_inputs,
+};
 use crate::spec::OutputFormat;
 use crate::steps::apply::Executor;
 use crate::steps::dataplane::DataplaneStep;
 use crate::steps::dataplane::execute::DataplaneExecutor;
 use crate::steps::dataplane::saved::{
     DataplaneOrGatewayInputs, GatewayInputs, actions_of, document, gateway_fingerprint,
-    required_str, target_from, target_inputs,
 };
 use crate::steps::gateway::observe::observe_gateway;
 use crate::steps::gateway::{GatewayPlan, GatewaySpec, Observed, manifests, plan_gateway};
@@ -205,12 +207,7 @@ async fn run_with(
 
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = gateway_fingerprint(&spec, &obs)?;
-    if let Some(saved) = saved {
-        if let Some(refused) = drift_refusal(saved, &fp, &actions_of(&plan)) {
-            return Err(refused.into());
-        }
-        printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));
-    }
+    refuse_unless_it_matches(saved, &fp, || actions_of(&plan), printer)?;
 
     let runner = Runner {
         command: "install-gateway",

@@ -6,13 +6,10 @@
 //! → the plan runner ([`crate::plan::run`]) → re-observe and report; after a failure, the
 //! exact `asm rollback` command.
 
-use std::path::PathBuf;
-
 use futures::future::join_all;
 use tokio::time::Instant;
 
 use crate::cli::apply::ApplyArgs;
-use crate::cli::install::TargetArgs;
 use crate::cli::migrate::MigrateArgs;
 use crate::commands::google::google_clients;
 use crate::commands::install::concurrency;
@@ -22,9 +19,9 @@ use crate::error::{Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
-use crate::plan::saved;
 use crate::plan::saved::{
-    SavedCommand, bool_input, drift_refusal, matches_line, opt_str, str_list,
+    SavedCommand, bool_input, opt_str, refuse_unless_it_matches, save_and_tell, str_list,
+    target_from,
 };
 use crate::spec::{KubeAccess, MeshSpec, OutputFormat};
 use crate::steps::migrate::execute::MigrateExecutor;
@@ -106,16 +103,7 @@ pub async fn apply_saved(
 ) -> Result<i32> {
     let i = &saved.inputs;
     let args = MigrateArgs {
-        target: TargetArgs {
-            project: opt_str(i, "project"),
-            location: opt_str(i, "location"),
-            cluster_name: opt_str(i, "cluster_name"),
-            clusters: str_list(i, "clusters"),
-            fleet_id: opt_str(i, "fleet_id"),
-            kubeconfig: opt_str(i, "kubeconfig").map(PathBuf::from),
-            context: opt_str(i, "context"),
-            credentials: apply.credentials.clone(),
-        },
+        target: target_from(saved, &apply.credentials),
         namespaces: str_list(i, "namespaces"),
         all_namespaces: bool_input(saved, "all_namespaces")?,
         to: opt_str(i, "to").unwrap_or_else(|| "auto".into()),
@@ -181,12 +169,7 @@ async fn run_with(
 
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = saved_plan::fingerprint(&spec.mesh.clusters, &obs);
-    if let Some(saved) = saved {
-        if let Some(refused) = drift_refusal(saved, &fp, &saved_plan::actions_of(&plan)) {
-            return Err(refused.into());
-        }
-        printer.progress(&matches_line(saved, fp.len(), plan.actions.len()));
-    }
+    refuse_unless_it_matches(saved, &fp, || saved_plan::actions_of(&plan), printer)?;
 
     let runner = Runner {
         command: "migrate",
@@ -204,18 +187,11 @@ async fn run_with(
         blocked_hint: Some(BLOCKED_HINT),
     };
     let save = || match &spec.plan_out {
-        Some(file) => {
-            saved::write(
-                file,
-                &saved_plan::document(&plan, saved_plan::inputs(&args), &fp),
-            )?;
-            printer.progress(&format!(
-                "Saved the plan to {}; apply it with: asm apply {}",
-                file.display(),
-                file.display()
-            ));
-            Ok(())
-        }
+        Some(file) => save_and_tell(
+            file,
+            &saved_plan::document(&plan, saved_plan::migrate_inputs(&args), &fp),
+            printer,
+        ),
         None => Ok(()),
     };
     if let Presented::Stopped(code) = runner.present(&plan, None, save).await? {

@@ -12,6 +12,8 @@ use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::cli::credentials::CredentialArgs;
+use crate::cli::install::TargetArgs;
 use crate::error::Error;
 use crate::spec::{
     CertificateAuthority, Channel, ClusterRef, EnableFlags, KubeAccess, Management, MeshOption,
@@ -556,6 +558,25 @@ pub fn drift_refusal(
     })
 }
 
+/// `asm apply` of a saved plan: refuses (exit 2, see [`drift_refusal`]) unless the state
+/// and the plan made now match it, then says so. Without a saved plan, nothing to check.
+pub fn refuse_unless_it_matches(
+    saved: Option<&SavedCommand>,
+    now_fingerprint: &BTreeMap<String, String>,
+    now_actions: impl FnOnce() -> Vec<(String, String, Value)>,
+    printer: &crate::output::Printer,
+) -> Result<(), Error> {
+    let Some(saved) = saved else {
+        return Ok(());
+    };
+    let actions = now_actions();
+    if let Some(refused) = drift_refusal(saved, now_fingerprint, &actions) {
+        return Err(refused);
+    }
+    printer.progress(&matches_line(saved, now_fingerprint.len(), actions.len()));
+    Ok(())
+}
+
 /// A string input of a saved plan (`None` when null or absent).
 pub fn opt_str(inputs: &Value, key: &str) -> Option<String> {
     inputs[key].as_str().map(str::to_string)
@@ -588,7 +609,7 @@ pub fn bool_input(saved: &SavedCommand, key: &str) -> Result<bool, Error> {
 }
 
 /// The line `asm apply` prints when the state matches the saved plan.
-pub fn matches_line(saved: &SavedCommand, observations: usize, actions: usize) -> String {
+fn matches_line(saved: &SavedCommand, observations: usize, actions: usize) -> String {
     format!(
         "The state matches the plan in {} ({observations} observations); applying its {actions} action{}.",
         saved.file.display(),
@@ -632,6 +653,62 @@ pub fn refusal(file: &Path, what: &str, lines: &[String], remake: &str) -> Error
 /// Parses a `--timeout` override for `asm apply`.
 pub fn timeout_override(value: Option<&str>) -> Result<Option<Duration>, Error> {
     value.map(|v| parse_duration("--timeout", v)).transpose()
+}
+
+/// The target flags as saved (`inputs.target`): clusters and how to reach them; the
+/// credentials come from `asm apply`'s own flags.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct TargetInputs {
+    pub project: Option<String>,
+    pub location: Option<String>,
+    pub cluster_name: Option<String>,
+    /// `--cluster` values (`PROJECT/LOCATION/NAME`).
+    pub clusters: Vec<String>,
+    pub fleet_id: Option<String>,
+    /// `--kubeconfig`, by path.
+    pub kubeconfig: Option<String>,
+    pub context: Option<String>,
+}
+
+/// The target flags as saved (`inputs.target`).
+pub fn target_inputs(t: &TargetArgs) -> TargetInputs {
+    TargetInputs {
+        project: t.project.clone(),
+        location: t.location.clone(),
+        cluster_name: t.cluster_name.clone(),
+        clusters: t.clusters.clone(),
+        fleet_id: t.fleet_id.clone(),
+        kubeconfig: t.kubeconfig.as_ref().map(|p| p.display().to_string()),
+        context: t.context.clone(),
+    }
+}
+
+/// The target flags of a saved plan, with `asm apply`'s credentials.
+pub fn target_from(saved: &SavedCommand, credentials: &CredentialArgs) -> TargetArgs {
+    let t = &saved.inputs["target"];
+    TargetArgs {
+        project: opt_str(t, "project"),
+        location: opt_str(t, "location"),
+        cluster_name: opt_str(t, "cluster_name"),
+        clusters: str_list(t, "clusters"),
+        fleet_id: opt_str(t, "fleet_id"),
+        kubeconfig: opt_str(t, "kubeconfig").map(PathBuf::from),
+        context: opt_str(t, "context"),
+        credentials: credentials.clone(),
+    }
+}
+
+/// A string input of a saved plan that must be there (exit 2 otherwise).
+pub fn required_str(saved: &SavedCommand, key: &str) -> Result<String, Error> {
+    opt_str(&saved.inputs, key).ok_or_else(|| {
+        Error::usage(
+            "ASM-E106",
+            format!(
+                "plan file {:?}: inputs.{key} is missing or not a string",
+                saved.file.display()
+            ),
+        )
+    })
 }
 
 #[cfg(test)]

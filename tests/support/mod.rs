@@ -69,6 +69,19 @@ impl TestSandbox {
             .collect()
     }
 
+    /// The mutating requests that are a command's own steps: all but the renewals of the
+    /// cluster lock (`PUT …/leases/asm-lock`), whose number depends on how long a run takes,
+    /// not on what it does. A lock is taken with POST and given back with DELETE.
+    pub fn writes(&self) -> Vec<RequestRecord> {
+        self.mutating_requests()
+            .into_iter()
+            .filter(|r| {
+                let path = r.path.split('?').next().unwrap_or_default();
+                !(r.method == "PUT" && path.ends_with("/leases/asm-lock"))
+            })
+            .collect()
+    }
+
     /// The sandbox exports plus a private gcloud configuration directory, so that no test
     /// touches the user's gcloud config, and a closed metadata-server address, so that no
     /// credential probe leaves the machine.

@@ -7,18 +7,15 @@
 //! objects. Never a token: the inputs name the clusters and the kubeconfig by its path.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cli::credentials::CredentialArgs;
-use crate::cli::install::TargetArgs;
 use crate::error::Error;
 use crate::kube::apply::object_ref;
 use crate::plan::Plan;
-use crate::plan::saved::{SavedCommand, SavedPlan, opt_str, saved_plan, str_list};
+use crate::plan::saved::{SavedPlan, TargetInputs, saved_plan};
 use crate::steps::Step;
 use crate::steps::kube_actions::KubeStep;
 
@@ -74,21 +71,6 @@ pub fn actions_of(plan: &Plan<DataplaneStep>) -> Vec<(String, String, Value)> {
             )
         })
         .collect()
-}
-
-/// The target flags as saved (`inputs.target`): clusters and how to reach them; the
-/// credentials come from `asm apply`'s own flags.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct TargetInputs {
-    pub project: Option<String>,
-    pub location: Option<String>,
-    pub cluster_name: Option<String>,
-    /// `--cluster` values (`PROJECT/LOCATION/NAME`).
-    pub clusters: Vec<String>,
-    pub fleet_id: Option<String>,
-    /// `--kubeconfig`, by path.
-    pub kubeconfig: Option<String>,
-    pub context: Option<String>,
 }
 
 /// `enable-dataplane`'s flags as saved (`inputs`).
@@ -155,47 +137,6 @@ pub fn document(
     fingerprint: &BTreeMap<String, String>,
 ) -> SavedDataplanePlan {
     saved_plan(inputs.command(), plan, inputs, fingerprint, payload)
-}
-
-/// The target flags as saved (`inputs.target`).
-pub fn target_inputs(t: &TargetArgs) -> TargetInputs {
-    TargetInputs {
-        project: t.project.clone(),
-        location: t.location.clone(),
-        cluster_name: t.cluster_name.clone(),
-        clusters: t.clusters.clone(),
-        fleet_id: t.fleet_id.clone(),
-        kubeconfig: t.kubeconfig.as_ref().map(|p| p.display().to_string()),
-        context: t.context.clone(),
-    }
-}
-
-/// The target flags of a saved plan, with `asm apply`'s credentials.
-pub fn target_from(saved: &SavedCommand, credentials: &CredentialArgs) -> TargetArgs {
-    let t = &saved.inputs["target"];
-    TargetArgs {
-        project: opt_str(t, "project"),
-        location: opt_str(t, "location"),
-        cluster_name: opt_str(t, "cluster_name"),
-        clusters: str_list(t, "clusters"),
-        fleet_id: opt_str(t, "fleet_id"),
-        kubeconfig: opt_str(t, "kubeconfig").map(PathBuf::from),
-        context: opt_str(t, "context"),
-        credentials: credentials.clone(),
-    }
-}
-
-/// A string input of a saved plan that must be there (exit 2 otherwise).
-pub fn required_str(saved: &SavedCommand, key: &str) -> Result<String, Error> {
-    opt_str(&saved.inputs, key).ok_or_else(|| {
-        Error::usage(
-            "ASM-E106",
-            format!(
-                "plan file {:?}: inputs.{key} is missing or not a string",
-                saved.file.display()
-            ),
-        )
-    })
 }
 
 fn version_of(v: Option<&Value>) -> String {
@@ -301,7 +242,8 @@ pub fn gateway_fingerprint(
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-    use crate::plan::saved::{drift_refusal, read_command};
+    use crate::cli::install::TargetArgs;
+    use crate::plan::saved::{drift_refusal, read_command, target_inputs};
     use crate::steps::dataplane::{DataplaneObs, NamespaceObs, Namespaces, plan_dataplane};
     use crate::steps::tests::{installed, spec as mesh_spec};
     use serde_json::json;

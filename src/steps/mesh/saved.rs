@@ -19,7 +19,7 @@ use crate::steps::remote_secret::{
 };
 
 /// The commands whose plans this module saves.
-pub const COMMANDS: [&str; 3] = ["create-mesh", "create-remote-secret", "migrate"];
+pub const COMMANDS: [&str; 2] = ["create-mesh", "create-remote-secret"];
 
 /// The name of a member, for fingerprint keys and payloads.
 fn member_name(members: &[Member], i: usize) -> String {

@@ -161,12 +161,11 @@ pub struct Observed {
     pub clusters: Vec<Option<Result<ClusterState, String>>>,
 }
 
-/// What a migrate or rollback action does.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+/// What a migrate or rollback action does. Serialized with the `step` tag its Kubernetes
+/// steps already carry (a `kind` tag would collide with their `kind` field).
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
+#[serde(tag = "step", rename_all = "snake_case")]
 pub enum MigrateStep {
-    /// Labels, annotations, restarts, the record, waits.
-    Kube(KubeStep),
     /// Set or remove pod-template labels of a Deployment (a rollout).
     SetTemplateLabels {
         namespace: String,
@@ -179,10 +178,13 @@ pub enum MigrateStep {
         name: String,
         revision: String,
     },
+    /// Labels, annotations, restarts, the record, waits.
+    #[serde(untagged)]
+    Kube(KubeStep),
 }
 
 /// The payload of an action: a step on cluster `cluster` (an index into the spec's clusters).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, schemars::JsonSchema)]
 pub struct ClusterStep {
     pub cluster: usize,
     pub step: MigrateStep,

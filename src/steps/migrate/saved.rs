@@ -1,41 +1,102 @@
-//! Saved migrate plans (`asm migrate --plan-out FILE`, then `asm apply FILE`): the
+//! Saved plans of `migrate` and `rollback` (`--plan-out FILE`, then `asm apply FILE`): the
 //! `asm.plan/v1` object of `-o json` plus the command's flags (`inputs`), a fingerprint of
 //! what was observed and every action's payload (read back by
-//! [`crate::steps::mesh::saved::read`], compared by [`crate::plan::saved::drift_refusal`]).
-//! Nothing secret is observed or saved.
+//! [`crate::plan::saved::read_command`], compared by [`crate::plan::saved::drift_refusal`]).
+//! Both commands observe the same things, so they share the fingerprint. Nothing secret is
+//! observed or saved.
 
 use std::collections::BTreeMap;
 
-use serde_json::{Value, json};
+use schemars::JsonSchema;
+use serde::Serialize;
+use serde_json::Value;
 
-use super::{MigratePlan, Observed};
+use super::{ClusterStep, MigratePlan, Observed};
 use crate::cli::migrate::MigrateArgs;
-use crate::plan::render;
-use crate::plan::saved::SAVED_VERSION;
+use crate::cli::rollback::RollbackArgs;
+use crate::plan::saved::{SavedPlan, TargetInputs, saved_plan, target_inputs};
 use crate::spec::ClusterRef;
 use crate::steps::kube_actions::cluster_label;
 
-/// The flags a saved plan is re-planned with (targets and what moves; not the credentials).
-pub fn inputs(args: &MigrateArgs) -> Value {
-    let t = &args.target;
-    json!({
-        "project": t.project,
-        "location": t.location,
-        "cluster_name": t.cluster_name,
-        "clusters": t.clusters,
-        "fleet_id": t.fleet_id,
-        "kubeconfig": t.kubeconfig.as_ref().map(|p| p.display().to_string()),
-        "context": t.context,
-        "namespaces": args.namespaces,
-        "all_namespaces": args.all_namespaces,
-        "to": args.to,
-        "managed_dataplane": args.managed_dataplane,
-        "no_restart": args.no_restart,
-        "gateways": args.gateways,
-        "no_gateways": args.no_gateways,
-        "parallel": args.parallel,
-        "restart_all_kinds": args.restart_all_kinds,
-        "timeout": args.timeout,
+/// The commands whose plans this module saves.
+pub const COMMANDS: [&str; 2] = ["migrate", "rollback"];
+
+/// `migrate`'s flags as saved (`inputs`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MigrateInputs {
+    pub target: TargetInputs,
+    /// `--namespace` values.
+    pub namespaces: Vec<String>,
+    pub all_namespaces: bool,
+    /// `--to`.
+    pub to: String,
+    pub managed_dataplane: bool,
+    pub no_restart: bool,
+    pub gateways: bool,
+    pub no_gateways: bool,
+    pub parallel: usize,
+    pub restart_all_kinds: bool,
+    /// `--timeout` as given, e.g. `10m`.
+    pub timeout: String,
+}
+
+/// `rollback`'s flags as saved (`inputs`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RollbackInputs {
+    pub target: TargetInputs,
+    /// `--namespace` values.
+    pub namespaces: Vec<String>,
+    /// `--to-revision`.
+    pub to_revision: Option<String>,
+    /// `--timeout` as given, e.g. `10m`.
+    pub timeout: String,
+}
+
+/// The `inputs` of a saved migrate or rollback plan: the flags of the command that saved it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MigrateOrRollbackInputs {
+    Migrate(MigrateInputs),
+    Rollback(RollbackInputs),
+}
+
+impl MigrateOrRollbackInputs {
+    /// The command these inputs are the flags of.
+    pub fn command(&self) -> &'static str {
+        match self {
+            MigrateOrRollbackInputs::Migrate(_) => COMMANDS[0],
+            MigrateOrRollbackInputs::Rollback(_) => COMMANDS[1],
+        }
+    }
+}
+
+/// A saved migrate or rollback plan.
+pub type SavedMigratePlan = SavedPlan<MigrateOrRollbackInputs, ClusterStep>;
+
+/// The flags of `asm migrate` a saved plan is re-planned with (not the credentials).
+pub fn migrate_inputs(args: &MigrateArgs) -> MigrateOrRollbackInputs {
+    MigrateOrRollbackInputs::Migrate(MigrateInputs {
+        target: target_inputs(&args.target),
+        namespaces: args.namespaces.clone(),
+        all_namespaces: args.all_namespaces,
+        to: args.to.clone(),
+        managed_dataplane: args.managed_dataplane,
+        no_restart: args.no_restart,
+        gateways: args.gateways,
+        no_gateways: args.no_gateways,
+        parallel: args.parallel,
+        restart_all_kinds: args.restart_all_kinds,
+        timeout: args.timeout.clone(),
+    })
+}
+
+/// The flags of `asm rollback` a saved plan is re-planned with (not the credentials).
+pub fn rollback_inputs(args: &RollbackArgs) -> MigrateOrRollbackInputs {
+    MigrateOrRollbackInputs::Rollback(RollbackInputs {
+        target: target_inputs(&args.target),
+        namespaces: args.namespaces.clone(),
+        to_revision: args.to_revision.clone(),
+        timeout: args.timeout.clone(),
     })
 }
 
@@ -91,26 +152,11 @@ pub fn actions_of(plan: &MigratePlan) -> Vec<(String, String, Value)> {
         .collect()
 }
 
-/// The saved plan: `-o json`'s object with `dry_run: true`, `saved`, `inputs`,
-/// `fingerprint` and a `payload` on every action.
+/// The saved plan of the command whose `inputs` these are.
 pub fn document(
     plan: &MigratePlan,
-    inputs: Value,
+    inputs: MigrateOrRollbackInputs,
     fingerprint: &BTreeMap<String, String>,
-) -> Value {
-    let mut v = serde_json::to_value(render::document::<_, ()>(plan, None)).unwrap_or_default();
-    v["dry_run"] = json!(true);
-    if let Some(actions) = v["actions"].as_array_mut() {
-        for (out, (_, _, payload)) in actions.iter_mut().zip(actions_of(plan)) {
-            out["payload"] = payload;
-        }
-    }
-    v["saved"] = json!({
-        "version": SAVED_VERSION,
-        "asm_version": env!("CARGO_PKG_VERSION"),
-        "command": "migrate",
-    });
-    v["inputs"] = inputs;
-    v["fingerprint"] = json!(fingerprint);
-    v
+) -> SavedMigratePlan {
+    saved_plan(inputs.command(), plan, inputs, fingerprint, Clone::clone)
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::migrate::MigrateArgs;
 use crate::error::Error;
-use crate::spec::{MeshSpec, namespace_name, output_dir, target_spec};
+use crate::spec::{MeshSpec, namespace_name, output_dir, plan_out_file, target_spec};
 use crate::steps::dataplane::MANAGED_REVISIONS;
 use crate::steps::dataplane::spec::is_system_namespace;
 
@@ -99,17 +99,7 @@ impl MigrateSpec {
                 "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
             ));
         }
-        if let Some(f) = &args.plan_out {
-            let parent_missing = f
-                .parent()
-                .is_some_and(|p| !p.as_os_str().is_empty() && !p.is_dir());
-            if f.as_os_str().is_empty() || f.is_dir() || parent_missing {
-                return Err(usage(format!(
-                    "--plan-out {:?} must name a file in an existing directory",
-                    f.display()
-                )));
-            }
-        }
+        plan_out_file(args.plan_out.as_deref())?;
         output_dir(args.output_dir.as_deref())?;
         Ok(MigrateSpec {
             mesh,

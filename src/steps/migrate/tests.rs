@@ -448,3 +448,32 @@ fn managed_dataplane_annotates_with_the_relabel_and_records_the_previous_value()
     let p = plan_migrate(&with, &observed(&with.mesh, in_cluster()));
     assert!(ids(&p).contains(&"cluster-1/gateway-istio-system-gw/revision"));
 }
+
+#[test]
+fn a_saved_payload_keeps_the_kind_of_a_kubernetes_step_and_names_every_step() {
+    let relabel = ClusterStep {
+        cluster: 0,
+        step: MigrateStep::Kube(KubeStep::SetMetadata {
+            api_version: "v1".into(),
+            kind: "Namespace".into(),
+            namespace: None,
+            name: "frontend".into(),
+            labels: BTreeMap::from([("istio.io/rev".into(), Some("asm-managed".into()))]),
+            annotations: BTreeMap::new(),
+        }),
+    };
+    let undo = ClusterStep {
+        cluster: 1,
+        step: MigrateStep::Undo {
+            namespace: "istio-system".into(),
+            name: "istio-ingressgateway".into(),
+            revision: "1".into(),
+        },
+    };
+    let relabel = serde_json::to_value(&relabel).unwrap();
+    assert_eq!(relabel["step"]["step"], "set_metadata");
+    assert_eq!(relabel["step"]["kind"], "Namespace");
+    let undo = serde_json::to_value(&undo).unwrap();
+    assert_eq!(undo["step"]["step"], "undo");
+    assert_eq!(undo["cluster"], 1);
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::cli::rollback::RollbackArgs;
 use crate::error::Error;
-use crate::spec::{MeshSpec, namespace_name, output_dir, target_spec};
+use crate::spec::{MeshSpec, namespace_name, output_dir, plan_out_file, target_spec};
 use crate::steps::migrate::spec::named_namespaces;
 
 /// Everything `asm rollback` needs, validated.
@@ -20,6 +20,8 @@ pub struct RollbackSpec {
     pub yes: bool,
     pub detailed_exitcode: bool,
     pub output_dir: Option<PathBuf>,
+    /// `--plan-out FILE`: save the plan for `asm apply` and stop.
+    pub plan_out: Option<PathBuf>,
 }
 
 impl RollbackSpec {
@@ -39,12 +41,13 @@ impl RollbackSpec {
             })?),
             None => None,
         };
-        if args.detailed_exitcode && !args.dry_run {
+        if args.detailed_exitcode && !args.dry_run && args.plan_out.is_none() {
             return Err(Error::usage(
                 "ASM-E101",
-                "--detailed-exitcode applies to a plan only: add --dry-run",
+                "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
             ));
         }
+        plan_out_file(args.plan_out.as_deref())?;
         output_dir(args.output_dir.as_deref())?;
         Ok(RollbackSpec {
             mesh,
@@ -54,6 +57,7 @@ impl RollbackSpec {
             yes: args.yes,
             detailed_exitcode: args.detailed_exitcode,
             output_dir: args.output_dir.clone(),
+            plan_out: args.plan_out.clone(),
         })
     }
 }

@@ -19,6 +19,7 @@ fn spec(namespaces: &[&str], to_revision: Option<&str>) -> RollbackSpec {
         yes: true,
         detailed_exitcode: false,
         output_dir: None,
+        plan_out: None,
     }
 }
 

@@ -261,3 +261,48 @@ fn create_mesh_with_a_read_only_caller_gets_missing_permission_checks_and_nothin
     );
     assert!(!out.contains(&token) && !err.contains(&token));
 }
+
+#[test]
+fn create_mesh_with_a_view_only_caller_names_each_refused_read_as_a_missing_permission() {
+    let sb = TestSandbox::with(fast("fleet-2"));
+    let (kubeconfig, token) = viewer_kubeconfig(&sb, "view");
+    let other = sb.sandbox().clusters[1].context_name(&sb.sandbox().scenario.project_id);
+    let before = sb.mutating_requests().len();
+    let o = crate::install::asm(
+        &sb,
+        &crate::install::strs(&[
+            "create-mesh",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--context",
+            "viewer",
+            "--context",
+            &other,
+            "--yes",
+        ]),
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
+    for refused in [
+        "get clusterroles.rbac.authorization.k8s.io",
+        "get clusterrolebindings.rbac.authorization.k8s.io",
+        "list secrets in istio-system",
+    ] {
+        assert!(
+            out.contains(&format!("missing Kubernetes permission: {refused}")),
+            "{refused}:\n{out}\n{err}"
+        );
+    }
+    assert!(!out.contains("cannot read cluster"), "{out}");
+    assert!(
+        !out.contains("403"),
+        "no raw 403 instead of the check: {out}"
+    );
+    assert_eq!(
+        sb.mutating_requests().len(),
+        before,
+        "nothing may change: {:?}",
+        &sb.mutating_requests()[before..]
+    );
+    assert!(!out.contains(&token) && !err.contains(&token));
+}

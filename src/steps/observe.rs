@@ -517,7 +517,7 @@ pub async fn observe_kube(ctx: &KubeContext) -> Result<KubeObs, String> {
 
 /// A read's result: a 403 is recorded as the missing permission `what` and read as the
 /// default (absent); any other failure is the cluster's error.
-fn permitted<T: Default>(
+pub fn permitted<T: Default>(
     r: KubeResult<T>,
     what: &str,
     forbidden: &mut Vec<String>,

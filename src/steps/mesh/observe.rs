@@ -24,7 +24,7 @@ use crate::output::Printer;
 use crate::spec::{ClusterRef, ProjectId};
 use crate::steps::MembershipObs;
 use crate::steps::fleet::{find_membership, membership_id};
-use crate::steps::observe::{kube_retry, membership_obs};
+use crate::steps::observe::{kube_retry, membership_obs, permitted};
 use crate::steps::remote_secret::{
     AuthType, ClusterId, FleetMembership, ISTIO_NAMESPACE, Member, MemberObs, READER_SA,
     SecretType, reader_role_name,
@@ -84,7 +84,6 @@ pub async fn observe_member(client: &Client, m: &Member) -> Result<MemberObs, St
             kube_retry(|| get_opt(client, api, kind, nsp.as_deref(), &name))
                 .await
                 .map(|o| o.and_then(|o| serde_json::to_value(o).ok()))
-                .map_err(|e| e.to_string())
         }
     };
     let secrets = async {
@@ -101,7 +100,6 @@ pub async fn observe_member(client: &Client, m: &Member) -> Result<MemberObs, St
                 .filter_map(|s| serde_json::to_value(s).ok())
                 .collect::<Vec<Value>>()
         })
-        .map_err(|e| e.to_string())
     };
     let (namespace, sa, cr, crb, secrets) = tokio::join!(
         get("v1", "Namespace", None, ns.to_string()),
@@ -120,12 +118,25 @@ pub async fn observe_member(client: &Client, m: &Member) -> Result<MemberObs, St
         ),
         secrets,
     );
+    // A read the caller may not make is a missing permission (reported as such), not an
+    // unreadable cluster.
+    let mut forbidden = Vec::new();
+    let in_ns = |what: &str| format!("{what} in {ns}");
     Ok(MemberObs {
-        namespace: namespace?.is_some(),
-        service_account: sa?,
-        cluster_role: cr?,
-        cluster_role_binding: crb?,
-        secrets: secrets?,
+        namespace: permitted(namespace, "get namespaces", &mut forbidden)?.is_some(),
+        service_account: permitted(sa, &in_ns("get serviceaccounts"), &mut forbidden)?,
+        cluster_role: permitted(
+            cr,
+            "get clusterroles.rbac.authorization.k8s.io",
+            &mut forbidden,
+        )?,
+        cluster_role_binding: permitted(
+            crb,
+            "get clusterrolebindings.rbac.authorization.k8s.io",
+            &mut forbidden,
+        )?,
+        secrets: permitted(secrets, &in_ns("list secrets"), &mut forbidden)?,
+        forbidden,
     })
 }
 

@@ -407,7 +407,39 @@ mod tests {
                 "type": "kubernetes.io/service-account-token",
                 "data": {"token": b64(TOKEN), "ca.crt": b64("CA"), "namespace": b64("istio-system")},
             })],
+            forbidden: vec![],
         }
+    }
+
+    #[test]
+    fn a_refused_read_is_a_missing_permission_check_and_nothing_is_planned_from_it() {
+        let members = vec![member("a"), member("b")];
+        let mut refused = ready("8");
+        refused.cluster_role = None;
+        refused.forbidden = vec!["get clusterroles.rbac.authorization.k8s.io".into()];
+        let obs = vec![Some(Ok(ready("7"))), Some(Ok(refused))];
+        let plan = plan_secrets(&members, &obs, &all_pairs(2));
+        let failed: Vec<(&str, &str)> = plan
+            .checks
+            .iter()
+            .filter(|c| c.status == crate::plan::CheckStatus::Fail)
+            .map(|c| (c.code, c.message.as_str()))
+            .collect();
+        assert_eq!(
+            failed,
+            [(
+                "ASM-C110",
+                "missing Kubernetes permission: get clusterroles.rbac.authorization.k8s.io"
+            )]
+        );
+        assert!(plan.blocked());
+        assert!(
+            plan.actions
+                .iter()
+                .all(|a| a.cluster.as_deref() != Some("p/l/b")),
+            "{:#?}",
+            plan.actions
+        );
     }
 
     #[test]

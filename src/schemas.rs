@@ -6,11 +6,10 @@ use schemars::generate::SchemaSettings;
 use schemars::{JsonSchema, Schema};
 use serde::Serialize;
 
-use crate::commands::enable_dataplane::DataplaneResult;
 use crate::commands::install::InstallResult;
 use crate::commands::install_gateway::GatewayResult;
 use crate::commands::secret_plan::SecretsResult;
-use crate::plan::document::PlanDocument;
+use crate::plan::document::{PlanDocument, ReplanResult};
 use crate::plan::record::RunReport;
 use crate::plan::saved::InstallPlan;
 use crate::steps::dataplane::saved::SavedDataplanePlan;
@@ -29,7 +28,7 @@ pub enum CommandResult {
     /// `migrate`.
     Migrate(crate::commands::migrate::MigrateResult),
     /// `enable-dataplane`, `rollback`, `migrate --finish`.
-    Dataplane(DataplaneResult),
+    Replan(ReplanResult),
     /// `create-mesh`, `create-remote-secret --apply-to`, and `asm apply` of their plans.
     Secrets(SecretsResult),
 }

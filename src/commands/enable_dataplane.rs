@@ -9,8 +9,6 @@
 //! [`apply_saved`], re-observes and refuses if anything drifted.
 
 use futures::future::join_all;
-use schemars::JsonSchema;
-use serde::Serialize;
 use tokio::time::Instant;
 
 use crate::cli::apply::ApplyArgs;
@@ -22,7 +20,7 @@ use crate::environment::Environment;
 use crate::error::{Result, exit};
 use crate::gcp::GcpClients;
 use crate::output::Printer;
-use crate::plan::document::pretty;
+use crate::plan::document::{ReplanResult, pretty};
 use crate::plan::run::{Contract, Presented, Runner, prepare_output};
 use crate::plan::saved::{
     SavedCommand, bool_input, opt_str, refuse_unless_it_matches, save_and_tell, str_list,
@@ -119,13 +117,6 @@ pub async fn apply_saved(
     run_with(args, Some(saved), env, printer).await
 }
 
-/// What enable-dataplane adds to `-o json`'s `result`.
-#[derive(Debug, Clone, Serialize, JsonSchema)]
-pub struct DataplaneResult {
-    /// Changes a new plan still finds after applying; `null` after a failure (no new plan).
-    pub remaining_changes: Option<usize>,
-}
-
 /// Runs `asm enable-dataplane`.
 pub async fn run(args: EnableDataplaneArgs, env: &Environment, printer: &Printer) -> Result<i32> {
     run_with(args, None, env, printer).await
@@ -202,7 +193,7 @@ async fn run_with(
         None
     };
     if json_out {
-        let extra = DataplaneResult {
+        let extra = ReplanResult {
             remaining_changes: remaining,
         };
         printer.result(&pretty(&exec.document(&plan, code == exit::SUCCESS, extra)));

@@ -105,7 +105,7 @@ pub async fn run(env: &Environment, args: &MigrateArgs, printer: &Printer) -> Re
         None
     };
     if json_out {
-        let extra = crate::commands::enable_dataplane::DataplaneResult {
+        let extra = crate::plan::document::ReplanResult {
             remaining_changes: remaining,
         };
         printer.result(&crate::plan::document::pretty(&exec.document(

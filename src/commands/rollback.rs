@@ -152,7 +152,7 @@ async fn run_with(
         None
     };
     if json_out {
-        let extra = crate::commands::enable_dataplane::DataplaneResult {
+        let extra = crate::plan::document::ReplanResult {
             remaining_changes: remaining,
         };
         printer.result(&crate::plan::document::pretty(&exec.document(

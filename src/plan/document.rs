@@ -89,6 +89,14 @@ pub struct RunResult<R> {
     pub command: R,
 }
 
+/// What enable-dataplane, rollback and `migrate --finish` add to `-o json`'s `result`:
+/// whether applying left anything to do.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReplanResult {
+    /// Changes a new plan still finds after applying; `null` after a failure (no new plan).
+    pub remaining_changes: Option<usize>,
+}
+
 /// A failed action in `result.failures`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 pub struct Failure {

@@ -17,6 +17,24 @@ use crate::plan::record::{Prior, PriorValues};
 /// Desired label or annotation values: `Some(v)` sets, `None` removes.
 pub type Changes = BTreeMap<String, Option<String>>;
 
+/// The string entries of a JSON object (`metadata.labels`, a selector's `matchLabels`, …);
+/// absent or not an object: empty.
+pub fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
+        .collect()
+}
+
+/// The entries of `want` that `have` does not already hold: what is left to change.
+pub fn unmet(want: &Changes, have: &BTreeMap<String, String>) -> Changes {
+    want.iter()
+        .filter(|(k, v)| have.get(*k) != v.as_ref())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
+}
+
 /// The values `changes` would replace in `current` (`metadata.labels` or
 /// `metadata.annotations` of the live object), only for keys whose value differs.
 pub fn prior_values(current: Option<&Value>, changes: &Changes) -> PriorValues {

@@ -2,8 +2,6 @@
 //! and DataPlaneControls, read concurrently into [`DataplaneObs`]. The control plane, the
 //! channel and the fleet feature come from install's observation ([`crate::steps::observe`]).
 
-use std::collections::BTreeMap;
-
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
@@ -14,19 +12,10 @@ use serde_json::Value;
 
 use super::{DataplaneObs, NamespaceObs, PodObs, WorkloadObs};
 use crate::kube::apply::{dynamic_api, resolve_resource};
+use crate::kube::metadata::string_map;
 use crate::kube::rollout::injected_revision;
 use crate::kube::{KubeContext, KubeError};
 use crate::steps::observe::kube_retry;
-
-fn string_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| {
-            m.iter()
-                .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 fn str_at(v: &Value, pointer: &str) -> String {
     v.pointer(pointer)

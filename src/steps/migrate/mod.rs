@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::kube::metadata::Changes;
+use crate::kube::metadata::{Changes, string_map, unmet};
 use crate::kube::rollout::WorkloadKind;
 use crate::plan::{Action, Check, CheckStatus, Op, Plan, Target};
 use crate::spec::Channel;
@@ -95,13 +95,7 @@ impl Workload {
         let only_labels = selector
             .and_then(Value::as_object)
             .is_some_and(|m| m.keys().all(|k| k == "matchLabels"));
-        let template_labels = w
-            .pointer("/spec/template/metadata/labels")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-            .collect();
+        let template_labels = string_map(w.pointer("/spec/template/metadata/labels"));
         Workload {
             kind: kind.to_string(),
             namespace: s("/metadata/namespace"),
@@ -114,17 +108,10 @@ impl Workload {
             replicas: w.pointer("/spec/replicas").and_then(Value::as_i64),
             generation: w.pointer("/metadata/generation").and_then(Value::as_i64),
             match_labels: only_labels
-                .then(|| {
-                    selector
-                        .and_then(|s| s.get("matchLabels"))
-                        .and_then(Value::as_object)
-                        .map(|m| {
-                            m.iter()
-                                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-                                .collect()
-                        })
-                })
-                .flatten(),
+                .then(|| selector.and_then(|s| s.get("matchLabels")))
+                .flatten()
+                .filter(|m| m.is_object())
+                .map(|m| string_map(Some(m))),
             template_labels,
             gateway: w
                 .pointer("/spec/template/metadata/annotations")
@@ -660,21 +647,9 @@ fn plan_cluster(spec: &MigrateSpec, obs: &Observed, i: usize, plan: &mut Migrate
             continue;
         };
         let labels = labels_of(ns);
-        let annotations: BTreeMap<String, String> = ns
-            .pointer("/metadata/annotations")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-            .collect();
-        let diff = |want: &Changes, have: &BTreeMap<String, String>| -> Changes {
-            want.iter()
-                .filter(|(k, v)| have.get(*k) != v.as_ref())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        };
-        let label_changes = diff(&desired_labels, &labels);
-        let annotation_changes = diff(&desired_annotations, &annotations);
+        let annotations = string_map(ns.pointer("/metadata/annotations"));
+        let label_changes = unmet(&desired_labels, &labels);
+        let annotation_changes = unmet(&desired_annotations, &annotations);
         let pods = live_pods(snap, name);
         let resolved = resolve(&inj, &labels, &empty);
         let old = resolved

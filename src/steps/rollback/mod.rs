@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::kube::metadata::Changes;
+use crate::kube::metadata::{Changes, string_map, unmet};
 use crate::plan::{Action, Check, CheckStatus, Op, Target};
 use crate::steps::dataplane::spec::is_system_namespace;
 use crate::steps::kube_actions::{cluster_label, set_metadata_action};
@@ -242,23 +242,9 @@ fn from_record(
             continue;
         };
         let labels = labels_of(ns);
-        let annotations: BTreeMap<String, String> = ns
-            .pointer("/metadata/annotations")
-            .and_then(Value::as_object)
-            .into_iter()
-            .flatten()
-            .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_string())))
-            .collect();
-        let restore = |prior: &BTreeMap<String, Option<String>>,
-                       have: &BTreeMap<String, String>| {
-            prior
-                .iter()
-                .filter(|(k, v)| have.get(*k) != v.as_ref())
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect::<Changes>()
-        };
-        let label_changes = restore(&entry.labels, &labels);
-        let annotation_changes = restore(&entry.annotations, &annotations);
+        let annotations = string_map(ns.pointer("/metadata/annotations"));
+        let label_changes = unmet(&entry.labels, &labels);
+        let annotation_changes = unmet(&entry.annotations, &annotations);
         let nid = format!("{id}/{}", entry.name);
         let mut after = previous.clone();
         let mut finished = Vec::new();

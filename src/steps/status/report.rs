@@ -278,12 +278,7 @@ pub fn selector_matches(selector: Option<&Value>, labels: &BTreeMap<String, Stri
 
 /// The labels of an object as a map.
 pub fn labels_of(v: &Value) -> BTreeMap<String, String> {
-    v.pointer("/metadata/labels")
-        .and_then(Value::as_object)
-        .into_iter()
-        .flatten()
-        .filter_map(|(k, v)| v.as_str().map(|s| (k.clone(), s.to_string())))
-        .collect()
+    crate::kube::metadata::string_map(v.pointer("/metadata/labels"))
 }
 
 /// An Istio injection webhook configuration, reduced to what decides injection.

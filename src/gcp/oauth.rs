@@ -260,11 +260,30 @@ impl KeyTokenProvider {
         });
         Ok(token)
     }
+
+    /// Drops the cached token when it is `refused`; a later [`KeyTokenProvider::current`]
+    /// exchanges a new assertion. When the cache already holds another token (a concurrent
+    /// request replaced it), that one stays.
+    pub async fn forget_token(&self, refused: &AccessToken) {
+        let mut cache = self.cache.lock().await;
+        if cache.as_ref().is_some_and(|c| c.token.same_as(refused)) {
+            tracing::debug!(target: "asm::gcp::auth", "the access token of {} was refused; a new one will be obtained", self.account.email);
+            *cache = None;
+        }
+    }
 }
 
 impl TokenProvider for KeyTokenProvider {
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, Error>> {
         Box::pin(self.current())
+    }
+
+    /// The key can always sign a new assertion, so a refused token can be replaced.
+    fn forget<'a>(&'a self, refused: &'a AccessToken) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            self.forget_token(refused).await;
+            true
+        })
     }
 }
 

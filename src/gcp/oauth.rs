@@ -318,6 +318,45 @@ mod tests {
         assert!(!token_uri_allowed("not a url"));
     }
 
+    fn provider() -> KeyTokenProvider {
+        let email = "sa@p.iam.gserviceaccount.com";
+        let key = asm_sim::tokens::TokenRegistry::new()
+            .generate_key("k1", email)
+            .unwrap();
+        let json = json!({
+            "type": "service_account",
+            "client_email": email,
+            "private_key_id": key.id,
+            "private_key": key.private_key_pem,
+            "token_uri": "http://127.0.0.1:9/token",
+        });
+        KeyTokenProvider::new(&json, "s", "--key-file k.json".into()).unwrap()
+    }
+
+    async fn cache(p: &KeyTokenProvider, token: &str) {
+        *p.cache.lock().await = Some(Cached {
+            token: AccessToken::new(token),
+            refresh_at: Instant::now() + Duration::from_secs(60),
+        });
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_dropped_from_the_cache_and_can_be_replaced() {
+        let p = provider();
+        cache(&p, "ya29.a").await;
+        assert_eq!(p.current().await.unwrap().expose(), "ya29.a");
+        assert!(p.forget(&AccessToken::new("ya29.a")).await);
+        assert!(p.cache.lock().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn forgetting_an_older_token_keeps_the_newer_one() {
+        let p = provider();
+        cache(&p, "ya29.b").await;
+        assert!(p.forget(&AccessToken::new("ya29.a")).await);
+        assert_eq!(p.current().await.unwrap().expose(), "ya29.b");
+    }
+
     #[test]
     fn pem_body_is_decoded() {
         let pem = "-----BEGIN PRIVATE KEY-----\nAAEC\nAwQ=\n-----END PRIVATE KEY-----\n";

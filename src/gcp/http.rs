@@ -549,14 +549,12 @@ impl GoogleHttp {
         crate::retry::google(&self.retry, idempotent, || async move {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
             match &self.provider {
-                Some(p) => {
-                    crate::transport::with_one_new_token(
-                        p.as_ref(),
-                        token_refused,
-                        |token| async move { self.attempt(method, url, body, attempt, &token).await },
-                    )
-                    .await
-                }
+                Some(p) => crate::transport::with_one_new_token(
+                    p.as_ref(),
+                    token_refused,
+                    |token| async move { self.attempt(method, url, body, attempt, &token).await },
+                )
+                .await,
                 None => self.attempt(method, url, body, attempt, &self.token).await,
             }
         })

@@ -68,8 +68,8 @@ pub trait TokenProvider: Send + Sync + fmt::Debug {
 /// token was refused (`refused`, judged from the typed answer: an HTTP 401) and the provider
 /// can replace it ([`TokenProvider::forget`]), sends it once more with a new token. A token
 /// can be revoked, or expire early when clocks disagree, before the provider's own refresh;
-/// one new token fixes that, a second refusal is the answer. The retry policy never repeats a
-/// 401 itself, so each request gets at most one new token.
+/// one new token fixes that, a second refusal is the answer. This runs per attempt, below the
+/// retry policy ([`crate::retry`]), which never repeats a 401 itself.
 pub async fn with_one_new_token<T, E, F, Fut>(
     provider: &dyn TokenProvider,
     refused: impl Fn(&Result<T, E>) -> bool,

@@ -1,22 +1,29 @@
 //! The chaos runner: N seeded runs of `asm install --managed` then `asm create-mesh`, each on
-//! a fresh `fleet-N` sandbox whose every server injects faults (5xx, 429 with `Retry-After`,
-//! dropped connections) at a chosen rate. Each command is re-run as a user would — up to
-//! `--attempts` invocations — until it exits 0. A run *converges* when both commands did and
-//! the end state, inspected with the faults turned off, is right:
+//! a fresh `fleet-N` sandbox whose every server injects faults at a chosen rate: 5xx, 429
+//! with `Retry-After`, dropped connections, latency spikes (`slow`: answered after 2 s) and
+//! token expiry (`expire`: the request's token is revoked and answered 401; such runs
+//! authenticate with the sandbox's service-account key, `--key-file`, whose tokens can be
+//! replaced). The `conflict` kind is no fault of the servers: before the install, another
+//! field manager (`kubectl apply --server-side --field-manager=chaos-other`) takes a field
+//! of the reader ClusterRole `create-mesh` applies on each cluster, with another value. Each
+//! command is re-run as a user would — up to `--attempts` invocations — until it exits 0. A
+//! run *converges* when both commands did and the end state, inspected with the faults
+//! turned off, is right:
 //!
 //! - one fleet membership per cluster, none for anything else, none twice;
 //! - every cluster carries the `mesh_id` label, the fleet `servicemesh` feature exists;
 //! - every cluster holds exactly one remote secret per other cluster;
 //! - a dry run of both commands plans no change (`--detailed-exitcode` exits 0);
+//! - with `conflict`: asm's value won the contested field (asm applies with force) and owns
+//!   it, the rest of asm's ClusterRole is in place, and the other manager's own field stayed;
 //! - no output of any invocation (stdout or stderr) holds a token or key.
 //!
 //! Not a CI test — a measurement. `cargo bench --bench chaos -- --runs 1000 --rate 0.1`
 //! (release build), or in the dev profile `cargo test --bench chaos -- --runs 5` (`--jobs N`
-//! runs at once, `--asm PATH` another asm binary, `--kinds 503,drop`, `--clusters N`); `.ci/run`
-//! runs a handful. Prints one line per failed run and a table; exits 1 if any run failed.
-//!
-//! Fault kinds not injected yet: latency spikes, token expiry, server-side apply conflicts
-//! from another field manager (the simulator has no knob for them).
+//! runs at once, `--asm PATH` another asm binary, `--kinds 503,drop,slow,expire,conflict`
+//! (default `503,429,500,drop`; the fault kinds share the rate equally), `--clusters N`);
+//! `.ci/run` runs a handful.
+//! Prints one line per failed run and a table; exits 1 if any run failed.
 
 #![allow(clippy::print_stdout, clippy::print_stderr, clippy::unwrap_used)]
 
@@ -25,8 +32,18 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use asm::steps::remote_secret::{ISTIO_NAMESPACE, reader_manifests, reader_role_name};
 use asm_sim::{Sandbox, SimConfig};
-use serde_json::Value;
+use serde_json::{Value, json};
+
+/// Fault kinds the simulator injects (`--fault` kinds).
+const FAULT_KINDS: [&str; 7] = ["503", "429", "500", "drop", "lost", "slow", "expire"];
+/// The kind that is a conflicting field manager, not a fault.
+const CONFLICT: &str = "conflict";
+/// The field manager that contests asm's field.
+const OTHER_MANAGER: &str = "chaos-other";
+/// A label only the other manager sets: it must survive asm's forced apply.
+const OTHER_LABEL: &str = "chaos.asm.example/planted";
 
 /// What the runner was asked to do.
 #[derive(Debug, Clone)]
@@ -79,6 +96,16 @@ impl Options {
                 }
                 "--kinds" => {
                     o.kinds = value()?.split(',').map(str::to_string).collect();
+                    if let Some(k) = o
+                        .kinds
+                        .iter()
+                        .find(|k| !FAULT_KINDS.contains(&k.as_str()) && *k != CONFLICT)
+                    {
+                        return Err(format!(
+                            "--kinds: unknown kind {k:?} (expected {} or {CONFLICT})",
+                            FAULT_KINDS.join(", ")
+                        ));
+                    }
                 }
                 other => return Err(format!("unknown argument {other}")),
             }
@@ -89,15 +116,30 @@ impl Options {
         Ok(o)
     }
 
-    /// The sandbox of run `seed`: each kind gets an equal share of the total rate.
+    /// The kinds the simulator injects.
+    fn fault_kinds(&self) -> Vec<&str> {
+        self.kinds
+            .iter()
+            .map(String::as_str)
+            .filter(|k| *k != CONFLICT)
+            .collect()
+    }
+
+    /// Whether a kind is asked for.
+    fn has(&self, kind: &str) -> bool {
+        self.kinds.iter().any(|k| k == kind)
+    }
+
+    /// The sandbox of run `seed`: each fault kind gets an equal share of the total rate.
     fn sandbox_config(&self, seed: u64) -> SimConfig {
-        let share = self.rate / self.kinds.len() as f64;
+        let faults = self.fault_kinds();
+        let share = self.rate / faults.len().max(1) as f64;
         let mut c = SimConfig::new(format!("fleet-{}", self.clusters))
             .set("timing.gke_op_ms", "100")
             .set("timing.hub_op_ms", "100")
             .set("timing.crd_install_ms", "200")
             .set("timing.cpr_ready_ms", "300");
-        for kind in &self.kinds {
+        for kind in faults {
             c = c.fault(&format!("*:{kind},rate={share}")).unwrap();
         }
         c.seed = seed;
@@ -188,6 +230,20 @@ fn run_seed(opts: &Options, seed: u64) -> RunResult {
         .unwrap();
     let home = tempfile::tempdir().unwrap();
     let env = environment(&sandbox, home.path());
+    // Expiring tokens are replaced only by a source that can mint new ones: the key file.
+    let asm_env = if opts.has("expire") {
+        without_token_file(&env)
+    } else {
+        env.clone()
+    };
+    let credentials: Vec<String> = if opts.has("expire") {
+        vec![
+            "--key-file".into(),
+            sandbox.key_file_path().display().to_string(),
+        ]
+    } else {
+        Vec::new()
+    };
     let project = sandbox.scenario.project_id.clone();
     let location = sandbox.scenario.location().to_string();
     let clusters: Vec<String> = sandbox
@@ -208,6 +264,7 @@ fn run_seed(opts: &Options, seed: u64) -> RunResult {
             a.extend(["--cluster".to_string(), c.clone()]);
         }
         a.push("--enable-all".into());
+        a.extend(credentials.iter().cloned());
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
@@ -216,15 +273,27 @@ fn run_seed(opts: &Options, seed: u64) -> RunResult {
         for c in &clusters {
             a.extend(["--cluster".to_string(), c.clone()]);
         }
+        a.extend(credentials.iter().cloned());
         a.extend(extra.iter().map(|s| s.to_string()));
         a
     };
 
-    result.install_attempts = until_success(&env, &install(&["--yes"]), opts, &mut outputs);
-    if result.install_attempts > 0 {
-        result.mesh_attempts = until_success(&env, &mesh(&["--yes"]), opts, &mut outputs);
+    if opts.has(CONFLICT) {
+        // Setting the stage is not under test: no faults meanwhile (the dice stay put).
+        sandbox.set_faults_enabled(false);
+        let planted = plant_conflicts(&sandbox, &env);
+        sandbox.set_faults_enabled(true);
+        if let Err(e) = planted {
+            result.problems.push(e);
+        }
     }
-    if result.install_attempts == 0 || result.mesh_attempts == 0 {
+    if result.problems.is_empty() {
+        result.install_attempts = until_success(&asm_env, &install(&["--yes"]), opts, &mut outputs);
+        if result.install_attempts > 0 {
+            result.mesh_attempts = until_success(&asm_env, &mesh(&["--yes"]), opts, &mut outputs);
+        }
+    }
+    if result.problems.is_empty() && (result.install_attempts == 0 || result.mesh_attempts == 0) {
         let what = if result.install_attempts == 0 {
             "install"
         } else {
@@ -244,7 +313,7 @@ fn run_seed(opts: &Options, seed: u64) -> RunResult {
             ("install", install(&["--dry-run", "--detailed-exitcode"])),
             ("create-mesh", mesh(&["--dry-run", "--detailed-exitcode"])),
         ] {
-            let o = asm(&opts.asm, &env, &args);
+            let o = asm(&opts.asm, &asm_env, &args);
             if o.status.code() != Some(0) {
                 result.problems.push(format!(
                     "a dry run of {what} after success exits {:?}: {}",
@@ -260,6 +329,9 @@ fn run_seed(opts: &Options, seed: u64) -> RunResult {
         result
             .problems
             .extend(remote_secret_problems(&sandbox, &env));
+        if opts.has(CONFLICT) {
+            result.problems.extend(conflict_problems(&sandbox, &env));
+        }
     }
     for o in &outputs {
         for stream in [&o.stdout, &o.stderr] {
@@ -316,6 +388,159 @@ fn kubectl(env: &[(String, String)], args: &[&str]) -> Output {
         .stdin(Stdio::null())
         .output()
         .unwrap()
+}
+
+/// `env` without the sandbox's token file (and any other token source that would win over
+/// `--key-file`).
+fn without_token_file(env: &[(String, String)]) -> Vec<(String, String)> {
+    env.iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "CLOUDSDK_AUTH_ACCESS_TOKEN_FILE"
+                    | "CLOUDSDK_AUTH_ACCESS_TOKEN"
+                    | "GOOGLE_APPLICATION_CREDENTIALS"
+            )
+        })
+        .cloned()
+        .collect()
+}
+
+/// The reader ClusterRole as asm applies it.
+fn asm_reader_role() -> Value {
+    reader_manifests(ISTIO_NAMESPACE)
+        .unwrap()
+        .into_iter()
+        .find(|m| m["kind"] == "ClusterRole")
+        .unwrap()
+}
+
+/// The other manager's apply: every label asm sets, with another value, and one of its own.
+fn conflicting_reader_role() -> Value {
+    let mut labels = serde_json::Map::new();
+    for key in asm_reader_role()["metadata"]["labels"]
+        .as_object()
+        .unwrap()
+        .keys()
+    {
+        labels.insert(key.clone(), json!(OTHER_MANAGER));
+    }
+    labels.insert(OTHER_LABEL.into(), json!("true"));
+    json!({
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": reader_role_name(ISTIO_NAMESPACE), "labels": labels},
+    })
+}
+
+/// Applies [`conflicting_reader_role`] on every cluster as [`OTHER_MANAGER`], with the real
+/// kubectl.
+fn plant_conflicts(sandbox: &Sandbox, env: &[(String, String)]) -> Result<(), String> {
+    let manifest = conflicting_reader_role().to_string();
+    for c in &sandbox.clusters {
+        let ctx = c.context_name(&sandbox.scenario.project_id);
+        let mut child = Command::new("kubectl")
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .args(["--context", &ctx, "apply", "--server-side"])
+            .arg(format!("--field-manager={OTHER_MANAGER}"))
+            .args(["-f", "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(manifest.as_bytes())
+            .unwrap();
+        let o = child.wait_with_output().unwrap();
+        if !o.status.success() {
+            return Err(format!(
+                "planting the conflict on {}: {}",
+                c.name,
+                last_line(&o)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Whether managedFields entry `entry` owns label `key`.
+fn owns_label(entry: &Value, key: &str) -> bool {
+    entry["fieldsV1"]["f:metadata"]["f:labels"]
+        .get(format!("f:{key}"))
+        .is_some()
+}
+
+/// On every cluster: asm's labels and rules of the reader ClusterRole in place and owned by
+/// asm, the other manager's own label still there and still its own.
+fn conflict_problems(sandbox: &Sandbox, env: &[(String, String)]) -> Vec<String> {
+    let wanted = asm_reader_role();
+    let name = reader_role_name(ISTIO_NAMESPACE);
+    let mut problems = Vec::new();
+    for c in &sandbox.clusters {
+        let ctx = c.context_name(&sandbox.scenario.project_id);
+        let o = kubectl(
+            env,
+            &[
+                "--context",
+                &ctx,
+                "get",
+                "clusterrole",
+                &name,
+                "--show-managed-fields",
+                "-o",
+                "json",
+            ],
+        );
+        if !o.status.success() {
+            problems.push(format!("kubectl on {}: {}", c.name, last_line(&o)));
+            continue;
+        }
+        let live: Value = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        let managers = live["metadata"]["managedFields"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let manager = |m: &str| managers.iter().find(|e| e["manager"] == m);
+        for (key, value) in wanted["metadata"]["labels"].as_object().unwrap() {
+            let got = &live["metadata"]["labels"][key];
+            if got != value {
+                problems.push(format!(
+                    "{}: label {key} of {name} is {got}, asm applies {value}",
+                    c.name
+                ));
+            }
+            if !manager(asm::kube::FIELD_MANAGER).is_some_and(|e| owns_label(e, key)) {
+                problems.push(format!(
+                    "{}: asm does not own label {key} of {name}",
+                    c.name
+                ));
+            }
+            if manager(OTHER_MANAGER).is_some_and(|e| owns_label(e, key)) {
+                problems.push(format!(
+                    "{}: {OTHER_MANAGER} still owns label {key} of {name}",
+                    c.name
+                ));
+            }
+        }
+        if live["rules"] != wanted["rules"] {
+            problems.push(format!("{}: the rules of {name} are not asm's", c.name));
+        }
+        if live["metadata"]["labels"][OTHER_LABEL] != "true"
+            || !manager(OTHER_MANAGER).is_some_and(|e| owns_label(e, OTHER_LABEL))
+        {
+            problems.push(format!(
+                "{}: {OTHER_MANAGER}'s label {OTHER_LABEL} of {name} was lost",
+                c.name
+            ));
+        }
+    }
+    problems
 }
 
 /// The sandbox's exports, a private HOME and a closed metadata-server address (no credential

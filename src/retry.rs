@@ -16,6 +16,10 @@
 //!   are not retried here: the caller re-reads and re-plans the write (see
 //!   [`is_stale_write`]).
 //!
+//! A 401 is `Stop` here: repeating the same token cannot help. A token from a source that can
+//! mint another (a service-account key) is replaced once per attempt in the token layer
+//! ([`crate::transport::with_one_new_token`]), below this policy.
+//!
 //! Delays are exponential with jitter ([`backon`]), capped; the number of attempts is bounded.
 
 use std::future::Future;

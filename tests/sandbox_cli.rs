@@ -178,6 +178,8 @@ fn bad_sandbox_input_is_a_usage_error_naming_the_input() {
         ),
         (vec!["--fault", "*:404"], "404"),
         (vec!["--fault", "*:503,rate=7"], "rate"),
+        (vec!["--fault", "*:slow,ms=soon"], "ms"),
+        (vec!["--fault", "*:expire,ms=5"], "ms=5"),
     ] {
         let out = asm()
             .args(["sandbox", "exec"])

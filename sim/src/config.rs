@@ -98,16 +98,27 @@ pub enum FaultKind {
     /// The request is processed, then the connection is closed without the response (the
     /// answer is lost: a client cannot tell whether its write was made).
     Lost,
+    /// A latency spike: the request is answered normally after `delay`.
+    Slow { delay: Duration },
+    /// Token expiry: the request's bearer token is revoked before the request is served, so
+    /// it is answered as an expired token is (401) and only a new token works again. A
+    /// request without a token the sandbox issued is served normally.
+    Expire,
 }
 
+/// The delay of a `slow` fault without `ms=N`.
+pub const DEFAULT_SLOW_DELAY: Duration = Duration::from_secs(2);
+
 impl FaultKind {
-    /// HTTP status of the fault, `None` for a dropped connection.
+    /// HTTP status a request with this fault is answered with; `None` for a dropped
+    /// connection and for a slow answer (whatever the request gets).
     pub fn status(self) -> Option<u16> {
         match self {
             FaultKind::Unavailable => Some(503),
             FaultKind::TooManyRequests => Some(429),
             FaultKind::Internal => Some(500),
-            FaultKind::Drop | FaultKind::Lost => None,
+            FaultKind::Expire => Some(401),
+            FaultKind::Drop | FaultKind::Lost | FaultKind::Slow { .. } => None,
         }
     }
 }
@@ -126,28 +137,35 @@ pub struct Fault {
 }
 
 impl Fault {
-    /// Parses `[METHOD ]ROUTE_GLOB:503|429|500|drop|lost[,rate=R]`.
+    /// Parses `[METHOD ]ROUTE_GLOB:KIND[,rate=R][,ms=N]`, KIND one of `503`, `429`, `500`,
+    /// `drop`, `lost`, `slow` (`ms=N`: its delay, 2000 by default) or `expire`.
     pub fn parse(spec: &str) -> Result<Fault> {
         let (route_part, action) = spec.rsplit_once(':').with_context(|| {
-            format!("--fault {spec:?}: expected ROUTE_GLOB:503|429|500|drop|lost[,rate=R]")
+            format!(
+                "--fault {spec:?}: expected ROUTE_GLOB:503|429|500|drop|lost|slow|expire[,rate=R][,ms=N]"
+            )
         })?;
         let mut parts = action.split(',');
-        let kind = match parts.next().unwrap_or_default().trim() {
+        let mut kind = match parts.next().unwrap_or_default().trim() {
             "503" => FaultKind::Unavailable,
             "429" => FaultKind::TooManyRequests,
             "500" => FaultKind::Internal,
             "drop" => FaultKind::Drop,
             "lost" => FaultKind::Lost,
+            "slow" => FaultKind::Slow {
+                delay: DEFAULT_SLOW_DELAY,
+            },
+            "expire" => FaultKind::Expire,
             other => {
                 bail!(
-                    "--fault {spec:?}: unknown fault {other:?} (expected 503, 429, 500, drop or lost)"
+                    "--fault {spec:?}: unknown fault {other:?} (expected 503, 429, 500, drop, lost, slow or expire)"
                 )
             }
         };
         let mut rate = 1.0;
         for p in parts {
-            match p.trim().split_once('=') {
-                Some(("rate", r)) => {
+            match (p.trim().split_once('='), &mut kind) {
+                (Some(("rate", r)), _) => {
                     rate = r
                         .parse::<f64>()
                         .ok()
@@ -156,7 +174,17 @@ impl Fault {
                             format!("--fault {spec:?}: rate must be a number in [0, 1]")
                         })?;
                 }
-                _ => bail!("--fault {spec:?}: unknown option {p:?} (expected rate=R)"),
+                (Some(("ms", ms)), FaultKind::Slow { delay }) => {
+                    *delay = ms
+                        .parse::<u64>()
+                        .map(Duration::from_millis)
+                        .with_context(|| {
+                            format!("--fault {spec:?}: ms must be a whole number of milliseconds")
+                        })?;
+                }
+                _ => bail!(
+                    "--fault {spec:?}: unknown option {p:?} (expected rate=R, or ms=N after slow)"
+                ),
             }
         }
         let route_part = route_part.trim();
@@ -319,6 +347,36 @@ mod tests {
         assert!(Fault::parse("*:503,rate=2").is_err());
         assert!(Fault::parse("*:503,bogus=1").is_err());
         assert!(Fault::parse("no-colon").is_err());
+    }
+
+    #[test]
+    fn parses_slow_with_default_or_given_delay_and_expire() {
+        let f = Fault::parse("*:slow,rate=0.1").unwrap();
+        assert_eq!(
+            (f.kind, f.rate),
+            (
+                FaultKind::Slow {
+                    delay: Duration::from_secs(2)
+                },
+                0.1
+            )
+        );
+        let f = Fault::parse("GET /api/*:slow,ms=250,rate=0.5").unwrap();
+        assert_eq!(
+            f.kind,
+            FaultKind::Slow {
+                delay: Duration::from_millis(250)
+            }
+        );
+        assert_eq!(f.rate, 0.5);
+        let f = Fault::parse("*:expire,rate=0.02").unwrap();
+        assert_eq!((f.kind, f.rate), (FaultKind::Expire, 0.02));
+        assert_eq!(f.kind.status(), Some(401));
+        // A delay belongs to slow only, and is whole milliseconds.
+        assert!(Fault::parse("*:503,ms=10").is_err());
+        assert!(Fault::parse("*:expire,ms=10").is_err());
+        assert!(Fault::parse("*:slow,ms=1.5").is_err());
+        assert!(Fault::parse("*:slow,ms=-1").is_err());
     }
 
     #[test]

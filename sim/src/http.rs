@@ -25,6 +25,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::FaultKind;
 use crate::faults::FaultInjector;
 use crate::request_log::RequestLog;
+use crate::tokens::TokenRegistry;
 
 /// A request as handlers see it.
 #[derive(Debug, Clone)]
@@ -206,6 +207,8 @@ pub struct ServeContext {
     pub latency: Duration,
     pub faults: FaultInjector,
     pub request_log: Option<RequestLog>,
+    /// The tokens every server accepts (the `expire` fault revokes one).
+    pub tokens: Arc<TokenRegistry>,
 }
 
 /// A running server: its address and the handle that stops it.
@@ -327,6 +330,17 @@ async fn dispatch(
             }
             return Err(DroppedConnection);
         }
+        Some(FaultKind::Slow { delay }) => {
+            tokio::time::sleep(delay).await;
+            handler.handle(request.clone()).await
+        }
+        Some(FaultKind::Expire) => {
+            // The handler then refuses the token as it refuses any expired one.
+            if let Some(token) = request.bearer_token() {
+                ctx.tokens.revoke(token);
+            }
+            handler.handle(request.clone()).await
+        }
         Some(kind) => handler.fault_response(kind),
         None => handler.handle(request.clone()).await,
     };
@@ -363,6 +377,9 @@ fn into_hyper(response: Response) -> hyper::Response<BoxBody<Bytes, Infallible>>
     }
     out
 }
+
+#[cfg(test)]
+mod fault_tests;
 
 #[cfg(test)]
 mod tests {

@@ -82,11 +82,6 @@ impl Sandbox {
             .as_deref()
             .map(RequestLog::create)
             .transpose()?;
-        let ctx = Arc::new(ServeContext {
-            latency: config.latency,
-            faults: FaultInjector::new(config.faults.clone(), config.seed),
-            request_log,
-        });
         let (state_dir, owns_state_dir) = match &config.state_dir {
             Some(dir) => (dir.clone(), false),
             None => (fresh_temp_dir()?, true),
@@ -99,6 +94,12 @@ impl Sandbox {
         if let Some(ttl) = scenario.token_ttl {
             tokens.set_issued_lifetime(ttl);
         }
+        let ctx = Arc::new(ServeContext {
+            latency: config.latency,
+            faults: FaultInjector::new(config.faults.clone(), config.seed),
+            request_log,
+            tokens: tokens.clone(),
+        });
         let sa_key = tokens.generate_key(
             &crate::tokens::random_hex(20),
             &service_account_email(&scenario.project_id),

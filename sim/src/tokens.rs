@@ -10,8 +10,13 @@
 //!   service account's email, an `exp` in the future and a `scope` or `aud`), which is what
 //!   the official client libraries send for a service-account key. The signature is checked
 //!   with the registered public key.
+//!
+//! Any accepted token can be revoked ([`TokenRegistry::revoke`], the `expire` fault): from
+//! then on it is refused as an expired one is. A client holding a service-account key mints
+//! a new token; the sandbox's own token file cannot be renewed, so revoking that token locks
+//! its users out for the rest of the sandbox's life.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -61,6 +66,8 @@ struct Issued {
 struct Inner {
     tokens: HashMap<String, Issued>,
     keys: HashMap<String, RegisteredKey>,
+    /// Revoked self-signed JWTs (a revoked opaque token is marked expired instead).
+    revoked_jwts: HashSet<String>,
     /// Lifetime of the tokens the token endpoint mints (`token.ttl_s`); `None`: an hour.
     issued_lifetime: Option<Duration>,
 }
@@ -175,7 +182,40 @@ impl TokenRegistry {
         })
     }
 
-    /// The principal `token` stands for, or `None` (401: unknown, or expired).
+    /// Stops accepting `token` from now on, as if it had expired (the `expire` fault); whether
+    /// it was a token this registry accepted.
+    pub fn revoke(&self, token: &str) -> bool {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        if let Some(t) = inner.tokens.get_mut(token) {
+            let live = t.expires.is_none_or(|e| now < e);
+            t.expires = Some(t.expires.map_or(now, |e| e.min(now)));
+            return live;
+        }
+        if verify_jwt(&inner, token).is_some() {
+            return inner.revoked_jwts.insert(token.to_string());
+        }
+        false
+    }
+
+    /// Revokes every token the token endpoint minted that is still accepted (a test's
+    /// "the tokens expire now"); how many.
+    pub fn revoke_issued(&self) -> usize {
+        let mut inner = self.lock();
+        let now = Instant::now();
+        let mut n = 0;
+        for t in inner.tokens.values_mut() {
+            if let Some(e) = t.expires.as_mut()
+                && now < *e
+            {
+                *e = now;
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// The principal `token` stands for, or `None` (401: unknown, expired or revoked).
     pub fn authenticate(&self, token: &str) -> Option<Principal> {
         let inner = self.lock();
         if let Some(t) = inner.tokens.get(token) {
@@ -183,6 +223,9 @@ impl TokenRegistry {
                 return None;
             }
             return Some(t.principal.clone());
+        }
+        if inner.revoked_jwts.contains(token) {
+            return None;
         }
         let claims = verify_jwt(&inner, token)?;
         // An access JWT names what it is for: OAuth scopes or an API audience.
@@ -316,6 +359,44 @@ mod tests {
         std::thread::sleep(Duration::from_millis(80));
         assert_eq!(r.authenticate("ya29.short"), None);
         assert!(r.authenticate("ya29.forever").is_some());
+    }
+
+    #[test]
+    fn revoked_tokens_are_refused_and_others_still_accepted() {
+        let r = TokenRegistry::new();
+        r.issue_token("ya29.minted", Principal::user("a@b"));
+        r.issue_token("ya29.other", Principal::user("a@b"));
+        r.add_token("ya29.forever", Principal::user("a@b"));
+        assert!(r.revoke("ya29.minted"));
+        assert_eq!(r.authenticate("ya29.minted"), None);
+        assert!(r.authenticate("ya29.other").is_some());
+        // A revoked token stays refused; revoking it again changes nothing.
+        assert!(!r.revoke("ya29.minted"));
+        assert!(!r.revoke("ya29.unknown"));
+        // The fixed token can be revoked too, and nothing renews it.
+        assert!(r.revoke("ya29.forever"));
+        assert_eq!(r.authenticate("ya29.forever"), None);
+        // A token minted after a revocation works.
+        r.issue_token("ya29.new", Principal::user("a@b"));
+        assert!(r.authenticate("ya29.new").is_some());
+        assert_eq!(r.revoke_issued(), 2);
+        assert_eq!(r.authenticate("ya29.other"), None);
+        assert_eq!(r.authenticate("ya29.new"), None);
+
+        let email = "sa@p.iam.gserviceaccount.com";
+        let key = r.generate_key("k1", email).unwrap();
+        let now = now_secs();
+        let header = json!({"alg": "RS256", "typ": "JWT", "kid": "k1"});
+        let claims = json!({"iss": email, "scope": "s", "iat": now, "exp": now + 600});
+        let jwt = sign(&key.private_key_pem, &header, &claims);
+        assert!(r.authenticate(&jwt).is_some());
+        assert!(r.revoke(&jwt));
+        assert_eq!(r.authenticate(&jwt), None);
+        let fresh = json!({"iss": email, "scope": "s", "iat": now, "exp": now + 601});
+        assert!(
+            r.authenticate(&sign(&key.private_key_pem, &header, &fresh))
+                .is_some()
+        );
     }
 
     #[test]

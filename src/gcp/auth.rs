@@ -553,6 +553,9 @@ impl fmt::Debug for GoogleAuthProvider {
     }
 }
 
+/// `forget` keeps its default (no new token after a 401): google-cloud-auth caches its token
+/// until close to expiry and offers no way to drop it, so asking again would return the
+/// refused one.
 impl TokenProvider for GoogleAuthProvider {
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, Error>> {
         Box::pin(async move {

@@ -548,26 +548,30 @@ impl GoogleHttp {
         let (method, attempts) = (&method, &attempts);
         crate::retry::google(&self.retry, idempotent, || async move {
             let attempt = attempts.fetch_add(1, Ordering::Relaxed) + 1;
-            self.attempt(method, url, body, attempt).await
+            match &self.provider {
+                Some(p) => crate::transport::with_one_new_token(
+                    p.as_ref(),
+                    token_refused,
+                    |token| async move { self.attempt(method, url, body, attempt, &token).await },
+                )
+                .await,
+                None => self.attempt(method, url, body, attempt, &self.token).await,
+            }
         })
         .await
     }
 
-    /// One attempt of a request.
+    /// One attempt of a request, sent with `token`.
     async fn attempt(
         &self,
         method: &Method,
         url: &str,
         body: Option<&Value>,
         attempt: u32,
+        token: &AccessToken,
     ) -> GcpResult<Value> {
         let request = format!("{method} {url}");
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let fresh = match &self.provider {
-            Some(p) => Some(p.token().await?),
-            None => None,
-        };
-        let token = fresh.as_ref().unwrap_or(&self.token);
         let started = Instant::now();
         let mut req = self
             .client
@@ -643,6 +647,15 @@ impl GoogleHttp {
             f(&trace);
         }
     }
+}
+
+/// Whether an answer says the bearer token was refused (401 UNAUTHENTICATED).
+fn token_refused<T>(answer: &GcpResult<T>) -> bool {
+    answer
+        .as_ref()
+        .err()
+        .and_then(GcpError::api)
+        .is_some_and(ApiError::is_unauthenticated)
 }
 
 fn decode_body(request: &str, bytes: &[u8]) -> GcpResult<Value> {

@@ -260,11 +260,30 @@ impl KeyTokenProvider {
         });
         Ok(token)
     }
+
+    /// Drops the cached token when it is `refused`; a later [`KeyTokenProvider::current`]
+    /// exchanges a new assertion. When the cache already holds another token (a concurrent
+    /// request replaced it), that one stays.
+    pub async fn forget_token(&self, refused: &AccessToken) {
+        let mut cache = self.cache.lock().await;
+        if cache.as_ref().is_some_and(|c| c.token.same_as(refused)) {
+            tracing::debug!(target: "asm::gcp::auth", "the access token of {} was refused; a new one will be obtained", self.account.email);
+            *cache = None;
+        }
+    }
 }
 
 impl TokenProvider for KeyTokenProvider {
     fn token(&self) -> BoxFuture<'_, Result<AccessToken, Error>> {
         Box::pin(self.current())
+    }
+
+    /// The key can always sign a new assertion, so a refused token can be replaced.
+    fn forget<'a>(&'a self, refused: &'a AccessToken) -> BoxFuture<'a, bool> {
+        Box::pin(async move {
+            self.forget_token(refused).await;
+            true
+        })
     }
 }
 
@@ -297,6 +316,45 @@ mod tests {
         assert!(!token_uri_allowed("http://10.0.0.1/token"));
         assert!(!token_uri_allowed("ftp://127.0.0.1/token"));
         assert!(!token_uri_allowed("not a url"));
+    }
+
+    fn provider() -> KeyTokenProvider {
+        let email = "sa@p.iam.gserviceaccount.com";
+        let key = asm_sim::tokens::TokenRegistry::new()
+            .generate_key("k1", email)
+            .unwrap();
+        let json = json!({
+            "type": "service_account",
+            "client_email": email,
+            "private_key_id": key.id,
+            "private_key": key.private_key_pem,
+            "token_uri": "http://127.0.0.1:9/token",
+        });
+        KeyTokenProvider::new(&json, "s", "--key-file k.json".into()).unwrap()
+    }
+
+    async fn cache(p: &KeyTokenProvider, token: &str) {
+        *p.cache.lock().await = Some(Cached {
+            token: AccessToken::new(token),
+            refresh_at: Instant::now() + Duration::from_secs(60),
+        });
+    }
+
+    #[tokio::test]
+    async fn a_refused_token_is_dropped_from_the_cache_and_can_be_replaced() {
+        let p = provider();
+        cache(&p, "ya29.a").await;
+        assert_eq!(p.current().await.unwrap().expose(), "ya29.a");
+        assert!(p.forget(&AccessToken::new("ya29.a")).await);
+        assert!(p.cache.lock().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn forgetting_an_older_token_keeps_the_newer_one() {
+        let p = provider();
+        cache(&p, "ya29.b").await;
+        assert!(p.forget(&AccessToken::new("ya29.a")).await);
+        assert_eq!(p.current().await.unwrap().expose(), "ya29.b");
     }
 
     #[test]

@@ -419,7 +419,8 @@ impl Handler for GoogleApi {
                 e
             }
             FaultKind::Internal => ApiError::new(500, "INTERNAL", "Internal error encountered."),
-            FaultKind::Unavailable | FaultKind::Drop | FaultKind::Lost => {
+            FaultKind::Expire => ApiError::unauthenticated(),
+            FaultKind::Unavailable | FaultKind::Drop | FaultKind::Lost | FaultKind::Slow { .. } => {
                 ApiError::new(503, "UNAVAILABLE", "The service is currently unavailable.")
             }
         };

@@ -423,6 +423,9 @@ impl Handler for KubeApiServer {
     }
 
     fn fault_response(&self, kind: FaultKind) -> Response {
+        if kind == FaultKind::Expire {
+            return ApiError::unauthorized().response();
+        }
         let (code, reason, message) = match kind {
             FaultKind::TooManyRequests => (
                 429,

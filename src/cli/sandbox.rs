@@ -44,9 +44,11 @@ pub struct SandboxArgs {
     #[arg(long = "set", value_name = "KEY=VALUE")]
     pub sets: Vec<String>,
 
-    /// Inject failures: `[METHOD ]ROUTE_GLOB:503|429|500|drop|lost[,rate=R]` (drop: the
-    /// connection closes before the request is processed; lost: after), e.g.
-    /// `'/container/*:503,rate=0.1'`. Repeatable.
+    /// Inject failures: `[METHOD ]ROUTE_GLOB:503|429|500|drop|lost|slow|expire[,rate=R]`
+    /// (drop: the connection closes before the request is processed; lost: after; slow:
+    /// answered after a latency spike, `,ms=N`, default 2000; expire: the request's token is
+    /// revoked and answered 401 as an expired one), e.g. `'/container/*:503,rate=0.1'`.
+    /// Repeatable.
     #[arg(long = "fault", value_name = "SPEC")]
     pub faults: Vec<String>,
 

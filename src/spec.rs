@@ -185,14 +185,9 @@ impl MeshSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallSpec {
     pub mesh: MeshSpec,
-    pub dry_run: bool,
-    pub yes: bool,
-    /// `--detailed-exitcode`: a dry run with changes exits 10.
-    pub detailed_exitcode: bool,
-    /// `--plan-out FILE`: save the plan and stop.
-    pub plan_out: Option<PathBuf>,
-    /// `-D/--output-dir DIR`.
-    pub output_dir: Option<PathBuf>,
+    /// `--dry-run`, `--yes` (implied by `--mode install`), `--detailed-exitcode`,
+    /// `--plan-out`, `-D`.
+    pub plan: PlanFlags,
     /// `--lock-timeout`: how long to wait for another run's cluster lock.
     pub lock_timeout: Duration,
 }
@@ -717,8 +712,52 @@ pub fn object_name(flag: &str, value: &str) -> Result<String, Error> {
     }
 }
 
+/// How a changing command presents and applies its plan: the flags every such command
+/// shares, validated together.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlanFlags {
+    /// `--dry-run`: show the plan and stop.
+    pub dry_run: bool,
+    /// `--yes`: apply without asking.
+    pub yes: bool,
+    /// `--detailed-exitcode`: a plan that stops with changes to make exits 10.
+    pub detailed_exitcode: bool,
+    /// `--plan-out FILE`: save the plan and stop.
+    pub plan_out: Option<PathBuf>,
+    /// `-D/--output-dir DIR`.
+    pub output_dir: Option<PathBuf>,
+}
+
+impl PlanFlags {
+    /// The flags as given, once they pass the rules every command shares:
+    /// `--detailed-exitcode` needs a plan that stops (`--dry-run` or `--plan-out`), `--plan-out`
+    /// names a file in a directory that exists, `-D` names a directory.
+    pub fn new(
+        dry_run: bool,
+        yes: bool,
+        detailed_exitcode: bool,
+        plan_out: Option<&std::path::Path>,
+        output_dir: Option<&std::path::Path>,
+    ) -> Result<Self, Error> {
+        if detailed_exitcode && !dry_run && plan_out.is_none() {
+            return Err(usage(
+                "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
+            ));
+        }
+        plan_out_file(plan_out)?;
+        self::output_dir(output_dir)?;
+        Ok(PlanFlags {
+            dry_run,
+            yes,
+            detailed_exitcode,
+            plan_out: plan_out.map(PathBuf::from),
+            output_dir: output_dir.map(PathBuf::from),
+        })
+    }
+}
+
 /// `-D/--output-dir` must name a directory (created if missing).
-pub fn output_dir(dir: Option<&std::path::Path>) -> Result<(), Error> {
+fn output_dir(dir: Option<&std::path::Path>) -> Result<(), Error> {
     if let Some(d) = dir
         && (d.as_os_str().is_empty() || (d.exists() && !d.is_dir()))
     {
@@ -731,7 +770,7 @@ pub fn output_dir(dir: Option<&std::path::Path>) -> Result<(), Error> {
 }
 
 /// `--plan-out FILE`: a file (not a directory) in a directory that exists.
-pub fn plan_out_file(file: Option<&std::path::Path>) -> Result<(), Error> {
+fn plan_out_file(file: Option<&std::path::Path>) -> Result<(), Error> {
     let Some(f) = file else { return Ok(()) };
     if f.as_os_str().is_empty() || f.is_dir() {
         return Err(usage(format!(
@@ -856,28 +895,17 @@ impl InstallSpec {
             }
             mesh.scope = Scope::EnableOnly;
         }
-        if args.detailed_exitcode && !args.dry_run && args.plan_out.is_none() {
-            return Err(usage(
-                "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
-            ));
-        }
-        plan_out_file(args.plan_out.as_deref())?;
-        if let Some(d) = &args.output_dir
-            && (d.as_os_str().is_empty() || (d.exists() && !d.is_dir()))
-        {
-            return Err(usage(format!(
-                "-D/--output-dir {:?} must be a directory (it is created if missing)",
-                d.display()
-            )));
-        }
+        let plan = PlanFlags::new(
+            args.dry_run,
+            // install_asm never asked: `--mode install` keeps its scripts non-interactive.
+            args.yes || args.mode.is_some(),
+            args.detailed_exitcode,
+            args.plan_out.as_deref(),
+            args.output_dir.as_deref(),
+        )?;
         Ok(InstallSpec {
             mesh,
-            dry_run: args.dry_run,
-            // install_asm never asked: `--mode install` keeps its scripts non-interactive.
-            yes: args.yes || args.mode.is_some(),
-            detailed_exitcode: args.detailed_exitcode,
-            plan_out: args.plan_out.clone(),
-            output_dir: args.output_dir.clone(),
+            plan,
             lock_timeout: parse_lock_timeout(&args.lock.lock_timeout)?,
         })
     }
@@ -900,6 +928,43 @@ impl MeshSpec {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plan_flags_follow_the_rules_every_command_shares() {
+        use std::path::Path;
+        let ok = PlanFlags::new(true, false, true, None, None).unwrap();
+        assert!(ok.dry_run && ok.detailed_exitcode && !ok.yes);
+        let saved = PlanFlags::new(false, false, true, Some(Path::new("plan.json")), None);
+        assert_eq!(saved.unwrap().plan_out, Some(PathBuf::from("plan.json")));
+        for (flags, rule) in [
+            (
+                PlanFlags::new(false, true, true, None, None),
+                "--detailed-exitcode applies to a plan only",
+            ),
+            (
+                PlanFlags::new(
+                    true,
+                    false,
+                    false,
+                    Some(Path::new("/no/such/dir/p.json")),
+                    None,
+                ),
+                "does not exist",
+            ),
+            (
+                PlanFlags::new(true, false, false, Some(Path::new("/")), None),
+                "must name a file",
+            ),
+            (
+                PlanFlags::new(true, false, false, None, Some(Path::new(""))),
+                "-D/--output-dir",
+            ),
+        ] {
+            let e = flags.unwrap_err();
+            assert_eq!(e.exit_code, 2);
+            assert!(e.message.contains(rule), "{}", e.message);
+        }
+    }
 
     #[test]
     fn project_ids() {

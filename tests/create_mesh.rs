@@ -126,7 +126,7 @@ fn a_cluster_added_later_gets_and_gives_only_the_missing_secrets() {
 #[test]
 fn bad_input_exits_2_with_zero_requests() {
     let sb = TestSandbox::with(fast("fleet-2"));
-    for args in [
+    let cases = [
         vec!["--cluster", "asm-fleet/us-central1-c/cluster-1"],
         vec![
             "--cluster",
@@ -149,13 +149,37 @@ fn bad_input_exits_2_with_zero_requests() {
             "--timeout",
             "soon",
         ],
-    ] {
+    ];
+    // The plan flags every changing command shares, with the rule each breaks.
+    let two = [
+        "--cluster",
+        "asm-fleet/us-central1-c/cluster-1",
+        "--cluster",
+        "asm-fleet/us-central1-c/cluster-2",
+    ];
+    let plan_flags: [(&[&str], &str); 2] = [
+        (
+            &["--detailed-exitcode"],
+            "--detailed-exitcode applies to a plan only",
+        ),
+        (
+            &["--plan-out", "/nonexistent-dir/plan.json"],
+            "--plan-out \"/nonexistent-dir/plan.json\": directory",
+        ),
+    ];
+    for args in cases {
         let o = mesh(
             &sb,
             &args.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
             &[],
         );
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+    for (extra, rule) in plan_flags {
+        let args: Vec<String> = two.iter().chain(extra).map(|s| s.to_string()).collect();
+        let o = mesh(&sb, &args, &[]);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(rule), "{extra:?}: {}", stderr(&o));
     }
     assert!(sb.requests().is_empty(), "{:#?}", sb.requests());
 }

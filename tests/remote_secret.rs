@@ -419,6 +419,27 @@ fn compat_options_valid_and_invalid_name() {
     assert!(stderr(&o).contains("unsupported type: bogus"));
     let o = crs(&sb, &["--auth-type", "bogus"]);
     assert!(stderr(&o).contains("unsupported authentication type: bogus"));
+    // With --apply-to, the plan flags every changing command shares.
+    let ctx = sb.sandbox().clusters[0].context_name(&sb.sandbox().scenario.project_id);
+    for (extra, rule) in [
+        (
+            &["--detailed-exitcode"][..],
+            "--detailed-exitcode applies to a plan only",
+        ),
+        (
+            &["--plan-out", "/nonexistent-dir/plan.json"],
+            "does not exist",
+        ),
+    ] {
+        let args: Vec<&str> = ["--apply-to", ctx.as_str()]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect();
+        let o = crs(&sb, &args);
+        assert_eq!(o.status.code(), Some(2), "{extra:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(rule), "{extra:?}: {}", stderr(&o));
+    }
     assert!(sb.requests().is_empty(), "{:#?}", sb.requests());
     let o = crs(&sb, &["--name", "valid-name"]);
     assert_success(&o, "--name valid-name");

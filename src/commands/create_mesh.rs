@@ -94,7 +94,7 @@ async fn run_with(
 ) -> Result<i32> {
     // Args → spec (every rejection before any request).
     let spec = CreateMeshSpec::from_args(&args)?;
-    let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
+    let (out, printer) = prepare_output(spec.plan.output_dir.as_deref(), printer)?;
     let printer = &printer;
     let deadline = Instant::now() + spec.timeout;
 
@@ -147,6 +147,7 @@ async fn run_with(
     let fp = fingerprint(&members, &obs, registrations.as_deref());
     refuse_unless_it_matches(saved, &fp, || actions_of(&plan, &members, &obs), printer)?;
     let doc = spec
+        .plan
         .plan_out
         .as_ref()
         .map(|_| document(&plan, &members, &obs, inputs(&args), &fp));
@@ -159,13 +160,11 @@ async fn run_with(
         &pairs,
         SecretRun {
             command: "create-mesh",
-            dry_run: spec.dry_run,
+            flags: &spec.plan,
             json: spec.json,
-            yes: spec.yes,
-            detailed_exitcode: spec.detailed_exitcode,
             verify: spec.verify,
             out: out.as_ref(),
-            plan_out: spec.plan_out.as_deref().zip(doc.as_ref()),
+            saved: doc.as_ref(),
             lock_timeout: spec.lock_timeout,
         },
         env,

@@ -26,7 +26,7 @@ use crate::output::Printer;
 use crate::plan::CheckStatus;
 use crate::plan::execute::{Outcome, execute};
 use crate::plan::saved::{SavedCommand, bool_input, opt_str, refuse_unless_it_matches, str_list};
-use crate::spec::parse_duration;
+use crate::spec::{PlanFlags, parse_duration};
 use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::observe::{
     kube_system_uid, kubeconfig_server, observe_member, observe_members,
@@ -55,13 +55,9 @@ pub struct RemoteSecretSpec {
     pub secret_type: SecretType,
     pub auth: AuthType,
     pub apply_to: Vec<String>,
-    pub dry_run: bool,
+    /// `--dry-run`, `--yes`, `--detailed-exitcode`, `--plan-out`, `-D` (with `--apply-to`).
+    pub plan: PlanFlags,
     pub json: bool,
-    pub yes: bool,
-    pub detailed_exitcode: bool,
-    pub output_dir: Option<PathBuf>,
-    /// `--plan-out FILE` (with `--apply-to`).
-    pub plan_out: Option<PathBuf>,
     pub timeout: Duration,
     /// `--lock-timeout` (with `--apply-to`).
     pub lock_timeout: Duration,
@@ -149,12 +145,14 @@ impl RemoteSecretSpec {
             secret_type,
             auth,
             apply_to,
-            dry_run: a.dry_run,
+            plan: PlanFlags::new(
+                a.dry_run,
+                a.yes,
+                a.detailed_exitcode,
+                a.plan_out.as_deref(),
+                a.output_dir.as_deref(),
+            )?,
             json: a.output == OutputArg::Json,
-            yes: a.yes,
-            detailed_exitcode: a.detailed_exitcode,
-            output_dir: a.output_dir.clone(),
-            plan_out: a.plan_out.clone(),
             timeout: parse_duration("--timeout", &a.timeout)?,
             lock_timeout: crate::spec::parse_lock_timeout(&a.lock.lock_timeout)?,
         })
@@ -368,7 +366,7 @@ async fn run_with(
     }
 
     // --apply-to: the source plus each target, one Secret per target, under the plan contract.
-    let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
+    let (out, printer) = prepare_output(spec.plan.output_dir.as_deref(), printer)?;
     let printer = &printer;
     let mut members = vec![source.clone()];
     let mut clients = vec![Some(ctx)];
@@ -395,7 +393,7 @@ async fn run_with(
     // A saved plan: what it was made from, and what it would do, must not have changed.
     let fp = fingerprint(&members, &obs, None);
     refuse_unless_it_matches(saved, &fp, || actions_of(&plan, &members, &obs), printer)?;
-    let doc = spec.plan_out.as_ref().map(|_| {
+    let doc = spec.plan.plan_out.as_ref().map(|_| {
         document(
             &plan,
             &members,
@@ -411,13 +409,11 @@ async fn run_with(
         &pairs,
         SecretRun {
             command: "create-remote-secret",
-            dry_run: spec.dry_run,
+            flags: &spec.plan,
             json: spec.json,
-            yes: spec.yes,
-            detailed_exitcode: spec.detailed_exitcode,
             verify: false,
             out: out.as_ref(),
-            plan_out: spec.plan_out.as_deref().zip(doc.as_ref()),
+            saved: doc.as_ref(),
             lock_timeout: spec.lock_timeout,
         },
         env,

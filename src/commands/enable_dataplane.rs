@@ -132,7 +132,7 @@ async fn run_with(
     // Args → spec (every rejection before any request).
     let spec = DataplaneSpec::from_args(&args)?;
     let lock_timeout = crate::spec::parse_lock_timeout(&args.lock.lock_timeout)?;
-    let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
+    let (out, printer) = prepare_output(spec.plan.output_dir.as_deref(), printer)?;
     let printer = &printer;
     let started = Instant::now();
     let json_out = spec.mesh.output == OutputFormat::Json;
@@ -153,17 +153,10 @@ async fn run_with(
         env,
         printer,
         out: out.as_ref(),
-        contract: Contract {
-            dry_run: spec.dry_run,
-            plan_out: spec.plan_out.is_some(),
-            json: json_out,
-            yes: spec.yes,
-            detailed_exitcode: spec.detailed_exitcode,
-            concurrency: concurrency(spec.mesh.clusters.len()),
-        },
+        contract: Contract::new(&spec.plan, json_out, concurrency(spec.mesh.clusters.len())),
         blocked_hint: Some(BLOCKED_HINT),
     };
-    let save = || match &spec.plan_out {
+    let save = || match &spec.plan.plan_out {
         Some(file) => save_and_tell(file, &document(&plan, inputs(&args), &fp), printer),
         None => Ok(()),
     };

@@ -248,7 +248,7 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
         return super::validate::run(as_validate(&args), env, printer).await;
     }
     let spec = InstallSpec::from_args(&args)?;
-    let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
+    let (out, printer) = prepare_output(spec.plan.output_dir.as_deref(), printer)?;
     let printer = &printer;
     compat_notes(&args, &spec.mesh, printer);
     let started = Instant::now();
@@ -261,19 +261,16 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
         env,
         printer,
         out: out.as_ref(),
-        contract: Contract {
-            dry_run: spec.dry_run,
-            plan_out: spec.plan_out.is_some(),
-            json: mesh.output == OutputFormat::Json,
-            yes: spec.yes,
-            detailed_exitcode: spec.detailed_exitcode,
-            concurrency: concurrency(mesh.clusters.len()),
-        },
+        contract: Contract::new(
+            &spec.plan,
+            mesh.output == OutputFormat::Json,
+            concurrency(mesh.clusters.len()),
+        ),
         blocked_hint: Some(BLOCKED_HINT),
     };
     let manifests = |a: &Action<Step>| manifest_of(mesh, a);
     let save = || -> Result<(), Error> {
-        let Some(file) = &spec.plan_out else {
+        let Some(file) = &spec.plan.plan_out else {
             return Ok(());
         };
         let fp = fingerprint(mesh, &obs);
@@ -296,7 +293,7 @@ pub async fn run(args: InstallArgs, env: &Environment, printer: &Printer) -> Res
         mesh,
         plan: &plan,
         handles,
-        yes: spec.yes,
+        yes: spec.plan.yes,
         started,
         prompt_wait,
         out: out.as_ref(),

@@ -53,7 +53,7 @@ async fn observe_and_plan(
 pub async fn run(env: &Environment, args: &MigrateArgs, printer: &Printer) -> Result<i32> {
     let spec = RetireSpec::from_args(args)?;
     let lock_timeout = crate::spec::parse_lock_timeout(&args.lock.lock_timeout)?;
-    let (out, printer) = prepare_output(spec.output_dir.as_deref(), printer)?;
+    let (out, printer) = prepare_output(spec.plan.output_dir.as_deref(), printer)?;
     let printer = &printer;
     let started = Instant::now();
     let json_out = spec.mesh.output == OutputFormat::Json;
@@ -68,14 +68,7 @@ pub async fn run(env: &Environment, args: &MigrateArgs, printer: &Printer) -> Re
         env,
         printer,
         out: out.as_ref(),
-        contract: Contract {
-            dry_run: spec.dry_run,
-            plan_out: false,
-            json: json_out,
-            yes: spec.yes,
-            detailed_exitcode: spec.detailed_exitcode,
-            concurrency: concurrency(spec.mesh.clusters.len()),
-        },
+        contract: Contract::new(&spec.plan, json_out, concurrency(spec.mesh.clusters.len())),
         blocked_hint: Some(BLOCKED_HINT),
     };
     if let Presented::Stopped(code) = runner.present(&plan, None, || Ok(())).await? {

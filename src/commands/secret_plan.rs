@@ -1,8 +1,6 @@
 //! Running a secret plan (`create-mesh`, `create-remote-secret --apply-to`) through the plan
 //! runner, then `--verify` and the per-cluster report.
 
-use std::path::Path;
-
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -14,6 +12,8 @@ use crate::plan::document::pretty;
 use crate::plan::execute::{Outcome, Report};
 use crate::plan::output_dir::OutputDir;
 use crate::plan::run::{Contract, Presented, Runner};
+use crate::plan::saved::save_and_tell;
+use crate::spec::PlanFlags;
 use crate::steps::mesh::execute::SecretExecutor;
 use crate::steps::mesh::saved::SavedSecretPlan;
 use crate::steps::mesh::verify::{Verification, verify};
@@ -27,15 +27,14 @@ pub const CONCURRENCY: usize = 16;
 pub struct SecretRun<'a> {
     /// The command, for the run report.
     pub command: &'static str,
-    pub dry_run: bool,
+    /// `--dry-run`, `--yes`, `--detailed-exitcode`, `--plan-out`, `-D`.
+    pub flags: &'a PlanFlags,
     pub json: bool,
-    pub yes: bool,
-    pub detailed_exitcode: bool,
     /// `--verify` after applying.
     pub verify: bool,
     pub out: Option<&'a OutputDir>,
-    /// `--plan-out FILE`: save this document (the plan, inputs, fingerprint) and stop.
-    pub plan_out: Option<(&'a Path, &'a SavedSecretPlan)>,
+    /// With `--plan-out FILE`: the document to save there (the plan, inputs, fingerprint).
+    pub saved: Option<&'a SavedSecretPlan>,
     /// `--lock-timeout`: how long to wait for another run's cluster locks.
     pub lock_timeout: std::time::Duration,
 }
@@ -73,27 +72,12 @@ pub async fn run_secret_plan(
         env,
         printer,
         out: mode.out,
-        contract: Contract {
-            dry_run: mode.dry_run,
-            plan_out: mode.plan_out.is_some(),
-            json: mode.json,
-            yes: mode.yes,
-            detailed_exitcode: mode.detailed_exitcode,
-            concurrency: CONCURRENCY,
-        },
+        contract: Contract::new(mode.flags, mode.json, CONCURRENCY),
         blocked_hint: None,
     };
-    let save = || -> Result<(), crate::error::Error> {
-        let Some((file, doc)) = mode.plan_out else {
-            return Ok(());
-        };
-        crate::plan::saved::write(file, doc)?;
-        printer.progress(&format!(
-            "Saved the plan to {}; apply exactly it with `asm apply {}`.",
-            file.display(),
-            file.display()
-        ));
-        Ok(())
+    let save = || match (&mode.flags.plan_out, mode.saved) {
+        (Some(file), Some(doc)) => save_and_tell(file, doc, printer),
+        _ => Ok(()),
     };
     if let Presented::Stopped(code) = runner.present(plan, None, save).await? {
         return Ok(code);

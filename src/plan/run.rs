@@ -84,6 +84,20 @@ pub struct Contract {
     pub concurrency: usize,
 }
 
+impl Contract {
+    /// The contract of a command's validated plan flags, its output format and concurrency.
+    pub fn new(flags: &crate::spec::PlanFlags, json: bool, concurrency: usize) -> Self {
+        Contract {
+            dry_run: flags.dry_run,
+            plan_out: flags.plan_out.is_some(),
+            json,
+            yes: flags.yes,
+            detailed_exitcode: flags.detailed_exitcode,
+            concurrency,
+        }
+    }
+}
+
 /// What [`Runner::present`] decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Presented {

@@ -260,11 +260,10 @@ mod tests {
             namespaces: Namespaces::Named(vec!["shop".into()]),
             pods: vec![],
             disable: false,
-            dry_run: false,
-            yes: true,
-            detailed_exitcode: false,
-            plan_out: None,
-            output_dir: None,
+            plan: crate::spec::PlanFlags {
+                yes: true,
+                ..Default::default()
+            },
         }
     }
 
@@ -352,11 +351,10 @@ mod tests {
             service_type: "LoadBalancer",
             replicas: 1,
             create_namespace: true,
-            dry_run: false,
-            yes: true,
-            detailed_exitcode: false,
-            plan_out: None,
-            output_dir: None,
+            plan: crate::spec::PlanFlags {
+                yes: true,
+                ..Default::default()
+            },
         };
         let desired = gateway::manifests(&s, "asm-managed").unwrap();
         let mut live: Vec<Option<Value>> = vec![None; desired.len()];

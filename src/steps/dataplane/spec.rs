@@ -1,11 +1,9 @@
 //! `asm enable-dataplane`: args → validated [`DataplaneSpec`] (every rejection before any
 //! request, exit 2).
 
-use std::path::PathBuf;
-
 use crate::cli::dataplane::EnableDataplaneArgs;
 use crate::error::Error;
-use crate::spec::{MeshSpec, namespace_name, object_name, output_dir, plan_out_file, target_spec};
+use crate::spec::{MeshSpec, PlanFlags, namespace_name, object_name, target_spec};
 
 /// Namespaces whose proxies the managed data plane never manages (and `gke-*`).
 pub const SYSTEM_NAMESPACES: [&str; 4] = [
@@ -39,12 +37,8 @@ pub struct DataplaneSpec {
     pub pods: Vec<(String, String)>,
     /// `--disable`: `{"managed":"false"}`.
     pub disable: bool,
-    pub dry_run: bool,
-    pub yes: bool,
-    pub detailed_exitcode: bool,
-    /// `--plan-out FILE`: save the plan and stop.
-    pub plan_out: Option<PathBuf>,
-    pub output_dir: Option<PathBuf>,
+    /// `--dry-run`, `--yes`, `--detailed-exitcode`, `--plan-out`, `-D`.
+    pub plan: PlanFlags,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -96,13 +90,13 @@ impl DataplaneSpec {
                 pods.push(pod);
             }
         }
-        if args.detailed_exitcode && !args.dry_run && args.plan_out.is_none() {
-            return Err(usage(
-                "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
-            ));
-        }
-        plan_out_file(args.plan_out.as_deref())?;
-        output_dir(args.output_dir.as_deref())?;
+        let plan = PlanFlags::new(
+            args.dry_run,
+            args.yes,
+            args.detailed_exitcode,
+            args.plan_out.as_deref(),
+            args.output_dir.as_deref(),
+        )?;
         Ok(DataplaneSpec {
             mesh,
             namespaces: if args.all_namespaces {
@@ -112,11 +106,7 @@ impl DataplaneSpec {
             },
             pods,
             disable: args.disable,
-            dry_run: args.dry_run,
-            yes: args.yes,
-            detailed_exitcode: args.detailed_exitcode,
-            plan_out: args.plan_out.clone(),
-            output_dir: args.output_dir.clone(),
+            plan,
         })
     }
 }

@@ -19,11 +19,10 @@ fn spec(namespaces: Namespaces, disable: bool, components: bool) -> DataplaneSpe
         namespaces,
         pods: vec![],
         disable,
-        dry_run: false,
-        yes: true,
-        detailed_exitcode: false,
-        plan_out: None,
-        output_dir: None,
+        plan: crate::spec::PlanFlags {
+            yes: true,
+            ..Default::default()
+        },
     }
 }
 

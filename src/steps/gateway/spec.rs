@@ -1,11 +1,9 @@
 //! `asm install-gateway`: args → validated [`GatewaySpec`] (every rejection before any
 //! request, exit 2).
 
-use std::path::PathBuf;
-
 use crate::cli::gateway::{InjectionArg, InstallGatewayArgs, ServiceTypeArg};
 use crate::error::Error;
-use crate::spec::{MeshSpec, namespace_name, output_dir, plan_out_file, target_spec};
+use crate::spec::{MeshSpec, PlanFlags, namespace_name, target_spec};
 use crate::steps::dataplane::MANAGED_REVISIONS;
 
 /// Everything `asm install-gateway` needs, validated.
@@ -22,12 +20,8 @@ pub struct GatewaySpec {
     pub service_type: &'static str,
     pub replicas: u32,
     pub create_namespace: bool,
-    pub dry_run: bool,
-    pub yes: bool,
-    pub detailed_exitcode: bool,
-    /// `--plan-out FILE`: save the plan and stop.
-    pub plan_out: Option<PathBuf>,
-    pub output_dir: Option<PathBuf>,
+    /// `--dry-run`, `--yes`, `--detailed-exitcode`, `--plan-out`, `-D`.
+    pub plan: PlanFlags,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -65,13 +59,13 @@ impl GatewaySpec {
         if args.replicas == 0 {
             return Err(usage("--replicas must be at least 1"));
         }
-        if args.detailed_exitcode && !args.dry_run && args.plan_out.is_none() {
-            return Err(usage(
-                "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
-            ));
-        }
-        plan_out_file(args.plan_out.as_deref())?;
-        output_dir(args.output_dir.as_deref())?;
+        let plan = PlanFlags::new(
+            args.dry_run,
+            args.yes,
+            args.detailed_exitcode,
+            args.plan_out.as_deref(),
+            args.output_dir.as_deref(),
+        )?;
         Ok(GatewaySpec {
             mesh,
             namespace,
@@ -85,11 +79,7 @@ impl GatewaySpec {
             },
             replicas: args.replicas,
             create_namespace: args.enable_namespace_creation,
-            dry_run: args.dry_run,
-            yes: args.yes,
-            detailed_exitcode: args.detailed_exitcode,
-            plan_out: args.plan_out.clone(),
-            output_dir: args.output_dir.clone(),
+            plan,
         })
     }
 }

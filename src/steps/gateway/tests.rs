@@ -22,11 +22,10 @@ fn spec(pod_injection: bool) -> GatewaySpec {
         service_type: "LoadBalancer",
         replicas: 2,
         create_namespace: true,
-        dry_run: false,
-        yes: true,
-        detailed_exitcode: false,
-        plan_out: None,
-        output_dir: None,
+        plan: crate::spec::PlanFlags {
+            yes: true,
+            ..Default::default()
+        },
     }
 }
 

@@ -1,13 +1,12 @@
 //! `create-mesh`'s input, validated: which clusters (GKE references or kubeconfig
 //! contexts) and what to do. Every rejection happens here, before any request (exit 2).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::cli::create_mesh::CreateMeshArgs;
 use crate::cli::install::OutputArg;
 use crate::error::Error;
-use crate::spec::{ClusterRef, ProjectId, parse_duration};
+use crate::spec::{ClusterRef, PlanFlags, ProjectId, parse_duration};
 
 /// How a member is reached.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -24,13 +23,9 @@ pub struct CreateMeshSpec {
     pub all_memberships: bool,
     pub register: bool,
     pub verify: bool,
-    pub dry_run: bool,
+    /// `--dry-run`, `--yes`, `--detailed-exitcode`, `--plan-out`, `-D`.
+    pub plan: PlanFlags,
     pub json: bool,
-    pub yes: bool,
-    pub detailed_exitcode: bool,
-    pub output_dir: Option<PathBuf>,
-    /// `--plan-out FILE`.
-    pub plan_out: Option<PathBuf>,
     pub timeout: Duration,
     /// `--lock-timeout`.
     pub lock_timeout: Duration,
@@ -86,18 +81,21 @@ impl CreateMeshSpec {
         if a.register && fleet.is_none() {
             return Err(Error::usage("ASM-E101", "--register needs --fleet-id"));
         }
+        let plan = PlanFlags::new(
+            a.dry_run,
+            a.yes,
+            a.detailed_exitcode,
+            a.plan_out.as_deref(),
+            a.output_dir.as_deref(),
+        )?;
         Ok(CreateMeshSpec {
             members,
             fleet,
             all_memberships: a.all_memberships,
             register: a.register,
             verify: a.verify,
-            dry_run: a.dry_run,
+            plan,
             json: a.output == OutputArg::Json,
-            yes: a.yes,
-            detailed_exitcode: a.detailed_exitcode,
-            output_dir: a.output_dir.clone(),
-            plan_out: a.plan_out.clone(),
             timeout: parse_duration("--timeout", &a.timeout)?,
             lock_timeout: crate::spec::parse_lock_timeout(&a.lock.lock_timeout)?,
         })

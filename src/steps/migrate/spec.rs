@@ -1,11 +1,9 @@
 //! `asm migrate`: args → validated [`MigrateSpec`] (every rejection before any request,
 //! exit 2).
 
-use std::path::PathBuf;
-
 use crate::cli::migrate::MigrateArgs;
 use crate::error::Error;
-use crate::spec::{MeshSpec, namespace_name, output_dir, plan_out_file, target_spec};
+use crate::spec::{MeshSpec, PlanFlags, namespace_name, target_spec};
 use crate::steps::dataplane::MANAGED_REVISIONS;
 use crate::steps::dataplane::spec::is_system_namespace;
 
@@ -34,12 +32,8 @@ pub struct MigrateSpec {
     /// Namespaces in flight at once.
     pub parallel: usize,
     pub restart_all_kinds: bool,
-    pub dry_run: bool,
-    pub yes: bool,
-    pub detailed_exitcode: bool,
-    pub output_dir: Option<PathBuf>,
-    /// `--plan-out FILE`: save the plan and stop.
-    pub plan_out: Option<PathBuf>,
+    /// `--dry-run`, `--yes`, `--detailed-exitcode`, `--plan-out`, `-D`.
+    pub plan: PlanFlags,
 }
 
 fn usage(message: impl Into<String>) -> Error {
@@ -94,13 +88,13 @@ impl MigrateSpec {
         if args.gateways && args.no_gateways {
             return Err(usage("--gateways and --no-gateways contradict each other"));
         }
-        if args.detailed_exitcode && !args.dry_run && args.plan_out.is_none() {
-            return Err(usage(
-                "--detailed-exitcode applies to a plan only: add --dry-run or --plan-out FILE",
-            ));
-        }
-        plan_out_file(args.plan_out.as_deref())?;
-        output_dir(args.output_dir.as_deref())?;
+        let plan = PlanFlags::new(
+            args.dry_run,
+            args.yes,
+            args.detailed_exitcode,
+            args.plan_out.as_deref(),
+            args.output_dir.as_deref(),
+        )?;
         Ok(MigrateSpec {
             mesh,
             namespaces: if args.all_namespaces {
@@ -120,11 +114,7 @@ impl MigrateSpec {
             },
             parallel: args.parallel,
             restart_all_kinds: args.restart_all_kinds,
-            dry_run: args.dry_run,
-            yes: args.yes,
-            detailed_exitcode: args.detailed_exitcode,
-            output_dir: args.output_dir.clone(),
-            plan_out: args.plan_out.clone(),
+            plan,
         })
     }
 }

@@ -21,11 +21,10 @@ pub fn spec(namespaces: Namespaces) -> MigrateSpec {
         gateways: None,
         parallel: 1,
         restart_all_kinds: false,
-        dry_run: false,
-        yes: true,
-        detailed_exitcode: false,
-        output_dir: None,
-        plan_out: None,
+        plan: crate::spec::PlanFlags {
+            yes: true,
+            ..Default::default()
+        },
     }
 }
 

@@ -1,21 +1,17 @@
 //! `asm migrate --finish`: args → validated [`RetireSpec`] (every rejection before any
 //! request, exit 2).
 
-use std::path::PathBuf;
-
 use crate::cli::migrate::MigrateArgs;
 use crate::error::Error;
-use crate::spec::{MeshSpec, output_dir, target_spec};
+use crate::spec::{MeshSpec, PlanFlags, target_spec};
 
 /// Everything `asm migrate --finish` needs, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RetireSpec {
     /// Clusters, fleet project, Kubernetes access, output, timeout.
     pub mesh: MeshSpec,
-    pub dry_run: bool,
-    pub yes: bool,
-    pub detailed_exitcode: bool,
-    pub output_dir: Option<PathBuf>,
+    /// `--dry-run`, `--yes`, `--detailed-exitcode`, `-D` (`--plan-out` is refused).
+    pub plan: PlanFlags,
 }
 
 /// The first flag of `args` that is about moving workloads, not retiring the old control
@@ -62,14 +58,14 @@ impl RetireSpec {
                  then run with --yes (each delete is refused if its object changed since)",
             ));
         }
-        output_dir(args.output_dir.as_deref())?;
-        Ok(RetireSpec {
-            mesh,
-            dry_run: args.dry_run,
-            yes: args.yes,
-            detailed_exitcode: args.detailed_exitcode,
-            output_dir: args.output_dir.clone(),
-        })
+        let plan = PlanFlags::new(
+            args.dry_run,
+            args.yes,
+            args.detailed_exitcode,
+            None,
+            args.output_dir.as_deref(),
+        )?;
+        Ok(RetireSpec { mesh, plan })
     }
 }
 
@@ -99,7 +95,7 @@ mod tests {
     #[test]
     fn finish_alone_is_valid() {
         let s = RetireSpec::from_args(&args(&["--dry-run"])).unwrap();
-        assert!(s.dry_run);
+        assert!(s.plan.dry_run);
         assert_eq!(s.mesh.clusters.len(), 1);
     }
 

@@ -16,10 +16,10 @@ const REV: &str = "asm-191-1";
 fn spec() -> RetireSpec {
     RetireSpec {
         mesh: mesh_spec(&[C1], EnableFlags::default(), Management::Automatic),
-        dry_run: false,
-        yes: true,
-        detailed_exitcode: false,
-        output_dir: None,
+        plan: crate::spec::PlanFlags {
+            yes: true,
+            ..Default::default()
+        },
     }
 }
 

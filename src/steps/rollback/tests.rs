@@ -15,11 +15,10 @@ fn spec(namespaces: &[&str], to_revision: Option<&str>) -> RollbackSpec {
         .mesh,
         namespaces: namespaces.iter().map(|s| s.to_string()).collect(),
         to_revision: to_revision.map(str::to_string),
-        dry_run: false,
-        yes: true,
-        detailed_exitcode: false,
-        output_dir: None,
-        plan_out: None,
+        plan: crate::spec::PlanFlags {
+            yes: true,
+            ..Default::default()
+        },
     }
 }
 

@@ -41,6 +41,7 @@ mod protobuf_gen;
 mod protobuf_schema;
 #[cfg(test)]
 mod protobuf_tests;
+mod quantity;
 mod registry;
 mod scale;
 mod selectors;

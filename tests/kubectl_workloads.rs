@@ -377,10 +377,7 @@ fn kubectl_rollout_undo_after_a_template_label_change_scales_the_original_replic
     );
     let migrated = replicaset_replicas(&sb);
     assert_eq!(migrated.len(), 2, "{migrated:?}");
-    assert!(
-        migrated.contains(&format!("{original}=0")),
-        "{migrated:?}"
-    );
+    assert!(migrated.contains(&format!("{original}=0")), "{migrated:?}");
 
     let out = kubectl_ok(&sb, &["rollout", "undo", "deployment/gw"]);
     assert!(out.contains("rolled back"), "{out}");
@@ -398,8 +395,26 @@ fn kubectl_rollout_undo_after_a_template_label_change_scales_the_original_replic
         .find_map(|l| l.strip_prefix("NewReplicaSet:"))
         .map(str::trim)
         .unwrap_or_else(|| panic!("no NewReplicaSet in:\n{describe}"));
+    assert!(new_rs.starts_with(&format!("{original} ")), "{new_rs}");
+}
+
+#[test]
+fn kubectl_create_with_a_malformed_quantity_is_refused_as_the_decoder_refuses_it() {
+    let sb = sandbox(&[]);
+    let manifest = gateway_deployment("gw", "asm-191-1").replace("cpu: 2000m", "cpu: two");
+    let path = sb.dir.path().join("bad.yaml");
+    std::fs::write(&path, manifest).unwrap();
+    let Some(out) = sb.kubectl(&["create", "-f", path.to_str().unwrap()]) else {
+        return;
+    };
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
     assert!(
-        new_rs.starts_with(&format!("{original} ")),
-        "{new_rs}"
+        err.contains(
+            "Deployment in version \"v1\" cannot be handled as a Deployment: quantities must match the regular expression"
+        ),
+        "{err}"
     );
+    let deployments = kubectl_ok(&sb, &["get", "deployments", "-o", "name"]);
+    assert!(deployments.trim().is_empty(), "{deployments}");
 }

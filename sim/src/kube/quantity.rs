@@ -160,7 +160,7 @@ impl Decimal {
                 exp10: 0,
             };
         }
-        while self.mantissa % 10 == 0 {
+        while self.mantissa.is_multiple_of(10) {
             self.mantissa /= 10;
             self.exp10 += 1;
         }
@@ -301,7 +301,7 @@ fn print(negative: bool, amount: Decimal, format: Format) -> Option<String> {
     if format == Format::BinarySi {
         let mut n = amount.integer()?;
         let mut times = 0;
-        while n % 1024 == 0 && times < 6 {
+        while n.is_multiple_of(1024) && times < 6 {
             n /= 1024;
             times += 1;
         }

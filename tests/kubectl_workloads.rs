@@ -284,3 +284,137 @@ fn kubectl_rollout_status_reports_an_unready_workload_past_its_deadline() {
     assert!(pods.contains("CrashLoopBackOff"), "{pods}");
     assert!(pods.contains("0/1"), "{pods}");
 }
+
+/// A gateway-like Deployment whose container resources are written in non-canonical form.
+fn gateway_deployment(name: &str, rev: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+  namespace: default
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}, istio.io/rev: {rev}}}
+    spec:
+      containers:
+      - name: istio-proxy
+        image: nginx:1.27
+        resources:
+          requests: {{cpu: 100m, memory: 128Mi}}
+          limits: {{cpu: 2000m, memory: 1024Mi}}
+"
+    )
+}
+
+/// `name=spec.replicas` of every ReplicaSet, sorted.
+fn replicaset_replicas(sb: &TestSandbox) -> Vec<String> {
+    let out = kubectl_ok(
+        sb,
+        &[
+            "get",
+            "rs",
+            "-o",
+            "jsonpath={range .items[*]}{.metadata.name}={.spec.replicas}{\"\\n\"}{end}",
+        ],
+    );
+    let mut lines: Vec<String> = out.lines().map(String::from).collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn kubectl_shows_container_resources_in_canonical_form() {
+    let sb = sandbox(&[]);
+    if apply(&sb, "gw", &gateway_deployment("gw", "asm-191-1")).is_none() {
+        return;
+    }
+    let deploy: serde_json::Value =
+        serde_json::from_str(&kubectl_ok(&sb, &["get", "deploy", "gw", "-o", "json"])).unwrap();
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["resources"],
+        serde_json::json!({
+            "limits": {"cpu": "2", "memory": "1Gi"},
+            "requests": {"cpu": "100m", "memory": "128Mi"}
+        })
+    );
+}
+
+#[test]
+fn kubectl_rollout_undo_after_a_template_label_change_scales_the_original_replicaset_back_up() {
+    let sb = sandbox(&[]);
+    if apply(&sb, "gw", &gateway_deployment("gw", "asm-191-1")).is_none() {
+        return;
+    }
+    kubectl_ok(
+        &sb,
+        &["rollout", "status", "deployment/gw", "--timeout=20s"],
+    );
+    let original = names_until(&sb, "rs", |n| n.len() == 1)
+        .remove(0)
+        .trim_start_matches("replicaset.apps/")
+        .to_string();
+
+    // What a migration does to the gateway: move its pods to another revision.
+    kubectl_ok(
+        &sb,
+        &[
+            "patch",
+            "deployment",
+            "gw",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/template/metadata/labels/istio.io~1rev","value":"asm-managed"}]"#,
+        ],
+    );
+    kubectl_ok(
+        &sb,
+        &["rollout", "status", "deployment/gw", "--timeout=20s"],
+    );
+    let migrated = replicaset_replicas(&sb);
+    assert_eq!(migrated.len(), 2, "{migrated:?}");
+    assert!(migrated.contains(&format!("{original}=0")), "{migrated:?}");
+
+    let out = kubectl_ok(&sb, &["rollout", "undo", "deployment/gw"]);
+    assert!(out.contains("rolled back"), "{out}");
+    kubectl_ok(
+        &sb,
+        &["rollout", "status", "deployment/gw", "--timeout=20s"],
+    );
+    let after = replicaset_replicas(&sb);
+    assert_eq!(after.len(), 2, "no third ReplicaSet: {after:?}");
+    assert!(after.contains(&format!("{original}=2")), "{after:?}");
+    // kubectl describe finds the new ReplicaSet itself, by template equality.
+    let describe = kubectl_ok(&sb, &["describe", "deployment", "gw"]);
+    let new_rs = describe
+        .lines()
+        .find_map(|l| l.strip_prefix("NewReplicaSet:"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no NewReplicaSet in:\n{describe}"));
+    assert!(new_rs.starts_with(&format!("{original} ")), "{new_rs}");
+}
+
+#[test]
+fn kubectl_create_with_a_malformed_quantity_is_refused_as_the_decoder_refuses_it() {
+    let sb = sandbox(&[]);
+    let manifest = gateway_deployment("gw", "asm-191-1").replace("cpu: 2000m", "cpu: two");
+    let path = sb.dir.path().join("bad.yaml");
+    std::fs::write(&path, manifest).unwrap();
+    let Some(out) = sb.kubectl(&["create", "-f", path.to_str().unwrap()]) else {
+        return;
+    };
+    assert!(!out.status.success(), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "Deployment in version \"v1\" cannot be handled as a Deployment: quantities must match the regular expression"
+        ),
+        "{err}"
+    );
+    let deployments = kubectl_ok(&sb, &["get", "deployments", "-o", "name"]);
+    assert!(deployments.trim().is_empty(), "{deployments}");
+}

@@ -16,6 +16,7 @@ use super::kinds;
 use super::managed;
 use super::patch::{self, JsonPatchError};
 use super::protobuf;
+use super::quantity;
 use super::registry::ResourceType;
 use super::selectors::{FieldSelector, LabelSelector};
 use super::services;
@@ -533,6 +534,22 @@ fn check_unknown(call: &mut Call, obj: &mut Value) -> ApiResult<()> {
     }
 }
 
+/// Puts resource quantities in their stored form, refusing a body whose quantity does not
+/// parse as the apiserver's decoder does (400, "… cannot be handled as a …").
+fn decode_quantities(call: &Call, obj: &mut Value) -> ApiResult<()> {
+    let rt = &call.rt;
+    if rt.is_custom() {
+        return Ok(());
+    }
+    quantity::canonicalize_object(&rt.api_version(), &rt.kind, obj).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{k} in version \"{v}\" cannot be handled as a {k}: {e}",
+            k = rt.kind,
+            v = rt.version
+        ))
+    })
+}
+
 fn kind_qualified(rt: &ResourceType) -> String {
     if rt.group.is_empty() {
         rt.kind.clone()
@@ -648,6 +665,7 @@ fn create(server: &KubeApiServer, call: &mut Call) -> ApiResult<Response> {
         }
     }
     check_unknown(call, &mut body)?;
+    decode_quantities(call, &mut body)?;
     let mut st = server.lock();
     let mut name = util::get_str(&body, &["metadata", "name"])
         .unwrap_or_default()
@@ -761,6 +779,7 @@ fn update(server: &KubeApiServer, call: &mut Call) -> ApiResult<Response> {
         ));
     }
     check_unknown(call, &mut body)?;
+    decode_quantities(call, &mut body)?;
     let mut st = server.lock();
     let old = current(&st, call)?;
     if let Some(rv) =
@@ -981,6 +1000,7 @@ fn patch_object(server: &KubeApiServer, call: &mut Call) -> ApiResult<Response> 
     }
     drop(st);
     check_unknown(call, &mut new)?;
+    decode_quantities(call, &mut new)?;
     let mut st = server.lock();
     let (code, out) = finish_update(server, &mut st, call, &old, new, Ownership::Update)?;
     Ok(call.respond(code, &out))

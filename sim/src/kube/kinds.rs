@@ -6,6 +6,7 @@
 use serde_json::{Map, Value, json};
 
 use super::pod_spec;
+use super::quantity;
 use super::registry::ResourceType;
 use super::util::{self, Rng, b64, order_keys, sort_keys};
 
@@ -255,12 +256,14 @@ fn body_order(kind: &str) -> &'static [&'static str] {
     }
 }
 
-/// Puts keys in the order the real server serialises them.
+/// Puts keys in the order the real server serialises them, and quantities in the form it
+/// stores them (a value that is not a quantity was refused at decoding, or is kept).
 pub fn canonical(rt: &ResourceType, obj: &mut Value) {
     if rt.is_custom() {
         sort_keys(obj);
         return;
     }
+    let _ = quantity::canonicalize_object(&rt.api_version(), &rt.kind, obj);
     let mut order = vec!["kind", "apiVersion", "metadata"];
     order.extend_from_slice(body_order(&rt.kind));
     order_keys(obj, &order);

@@ -4,7 +4,8 @@
 //! Modules, bottom-up: [`util`] (time, randomness), [`status`] (Status errors), [`registry`]
 //! (resource types), [`store`] (objects, resourceVersions, event history), [`fieldset`] and
 //! [`managed`] (managedFields and server-side apply), [`patch`] (merge/JSON/strategic patches),
-//! [`selectors`], [`validate`] and [`kinds`] (per-kind defaulting and serialisation),
+//! [`selectors`], [`validate`], [`quantity`] (resource quantities in stored form) and [`kinds`]
+//! (per-kind defaulting and serialisation),
 //! [`auth`] (authentication and RBAC), [`watch`], [`discovery`], [`openapi`], [`table`],
 //! then [`handlers`] (the REST verbs) and [`controllers`] (what kube-controller-manager,
 //! the apiextensions server and the managed control plane do asynchronously). Workloads:
@@ -41,6 +42,7 @@ mod protobuf_gen;
 mod protobuf_schema;
 #[cfg(test)]
 mod protobuf_tests;
+mod quantity;
 mod registry;
 mod scale;
 mod selectors;

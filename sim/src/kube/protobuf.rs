@@ -194,7 +194,8 @@ pub fn message_for(api_version: &str, kind: &str) -> Option<&'static Message> {
         .or_else(|| lookup(&meta))
 }
 
-fn lookup(name: &str) -> Option<&'static Message> {
+/// The message with this full proto name.
+pub(super) fn lookup(name: &str) -> Option<&'static Message> {
     MESSAGES
         .binary_search_by(|m| m.name.cmp(name))
         .ok()

@@ -116,8 +116,8 @@ pub fn injection_labels(sb: &TestSandbox) -> BTreeMap<String, BTreeMap<String, S
         .collect()
 }
 
-/// The gateway's ReplicaSet that has replicas, and its pod template's `istio.io/rev`.
-pub fn gateway_replicaset(sb: &TestSandbox) -> (String, String) {
+/// The ingress gateway's ReplicaSets, as kubectl lists them.
+pub fn gateway_replicasets(sb: &TestSandbox) -> Vec<Value> {
     let rss = kubectl_json(
         sb,
         &[
@@ -131,13 +131,17 @@ pub fn gateway_replicaset(sb: &TestSandbox) -> (String, String) {
             "json",
         ],
     );
-    let active: Vec<&Value> = rss["items"]
-        .as_array()
-        .unwrap()
+    rss["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The gateway's ReplicaSet that has replicas, and its pod template's `istio.io/rev`.
+pub fn gateway_replicaset(sb: &TestSandbox) -> (String, String) {
+    let rss = gateway_replicasets(sb);
+    let active: Vec<&Value> = rss
         .iter()
         .filter(|rs| rs["spec"]["replicas"].as_i64().unwrap_or(0) > 0)
         .collect();
-    assert_eq!(active.len(), 1, "{rss:#}");
+    assert_eq!(active.len(), 1, "{rss:#?}");
     (
         active[0]["metadata"]["name"].as_str().unwrap().to_string(),
         active[0]["spec"]["template"]["metadata"]["labels"]["istio.io/rev"]

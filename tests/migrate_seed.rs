@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::install::{asm, strs, target};
-use crate::migrate::{gateway_replicaset, kubectl_json};
+use crate::migrate::{gateway_replicaset, gateway_replicasets};
 use crate::migrate_finish::{
     MANAGED, MESHED_NAMESPACES, OLD, in_cluster_with_managed, kubectl, pods_on, wait_until,
 };
@@ -195,24 +195,6 @@ fn seed_rollback(sb: &TestSandbox) {
     });
 }
 
-/// How many ReplicaSets the ingress gateway has.
-fn gateway_replicaset_count(sb: &TestSandbox) -> usize {
-    let rss = kubectl_json(
-        sb,
-        &[
-            "get",
-            "replicasets",
-            "-n",
-            "istio-system",
-            "-l",
-            "app=istio-ingressgateway",
-            "-o",
-            "json",
-        ],
-    );
-    rss["items"].as_array().map_or(0, Vec::len)
-}
-
 fn asm_ok(sb: &TestSandbox, args: &[&str]) {
     let mut a = strs(args);
     a.extend(target(sb, "cluster-1"));
@@ -260,7 +242,7 @@ fn asm_migrate_and_rollback_end_where_the_seeds_kubectl_steps_end() {
     // `rollout undo` scales the gateway's original ReplicaSet back up, as on a real
     // cluster, rather than creating a third one.
     assert_eq!(gateway_replicaset(&seed), seed_gateway_before);
-    assert_eq!(gateway_replicaset_count(&seed), 2);
+    assert_eq!(gateway_replicasets(&seed).len(), 2);
     let seed_back = end_state(&seed);
     let asm_back = end_state(&with_asm);
     // Pods and the gateway are back on the old revision either way.

@@ -215,6 +215,37 @@ fn a_view_only_caller_gets_missing_permission_checks_and_nothing_changes() {
     assert!(!out.contains(&token) && !err.contains(&token));
 }
 
+/// `asm create-mesh --yes` on both clusters of `sb`, reaching cluster-1 as a caller bound to
+/// ClusterRole `role`: its output, the caller's token, and asserts nothing was written and
+/// the token never printed. Exit code and messages are the caller's to check.
+fn create_mesh_as(sb: &TestSandbox, role: &str) -> (Option<i32>, String, String) {
+    let (kubeconfig, token) = viewer_kubeconfig(sb, role);
+    let other = sb.sandbox().clusters[1].context_name(&sb.sandbox().scenario.project_id);
+    let before = sb.mutating_requests().len();
+    let o = crate::install::asm(
+        sb,
+        &crate::install::strs(&[
+            "create-mesh",
+            "--kubeconfig",
+            kubeconfig.to_str().unwrap(),
+            "--context",
+            "viewer",
+            "--context",
+            &other,
+            "--yes",
+        ]),
+    );
+    let (out, err) = (stdout(&o), stderr(&o));
+    assert_eq!(
+        sb.mutating_requests().len(),
+        before,
+        "nothing may change: {:?}",
+        &sb.mutating_requests()[before..]
+    );
+    assert!(!out.contains(&token) && !err.contains(&token));
+    (o.status.code(), out, err)
+}
+
 /// create-mesh checks the same way: a caller who may read everything but change nothing on
 /// one member gets the missing permissions (ASM-C110, exit 3) and nothing is written anywhere.
 #[test]
@@ -230,59 +261,19 @@ fn create_mesh_with_a_read_only_caller_gets_missing_permission_checks_and_nothin
         ])
         .unwrap();
     crate::support::assert_success(&o, "kubectl create clusterrole");
-    let (kubeconfig, token) = viewer_kubeconfig(&sb, "read-everything");
-    let kc = kubeconfig.to_str().unwrap();
-    let other = sb.sandbox().clusters[1].context_name(&sb.sandbox().scenario.project_id);
-    let before = sb.mutating_requests().len();
-    let o = crate::install::asm(
-        &sb,
-        &crate::install::strs(&[
-            "create-mesh",
-            "--kubeconfig",
-            kc,
-            "--context",
-            "viewer",
-            "--context",
-            &other,
-            "--yes",
-        ]),
-    );
-    let (out, err) = (stdout(&o), stderr(&o));
-    assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
+    let (code, out, err) = create_mesh_as(&sb, "read-everything");
+    assert_eq!(code, Some(3), "{out}\n{err}");
     assert!(
         out.contains("ASM-C110") && out.contains("missing Kubernetes permission: create secrets"),
         "{out}\n{err}"
     );
-    assert_eq!(
-        sb.mutating_requests().len(),
-        before,
-        "nothing may change: {:?}",
-        &sb.mutating_requests()[before..]
-    );
-    assert!(!out.contains(&token) && !err.contains(&token));
 }
 
 #[test]
 fn create_mesh_with_a_view_only_caller_names_each_refused_read_as_a_missing_permission() {
     let sb = TestSandbox::with(fast("fleet-2"));
-    let (kubeconfig, token) = viewer_kubeconfig(&sb, "view");
-    let other = sb.sandbox().clusters[1].context_name(&sb.sandbox().scenario.project_id);
-    let before = sb.mutating_requests().len();
-    let o = crate::install::asm(
-        &sb,
-        &crate::install::strs(&[
-            "create-mesh",
-            "--kubeconfig",
-            kubeconfig.to_str().unwrap(),
-            "--context",
-            "viewer",
-            "--context",
-            &other,
-            "--yes",
-        ]),
-    );
-    let (out, err) = (stdout(&o), stderr(&o));
-    assert_eq!(o.status.code(), Some(3), "{out}\n{err}");
+    let (code, out, err) = create_mesh_as(&sb, "view");
+    assert_eq!(code, Some(3), "{out}\n{err}");
     for refused in [
         "get clusterroles.rbac.authorization.k8s.io",
         "get clusterrolebindings.rbac.authorization.k8s.io",
@@ -298,11 +289,4 @@ fn create_mesh_with_a_view_only_caller_names_each_refused_read_as_a_missing_perm
         !out.contains("403"),
         "no raw 403 instead of the check: {out}"
     );
-    assert_eq!(
-        sb.mutating_requests().len(),
-        before,
-        "nothing may change: {:?}",
-        &sb.mutating_requests()[before..]
-    );
-    assert!(!out.contains(&token) && !err.contains(&token));
 }
